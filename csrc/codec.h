@@ -1,0 +1,48 @@
+// Codebooks of a progressive quantizer: encoding, decoding, prefix norms and
+// the packed per-vector code format of the standalone codec (sa_encode).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace dpq {
+
+class Codec {
+   public:
+    Codec(int d, int levels, int nbits);
+
+    int d() const { return d_; }
+    int levels() const { return levels_; }
+    int nbits() const { return nbits_; }
+    int K() const { return 1 << nbits_; }
+    // Codeword k of level l (d floats).
+    const float* codeword(int l, int k) const { return C_.data() + (size_t(l) * K() + k) * d_; }
+    const std::vector<float>& codebooks() const { return C_; }
+    void set_codebooks(const float* C);  // levels x K x d
+
+    // Greedy residual encoding (beam_size <= 1) or beam search over levels,
+    // which keeps the beam_size best partial codes by reconstruction error.
+    // x: n x d, codes: n x levels (one index per byte). Multi-threaded.
+    void encode(size_t n, const float* x, uint8_t* codes, int beam_size) const;
+    // Sum of the first m codewords of each code. codes: n x levels.
+    void decode(size_t n, const uint8_t* codes, int m, float* x) const;
+    // Squared norm of every prefix reconstruction: norms[i][m-1] = ||r_m||^2.
+    void prefix_norms(size_t n, const uint8_t* codes, float* norms) const;
+
+    // Packed standalone code: level l's index at bit l * nbits, LSB first.
+    size_t packed_size() const { return (size_t(levels_) * nbits_ + 7) / 8; }
+    void pack(size_t n, const uint8_t* codes, uint8_t* packed) const;
+    // Returns false if a packed code holds bits past the last level.
+    bool unpack(size_t n, const uint8_t* packed, uint8_t* codes) const;
+
+   private:
+    void encode_greedy(const float* x, uint8_t* code, float* residual) const;
+    void encode_beam(const float* x, uint8_t* code, int beam_size) const;
+
+    int d_, levels_, nbits_;
+    std::vector<float> C_;      // levels x K x d
+    std::vector<float> cnorm_;  // levels x K: ||c||^2
+};
+
+}  // namespace dpq

@@ -1,0 +1,172 @@
+// Our declaration of the part of the Faiss C++ ABI that pyfaiss-dpq binds to.
+//
+// The faiss-cpu wheel ships libfaiss.so with exported C++ symbols but no
+// headers, so this file restates — for exactly one Faiss release — the
+// layout of the types we subclass or call. It was written from Faiss's own
+// headers at tag v1.15.0 (faiss/Index.h, faiss/impl/IDSelector.h,
+// faiss/impl/AuxIndexStructures.h, faiss/impl/DistanceComputer.h,
+// faiss/MetricType.h), which match the faiss-cpu 1.15.x wheels.
+//
+// Rules: declare virtual methods in the same order as Faiss (the vtable slot
+// order is the ABI), keep non-inline methods undefined here so they bind to
+// libfaiss.so, and keep data members byte-for-byte identical. The import-time
+// check in abi_check.cpp verifies this against the live library.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#define DPQ_FAISS_ABI_VERSION "1.15"
+
+// Symbols declared here live in libfaiss.so: they must keep default
+// visibility even though our own module is built with -fvisibility=hidden.
+#pragma GCC visibility push(default)
+
+namespace faiss {
+
+using idx_t = int64_t;
+
+enum MetricType {
+    METRIC_INNER_PRODUCT = 0,
+    METRIC_L2 = 1,
+};
+
+enum NumericType {
+    Float32,
+    Float16,
+    UInt8,
+    Int8,
+};
+
+struct IDSelector {
+    virtual bool is_member(idx_t id) const = 0;
+    virtual ~IDSelector() {}
+};
+
+struct SearchParameters {
+    IDSelector* sel = nullptr;
+    virtual ~SearchParameters() {}
+};
+
+struct RangeSearchResult {
+    size_t nq;
+    size_t* lims;
+    idx_t* labels;
+    float* distances;
+    size_t buffer_size;
+
+    explicit RangeSearchResult(size_t nq, bool alloc_lims = true);
+    // Expects lims[i] to hold the result count of query i; turns lims into
+    // offsets and allocates labels/distances (freed by the destructor).
+    virtual void do_allocation();
+    virtual ~RangeSearchResult();
+};
+
+struct DistanceComputer {
+    virtual void set_query(const float* x) = 0;
+    virtual float operator()(idx_t i) = 0;
+    virtual void distances_batch_4(
+            const idx_t idx0, const idx_t idx1, const idx_t idx2,
+            const idx_t idx3, float& dis0, float& dis1, float& dis2,
+            float& dis3) {
+        const float d0 = (*this)(idx0);
+        const float d1 = (*this)(idx1);
+        const float d2 = (*this)(idx2);
+        const float d3 = (*this)(idx3);
+        dis0 = d0;
+        dis1 = d1;
+        dis2 = d2;
+        dis3 = d3;
+    }
+    virtual float symmetric_dis(idx_t i, idx_t j) = 0;
+    virtual ~DistanceComputer() {}
+};
+
+template <typename T, typename TI>
+struct ResultHandlerUnordered;
+using ResultHandler = ResultHandlerUnordered<float, idx_t>;
+
+// The inline *_ex methods of faiss::Index only forward float32 input; ours
+// throw for other types through our own overrides, so their bodies here are
+// never relied upon by Faiss.
+struct Index {
+    int d;
+    idx_t ntotal;
+    bool verbose;
+    bool is_trained;
+    MetricType metric_type;
+    float metric_arg;
+
+    explicit Index(idx_t d_in = 0, MetricType metric = METRIC_L2)
+            : d(static_cast<int>(d_in)),
+              ntotal(0),
+              verbose(false),
+              is_trained(true),
+              metric_type(metric),
+              metric_arg(0) {}
+
+    virtual ~Index();
+    virtual void train(idx_t n, const float* x);
+    virtual void train_with_queries(
+            idx_t n, const float* x, idx_t n_train_q, const float* xq_train);
+    virtual void train_ex(idx_t n, const void* x, NumericType numeric_type);
+    virtual void add(idx_t n, const float* x) = 0;
+    virtual void add_ex(idx_t n, const void* x, NumericType numeric_type);
+    virtual void add_with_ids(idx_t n, const float* x, const idx_t* xids);
+    virtual void add_with_ids_ex(
+            idx_t n, const void* x, NumericType numeric_type,
+            const idx_t* xids);
+    virtual void search(
+            idx_t n, const float* x, idx_t k, float* distances,
+            idx_t* labels, const SearchParameters* params = nullptr) const = 0;
+    virtual void search_ex(
+            idx_t n, const void* x, NumericType numeric_type, idx_t k,
+            float* distances, idx_t* labels,
+            const SearchParameters* params = nullptr) const;
+    virtual void search1(
+            const float* x, ResultHandler& handler,
+            SearchParameters* params = nullptr) const;
+    virtual void range_search(
+            idx_t n, const float* x, float radius, RangeSearchResult* result,
+            const SearchParameters* params = nullptr) const;
+    virtual void assign(idx_t n, const float* x, idx_t* labels, idx_t k = 1)
+            const;
+    virtual void reset() = 0;
+    virtual size_t remove_ids(const IDSelector& sel);
+    virtual void reconstruct(idx_t key, float* recons) const;
+    virtual void reconstruct_batch(idx_t n, const idx_t* keys, float* recons)
+            const;
+    virtual void reconstruct_n(idx_t i0, idx_t ni, float* recons) const;
+    virtual void search_and_reconstruct(
+            idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+            float* recons, const SearchParameters* params = nullptr) const;
+    virtual void search_subset(
+            idx_t n, const float* x, idx_t k_base, const idx_t* base_labels,
+            idx_t k, float* distances, idx_t* labels) const;
+    virtual void compute_residual(const float* x, float* residual, idx_t key)
+            const;
+    virtual void compute_residual_n(
+            idx_t n, const float* xs, float* residuals,
+            const idx_t* keys) const;
+    virtual DistanceComputer* get_distance_computer() const;
+    virtual size_t sa_code_size() const;
+    virtual void sa_encode(idx_t n, const float* x, uint8_t* bytes) const;
+    virtual void sa_decode(idx_t n, const uint8_t* bytes, float* x) const;
+    virtual void merge_from(Index& otherIndex, idx_t add_id = 0);
+    virtual void check_compatible_for_merge(const Index& otherIndex) const;
+    virtual void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* xids);
+};
+
+// k-means with Faiss's default ClusteringParameters (fixed seed, 25
+// iterations, at most 256 training points per centroid); returns the error.
+float kmeans_clustering(size_t d, size_t n, size_t k, const float* x, float* centroids);
+
+}  // namespace faiss
+
+#pragma GCC visibility pop
+
+// Facts about this ABI that abi_check.cpp verifies at import time.
+namespace dpq::abi {
+constexpr size_t kIndexSize = 40;
+constexpr int kIndexVirtualSlots = 30;  // counting both destructor entries
+}  // namespace dpq::abi

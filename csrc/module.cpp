@@ -1,0 +1,171 @@
+// pybind11 module `pyfaiss_dpq._core`: converts arrays and proxies, releases
+// the GIL around C++ work, nothing more. Index objects travel to Python as
+// faiss SWIG proxies (see swig_bridge.h), never as pybind11 classes.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "abi_check.h"
+#include "index_dpq.h"
+#include "serialize.h"
+#include "swig_bridge.h"
+
+namespace py = pybind11;
+using dpq::IndexDPQ;
+using dpq::SearchParametersDPQ;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+py::object steal(PyObject* obj) {
+    if (!obj) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(obj);
+}
+
+IndexDPQ& dpq_of(py::handle proxy) {
+    faiss::Index* index = dpq::swig::unwrap_index(proxy.ptr());
+    if (!index) throw py::error_already_set();
+    IndexDPQ* dpq_index = dpq::as_dpq(index);
+    if (!dpq_index) throw py::type_error("expected an IndexDPQ, got another faiss.Index");
+    return *dpq_index;
+}
+
+SearchParametersDPQ& params_of(py::handle proxy) {
+    faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(proxy.ptr());
+    if (!p) throw py::error_already_set();
+    auto* dp = dynamic_cast<SearchParametersDPQ*>(p);
+    if (!dp) throw py::type_error("expected a SearchParametersDPQ");
+    return *dp;
+}
+
+py::object wrap_owned(std::unique_ptr<IndexDPQ> index) {
+    py::object obj = steal(dpq::swig::wrap_index(index.get(), true));
+    index.release();  // now owned by the SWIG object
+    return obj;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "C++ core of pyfaiss-dpq (internal; use the pyfaiss_dpq package)";
+    m.attr("FAISS_ABI_VERSION") = DPQ_FAISS_ABI_VERSION;
+
+    m.def("swig_runtime_ok", &dpq::swig::runtime_available);
+    m.def("abi_check", [](py::handle live, int d, int64_t ntotal, bool verbose, bool is_trained, int metric,
+                          float metric_arg) {
+        faiss::Index* index = dpq::swig::unwrap_index(live.ptr());
+        if (!index) throw py::error_already_set();
+        // The vtable is checked before any member of `index` is read.
+        return dpq::abi::check(index, {d, ntotal, verbose, is_trained, metric, metric_arg});
+    });
+
+    m.def("new_index", [](int d, int levels, int nbits, int metric) {
+        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric)));
+    });
+    m.def("is_dpq", [](py::handle proxy) {
+        faiss::Index* index = dpq::swig::unwrap_index(proxy.ptr());
+        if (!index) {
+            PyErr_Clear();
+            return false;
+        }
+        return dpq::as_dpq(index) != nullptr;
+    });
+    m.def("levels", [](py::handle p) { return dpq_of(p).levels(); });
+    m.def("nbits", [](py::handle p) { return dpq_of(p).nbits(); });
+    m.def("get_search_levels", [](py::handle p) { return dpq_of(p).search_levels; });
+    m.def("set_search_levels", [](py::handle p, int v) { dpq_of(p).search_levels = v; });
+    m.def("get_beam_size", [](py::handle p) { return dpq_of(p).beam_size; });
+    m.def("set_beam_size", [](py::handle p, int v) { dpq_of(p).beam_size = v; });
+    m.def("bytes_per_vector", [](py::handle p) { return dpq_of(p).bytes_per_vector(); });
+    m.def("get_codebooks", [](py::handle p) {
+        IndexDPQ& index = dpq_of(p);
+        std::vector<float> C = index.get_codebooks();
+        py::array_t<float> out({size_t(index.levels()), size_t(index.codec().K()), size_t(index.d)});
+        std::copy(C.begin(), C.end(), out.mutable_data());
+        return out;
+    });
+    m.def("set_codebooks", [](py::handle p, FloatArray C) {
+        IndexDPQ& index = dpq_of(p);
+        py::gil_scoped_release nogil;
+        index.set_codebooks(C.data());
+    });
+    m.def("get_codes", [](py::handle p, int64_t i0, int64_t n) {
+        IndexDPQ& index = dpq_of(p);
+        py::array_t<uint8_t> out({size_t(n), size_t(index.levels())});
+        uint8_t* dst = out.mutable_data();
+        py::gil_scoped_release nogil;
+        index.get_codes(i0, n, dst);
+        return out;
+    });
+    m.def("add_codes", [](py::handle p, ByteArray codes) {
+        IndexDPQ& index = dpq_of(p);
+        py::gil_scoped_release nogil;
+        index.add_codes(codes.shape(0), codes.data());
+    });
+    m.def("reconstruct_prefix", [](py::handle p, int64_t i, int levels) {
+        IndexDPQ& index = dpq_of(p);
+        py::array_t<float> out(size_t(index.d));
+        index.reconstruct_prefix(i, levels, out.mutable_data());
+        return out;
+    });
+    m.def("serialize", [](py::handle p) {
+        IndexDPQ& index = dpq_of(p);
+        std::vector<uint8_t> body;
+        {
+            py::gil_scoped_release nogil;
+            body = dpq::serialize(index);
+        }
+        return py::bytes(reinterpret_cast<const char*>(body.data()), body.size());
+    });
+    m.def("deserialize", [](py::buffer data) {
+        py::buffer_info info = data.request();
+        std::unique_ptr<IndexDPQ> index;
+        {
+            py::gil_scoped_release nogil;
+            index = dpq::deserialize(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize));
+        }
+        return wrap_owned(std::move(index));
+    });
+
+    m.def("new_search_parameters", []() {
+        auto p = std::make_unique<SearchParametersDPQ>();
+        py::object obj = steal(dpq::swig::wrap_search_parameters(p.get(), true));
+        p.release();
+        return obj;
+    });
+    m.def("is_dpq_params", [](py::handle proxy) {
+        faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(proxy.ptr());
+        if (!p) {
+            PyErr_Clear();
+            return false;
+        }
+        return dynamic_cast<SearchParametersDPQ*>(p) != nullptr;
+    });
+    m.def("params_get", [](py::handle p, const std::string& name) -> int64_t {
+        SearchParametersDPQ& sp = params_of(p);
+        if (name == "levels") return sp.levels;
+        if (name == "rerank_levels") return sp.rerank_levels;
+        if (name == "rerank_k") return sp.rerank_k;
+        throw py::attribute_error(name);
+    });
+    m.def("params_set", [](py::handle p, const std::string& name, int64_t v) {
+        SearchParametersDPQ& sp = params_of(p);
+        if (name == "levels") sp.levels = int(v);
+        else if (name == "rerank_levels") sp.rerank_levels = int(v);
+        else if (name == "rerank_k") sp.rerank_k = v;
+        else throw py::attribute_error(name);
+    });
+
+    // C++ exceptions from our own calls reach Python as ValueError / IndexError.
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::invalid_argument& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        } catch (const std::out_of_range& e) {
+            PyErr_SetString(PyExc_IndexError, e.what());
+        }
+    });
+}

@@ -1,0 +1,118 @@
+#include "serialize.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace dpq {
+
+namespace {
+
+class Writer {
+   public:
+    template <class T>
+    void put(T v) { bytes(&v, sizeof v); }
+    void bytes(const void* p, size_t n) {
+        auto* b = static_cast<const uint8_t*>(p);
+        out.insert(out.end(), b, b + n);
+    }
+    std::vector<uint8_t> out;
+};
+
+class Reader {
+   public:
+    Reader(const uint8_t* p, size_t n) : p_(p), left_(n) {}
+    template <class T>
+    T get(const char* what) {
+        T v;
+        bytes(&v, sizeof v, what);
+        return v;
+    }
+    void bytes(void* dst, size_t n, const char* what) {
+        if (n > left_) throw std::invalid_argument(std::string("IndexDPQ file truncated while reading ") + what);
+        std::memcpy(dst, p_, n);
+        p_ += n;
+        left_ -= n;
+    }
+    size_t left() const { return left_; }
+
+   private:
+    const uint8_t* p_;
+    size_t left_;
+};
+
+void require(bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument("IndexDPQ file is inconsistent: " + what);
+}
+
+}  // namespace
+
+std::vector<uint8_t> serialize(const IndexDPQ& index) {
+    Writer w;
+    w.put<uint32_t>(kBodyVersion);
+    w.put<int32_t>(index.d);
+    w.put<int32_t>(int32_t(index.metric_type));
+    w.put<int32_t>(index.levels());
+    w.put<int32_t>(index.nbits());
+    w.put<uint8_t>(index.is_trained);
+    w.put<int32_t>(index.search_levels);
+    w.put<int32_t>(index.beam_size);
+    const std::vector<float> C = index.get_codebooks();
+    if (index.is_trained) w.bytes(C.data(), C.size() * sizeof(float));
+    // Codes are stored in the packed standalone format so that the file does
+    // not depend on the in-memory block layout.
+    std::vector<uint8_t> codes(size_t(index.ntotal) * index.levels());
+    index.get_codes(0, index.ntotal, codes.data());
+    std::vector<uint8_t> packed(size_t(index.ntotal) * index.codec().packed_size());
+    index.codec().pack(size_t(index.ntotal), codes.data(), packed.data());
+    w.put<int64_t>(index.ntotal);
+    w.bytes(packed.data(), packed.size());
+    return std::move(w.out);
+}
+
+std::unique_ptr<IndexDPQ> deserialize(const uint8_t* data, size_t size) {
+    Reader r(data, size);
+    const auto version = r.get<uint32_t>("version");
+    if (version != kBodyVersion)
+        throw std::invalid_argument("IndexDPQ body version " + std::to_string(version) +
+                                    " is not supported (this build reads version " +
+                                    std::to_string(kBodyVersion) + ")");
+    const auto d = r.get<int32_t>("d");
+    const auto metric = r.get<int32_t>("metric");
+    const auto levels = r.get<int32_t>("levels");
+    const auto nbits = r.get<int32_t>("nbits");
+    const auto trained = r.get<uint8_t>("is_trained");
+    const auto search_levels = r.get<int32_t>("search_levels");
+    const auto beam_size = r.get<int32_t>("beam_size");
+    require(d > 0 && d <= (1 << 20), "d = " + std::to_string(d));
+    require(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, "metric");
+    require(levels >= 1 && levels <= 255, "levels = " + std::to_string(levels));
+    require(nbits == 4 || nbits == 8, "nbits = " + std::to_string(nbits));
+    require(trained <= 1, "is_trained flag");
+    require(search_levels >= 1 && search_levels <= levels, "search_levels");
+    require(beam_size >= 1 && beam_size <= 1024, "beam_size");
+    // Check sizes against what is left before allocating anything.
+    const size_t cb_bytes = size_t(levels) * (size_t(1) << nbits) * size_t(d) * sizeof(float);
+    require(!trained || cb_bytes <= r.left(), "codebooks larger than the file");
+
+    auto index = std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric));
+    index->search_levels = search_levels;
+    index->beam_size = beam_size;
+    if (trained) {
+        std::vector<float> C(cb_bytes / sizeof(float));
+        r.bytes(C.data(), cb_bytes, "codebooks");
+        index->set_codebooks(C.data());
+    }
+    const auto ntotal = r.get<int64_t>("ntotal");
+    const size_t cs = index->codec().packed_size();
+    require(ntotal >= 0 && size_t(ntotal) <= r.left() / cs, "ntotal = " + std::to_string(ntotal));
+    require(trained || ntotal == 0, "codes stored without codebooks");
+    require(r.left() == size_t(ntotal) * cs, "trailing bytes after the codes");
+    if (ntotal > 0) {
+        std::vector<uint8_t> packed(size_t(ntotal) * cs);
+        r.bytes(packed.data(), packed.size(), "codes");
+        index->add_sa_codes(ntotal, packed.data(), nullptr);
+    }
+    return index;
+}
+
+}  // namespace dpq

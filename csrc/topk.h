@@ -1,0 +1,57 @@
+// Bounded selection of the k smallest (distance, id) pairs.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+namespace dpq {
+
+class TopK {
+   public:
+    explicit TopK(size_t k) : k_(k) { heap_.reserve(k); }
+
+    // The current admission threshold: a candidate must be strictly below it.
+    float threshold() const {
+        return heap_.size() < k_ ? std::numeric_limits<float>::infinity() : heap_.front().first;
+    }
+    void push(float dis, int64_t id) {
+        if (heap_.size() < k_) {
+            heap_.emplace_back(dis, id);
+            std::push_heap(heap_.begin(), heap_.end(), worse_last);
+        } else if (better(dis, id, heap_.front())) {
+            std::pop_heap(heap_.begin(), heap_.end(), worse_last);
+            heap_.back() = {dis, id};
+            std::push_heap(heap_.begin(), heap_.end(), worse_last);
+        }
+    }
+    void merge(const TopK& other) {
+        for (const auto& e : other.heap_) push(e.first, e.second);
+    }
+    // Sorted best first; pads with (pad, -1) up to k.
+    void extract(float* dis, int64_t* ids, float pad, float sign) {
+        std::sort(heap_.begin(), heap_.end(), worse_last);
+        size_t i = 0;
+        for (; i < heap_.size(); i++) dis[i] = sign * heap_[i].first, ids[i] = heap_[i].second;
+        for (; i < k_; i++) dis[i] = pad, ids[i] = -1;
+    }
+    std::vector<std::pair<float, int64_t>> sorted() {
+        std::sort(heap_.begin(), heap_.end(), worse_last);
+        return heap_;
+    }
+
+   private:
+    using Entry = std::pair<float, int64_t>;
+    // Ties are broken by the smaller id, as Faiss's flat indexes do.
+    static bool better(float dis, int64_t id, const Entry& e) {
+        return dis < e.first || (dis == e.first && id < e.second);
+    }
+    static bool worse_last(const Entry& a, const Entry& b) { return better(a.first, a.second, b); }
+
+    size_t k_;
+    std::vector<Entry> heap_;  // max-heap on (distance, id): worst on top
+};
+
+}  // namespace dpq

@@ -1,0 +1,45 @@
+"""pyfaiss-dpq: deep progressive quantization as a native Faiss index.
+
+One trained model serves every code length: an :class:`IndexDPQ` with L
+levels can be searched with any prefix of m <= L levels.
+"""
+
+from ._native import SUPPORTED_FAISS
+from .index import IndexDPQ, SearchParametersDPQ, downcast
+from .io import (
+    ChecksumError,
+    CorruptIndexError,
+    IndexFileError,
+    TruncatedFileError,
+    UnsupportedVersionError,
+    WrongMagicError,
+    deserialize,
+    install_faiss_io_hooks,
+    read_index,
+    serialize,
+    uninstall_faiss_io_hooks,
+    write_index,
+)
+
+__version__ = "0.1.0"
+
+install_faiss_io_hooks()
+
+__all__ = [
+    "IndexDPQ",
+    "SearchParametersDPQ",
+    "downcast",
+    "read_index",
+    "write_index",
+    "serialize",
+    "deserialize",
+    "install_faiss_io_hooks",
+    "uninstall_faiss_io_hooks",
+    "IndexFileError",
+    "TruncatedFileError",
+    "WrongMagicError",
+    "UnsupportedVersionError",
+    "ChecksumError",
+    "CorruptIndexError",
+    "SUPPORTED_FAISS",
+]

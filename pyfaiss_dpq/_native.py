@@ -1,0 +1,46 @@
+"""Loads the C++ core and proves that it agrees with the installed Faiss.
+
+Importing this module either returns a usable ``_core`` or raises
+``ImportError`` naming the supported faiss-cpu version: a Faiss whose C++
+ABI differs from the one ``csrc/faiss_abi.h`` declares must never be called
+into (that would be a segfault, not an error).
+"""
+
+from __future__ import annotations
+
+import faiss
+
+SUPPORTED_FAISS = "1.15"
+SUPPORTED_FAISS_PIN = "faiss-cpu==1.15.1"
+
+
+def _fail(reason: str) -> ImportError:
+    return ImportError(
+        f"pyfaiss_dpq supports faiss-cpu {SUPPORTED_FAISS}.x only (install {SUPPORTED_FAISS_PIN}); "
+        f"{reason}"
+    )
+
+
+def _load():
+    version = getattr(faiss, "__version__", "unknown")
+    if version.split(".")[:2] != SUPPORTED_FAISS.split("."):
+        raise _fail(f"found faiss {version}")
+    try:
+        from . import _core
+    except ImportError as exc:  # e.g. a symbol missing from another libfaiss.so
+        raise _fail(f"the C++ core did not load against faiss {version}: {exc}") from exc
+    if not _core.swig_runtime_ok():
+        raise _fail("faiss's SWIG type table is not reachable from the C++ core")
+    # A live Faiss object with distinctive values, read back through our
+    # declaration of faiss::Index (after its vtable is checked).
+    live = faiss.IndexFlat(13, faiss.METRIC_INNER_PRODUCT)
+    live.add(faiss.rand((3, 13)))
+    live.verbose = True
+    live.metric_arg = 2.5
+    problems = _core.abi_check(live, 13, 3, True, True, faiss.METRIC_INNER_PRODUCT, 2.5)
+    if problems:
+        raise _fail(f"the faiss::Index ABI of faiss {version} differs: {problems}")
+    return _core
+
+
+core = _load()

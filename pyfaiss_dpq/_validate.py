@@ -1,0 +1,54 @@
+"""Checks applied where user input enters: clear exceptions, never a crash."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_vectors(x, d: int, name: str = "x") -> np.ndarray:
+    """Return `x` as a C-contiguous float32 array of shape (n, d).
+
+    Integer and floating inputs are converted; anything else is refused, as
+    are wrong shapes and non-finite values.
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise TypeError(f"{name} must be an array of shape (n, {d}): {exc}") from exc
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers (float32 preferred), got dtype {arr.dtype}")
+    if arr.ndim == 1 and arr.shape[0] == d:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != d:
+        raise ValueError(f"{name} must have shape (n, {d}), got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.nonzero(~np.isfinite(arr).all(axis=1))[0][0])
+        raise ValueError(f"{name} contains NaN or infinity (first at row {bad})")
+    return arr
+
+
+def as_count(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """Return `value` as a Python int in [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f", {maximum}"
+        raise ValueError(f"{name} must be in [{minimum}{upper}], got {value}")
+    return value
+
+
+def as_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
+    """Return `ids` as a contiguous int64 array (of length n when given)."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} exceed the int64 range")
+    arr = np.ascontiguousarray(arr.ravel(), dtype=np.int64)
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} must have {n} entries, got {arr.shape[0]}")
+    return arr

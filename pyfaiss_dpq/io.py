@@ -1,0 +1,359 @@
+"""Persistence of IndexDPQ and of the Faiss wrappers around it.
+
+File layout (all little-endian)::
+
+    magic    8 bytes  b"PFDPQIDX"
+    version  uint32   FORMAT_VERSION
+    length   uint64   payload length in bytes
+    crc32    uint32   zlib.crc32 of the payload
+    payload  uint32 header length, UTF-8 JSON header, then binary blobs
+
+The JSON header describes the index tree; each IndexDPQ is a blob written by
+the C++ core; Faiss-native parts (vector transforms, refine indexes, any
+sub-index without an IndexDPQ inside) are blobs in Faiss's own format. Files
+are written atomically (temporary file, fsync, rename) and verified on read
+before anything is parsed.
+
+Importing ``pyfaiss_dpq`` installs hooks so that ``faiss.write_index``,
+``faiss.read_index``, ``faiss.serialize_index`` and ``faiss.deserialize_index``
+(and so pickling and LangChain/llama-index FAISS stores) handle IndexDPQ too;
+every other index goes to Faiss unchanged. ``uninstall_faiss_io_hooks()``
+turns this off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+
+import faiss
+import numpy as np
+
+from ._native import core
+from .index import IndexDPQ, downcast
+
+MAGIC = b"PFDPQIDX"
+FORMAT_VERSION = 1
+_ENVELOPE = struct.Struct("<8sIQI")  # magic, version, payload length, crc32
+
+
+class IndexFileError(ValueError):
+    """An index file or byte string could not be read."""
+
+
+class TruncatedFileError(IndexFileError):
+    """The data ends before the length its envelope declares."""
+
+
+class WrongMagicError(IndexFileError):
+    """The data does not start with the pyfaiss-dpq magic bytes."""
+
+
+class UnsupportedVersionError(IndexFileError):
+    """The data was written by a newer (or unknown) format version."""
+
+
+class ChecksumError(IndexFileError):
+    """The payload does not match its checksum: the data is corrupt."""
+
+
+class CorruptIndexError(IndexFileError):
+    """The checksum matched but the content is inconsistent."""
+
+
+# ---------------------------------------------------------------- tree <-> blobs
+
+class _Blobs:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def add(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(self.parts) - 1
+
+
+def _faiss_bytes(index) -> bytes:
+    return _ORIGINAL["serialize_index"](index).tobytes()
+
+
+def _contains_dpq(index) -> bool:
+    if isinstance(index, IndexDPQ) or core.is_dpq(index):
+        return True
+    concrete = faiss.downcast_index(index)
+    return any(_contains_dpq(child) for child in _children(concrete))
+
+
+def _children(concrete) -> list:
+    if isinstance(concrete, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform)):
+        return [concrete.index]
+    if isinstance(concrete, faiss.IndexRefine):
+        return [concrete.base_index, concrete.refine_index]
+    if isinstance(concrete, faiss.IndexShards):
+        return [concrete.at(i) for i in range(concrete.count())]
+    return []
+
+
+def _encode(index, blobs: _Blobs) -> dict:
+    if isinstance(index, IndexDPQ) or core.is_dpq(index):
+        return {"type": "IndexDPQ", "blob": blobs.add(core.serialize(index))}
+    if not _contains_dpq(index):
+        return {"type": "faiss", "blob": blobs.add(_faiss_bytes(index))}
+    w = faiss.downcast_index(index)
+    if isinstance(w, (faiss.IndexIDMap2, faiss.IndexIDMap)):
+        ids = faiss.vector_to_array(w.id_map).astype(np.int64)
+        kind = "IndexIDMap2" if isinstance(w, faiss.IndexIDMap2) else "IndexIDMap"
+        return {"type": kind, "ids": blobs.add(ids.tobytes()), "child": _encode(w.index, blobs)}
+    if isinstance(w, faiss.IndexPreTransform):
+        chain = []
+        for i in range(w.chain.size()):
+            writer = faiss.VectorIOWriter()
+            faiss.write_VectorTransform(w.chain.at(i), writer)
+            chain.append(blobs.add(faiss.vector_to_array(writer.data).tobytes()))
+        return {"type": "IndexPreTransform", "chain": chain, "child": _encode(w.index, blobs)}
+    if isinstance(w, faiss.IndexRefine):
+        kind = "IndexRefineFlat" if isinstance(w, faiss.IndexRefineFlat) else "IndexRefine"
+        return {"type": kind, "k_factor": float(w.k_factor),
+                "base": _encode(w.base_index, blobs), "refine": _encode(w.refine_index, blobs)}
+    if isinstance(w, faiss.IndexShards):
+        return {"type": "IndexShards", "threaded": bool(w.own_fields is not None),
+                "successive_ids": bool(w.successive_ids),
+                "shards": [_encode(w.at(i), blobs) for i in range(w.count())]}
+    raise TypeError(f"cannot save a {type(w).__name__} that contains an IndexDPQ "
+                    "(supported wrappers: IndexIDMap, IndexIDMap2, IndexPreTransform, "
+                    "IndexRefine, IndexRefineFlat, IndexShards)")
+
+
+def _blob(blobs: list[bytes], i) -> bytes:
+    if not isinstance(i, int) or not 0 <= i < len(blobs):
+        raise CorruptIndexError(f"index file refers to a missing blob {i!r}")
+    return blobs[i]
+
+
+def _around_filled(wrapper_cls, field: str, child):
+    """Build a Faiss wrapper around a non-empty child.
+
+    Faiss's wrapper constructors insist on an empty child, so the wrapper is
+    made around an empty stand-in whose place the child then takes.
+    """
+    wrapper = wrapper_cls(faiss.IndexFlat(child.d, child.metric_type))
+    setattr(wrapper, field, child)
+    wrapper.referenced_objects = [child]
+    return wrapper
+
+
+def _decode(node, blobs: list[bytes]):
+    if not isinstance(node, dict):
+        raise CorruptIndexError("index file tree node is not an object")
+    kind = node.get("type")
+    try:
+        if kind == "IndexDPQ":
+            return IndexDPQ._adopt(core.deserialize(_blob(blobs, node["blob"])))
+        if kind == "faiss":
+            data = np.frombuffer(_blob(blobs, node["blob"]), dtype=np.uint8)
+            return _ORIGINAL["deserialize_index"](data)
+        if kind in ("IndexIDMap", "IndexIDMap2"):
+            child = _decode(node["child"], blobs)
+            raw = _blob(blobs, node["ids"])
+            if len(raw) % 8:
+                raise CorruptIndexError("id map has a partial id")
+            ids = np.frombuffer(raw, dtype=np.int64)
+            if len(ids) != child.ntotal:
+                raise CorruptIndexError(f"id map holds {len(ids)} ids for {child.ntotal} vectors")
+            cls = faiss.IndexIDMap2 if kind == "IndexIDMap2" else faiss.IndexIDMap
+            wrapper = _around_filled(cls, "index", child)
+            faiss.copy_array_to_vector(ids, wrapper.id_map)
+            wrapper.ntotal = len(ids)
+            if kind == "IndexIDMap2":
+                wrapper.construct_rev_map()
+            return wrapper
+        if kind == "IndexPreTransform":
+            child = _decode(node["child"], blobs)
+            wrapper = faiss.IndexPreTransform(child)
+            for i in reversed(node["chain"]):
+                reader = faiss.VectorIOReader()
+                faiss.copy_array_to_vector(np.frombuffer(_blob(blobs, i), dtype=np.uint8), reader.data)
+                wrapper.prepend_transform(faiss.downcast_VectorTransform(faiss.read_VectorTransform(reader)))
+            return wrapper
+        if kind in ("IndexRefine", "IndexRefineFlat"):
+            base = _decode(node["base"], blobs)
+            refine = _decode(node["refine"], blobs)
+            if refine.ntotal != base.ntotal:
+                raise CorruptIndexError("refine index and base index sizes differ")
+            if kind == "IndexRefineFlat":
+                wrapper = _around_filled(faiss.IndexRefineFlat, "base_index", base)
+                if refine.ntotal:
+                    faiss.downcast_index(wrapper.refine_index).add(refine.reconstruct_n(0, refine.ntotal))
+            else:
+                wrapper = faiss.IndexRefine(base, refine)
+            wrapper.ntotal = base.ntotal
+            wrapper.k_factor = float(node["k_factor"])
+            return wrapper
+        if kind == "IndexShards":
+            shards = [_decode(s, blobs) for s in node["shards"]]
+            if not shards:
+                raise CorruptIndexError("IndexShards without shards")
+            wrapper = faiss.IndexShards(shards[0].d, bool(node["threaded"]), bool(node["successive_ids"]))
+            for shard in shards:
+                wrapper.add_shard(shard)
+            return wrapper
+    except IndexFileError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise CorruptIndexError(f"invalid {kind} entry in index file: {exc}") from exc
+    raise CorruptIndexError(f"unknown index type {kind!r} in index file")
+
+
+# ---------------------------------------------------------------- bytes
+
+def serialize(index) -> bytes:
+    """Serialize an IndexDPQ, or a supported Faiss wrapper around one, to bytes."""
+    if not isinstance(index, faiss.Index):
+        raise TypeError(f"expected a faiss.Index, got {type(index).__name__}")
+    blobs = _Blobs()
+    tree = _encode(index, blobs)
+    header = json.dumps({"tree": tree, "blobs": [len(b) for b in blobs.parts]}).encode()
+    payload = b"".join([struct.pack("<I", len(header)), header, *blobs.parts])
+    return _ENVELOPE.pack(MAGIC, FORMAT_VERSION, len(payload), zlib.crc32(payload)) + payload
+
+
+def is_dpq_data(data) -> bool:
+    """True if `data` (bytes-like) starts with the pyfaiss-dpq magic."""
+    return bytes(data[: len(MAGIC)]) == MAGIC
+
+
+def deserialize(data):
+    """Rebuild an index from :func:`serialize` output; raises IndexFileError subclasses."""
+    data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    if len(data) < len(MAGIC) or not is_dpq_data(data):
+        raise WrongMagicError("not a pyfaiss-dpq index (wrong magic bytes)")
+    if len(data) < _ENVELOPE.size:
+        raise TruncatedFileError(f"index data truncated: {len(data)} bytes, header needs {_ENVELOPE.size}")
+    _, version, length, crc = _ENVELOPE.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"index format version {version} is not supported (this pyfaiss-dpq reads version {FORMAT_VERSION})")
+    payload = bytes(data[_ENVELOPE.size:])
+    if len(payload) < length:
+        raise TruncatedFileError(f"index data truncated: payload has {len(payload)} of {length} bytes")
+    if len(payload) > length:
+        raise CorruptIndexError(f"{len(payload) - length} unexpected bytes after the payload")
+    if zlib.crc32(payload) != crc:
+        raise ChecksumError("index data checksum mismatch: the data is corrupt")
+    try:
+        (hlen,) = struct.unpack_from("<I", payload)
+        header = json.loads(payload[4:4 + hlen].decode())
+        sizes = header["blobs"]
+        if not isinstance(sizes, list) or not all(isinstance(s, int) and s >= 0 for s in sizes):
+            raise CorruptIndexError("invalid blob table")
+        if 4 + hlen + sum(sizes) != len(payload):
+            raise CorruptIndexError("blob sizes do not add up to the payload length")
+        blobs, pos = [], 4 + hlen
+        for size in sizes:
+            blobs.append(payload[pos:pos + size])
+            pos += size
+        tree = header["tree"]
+    except IndexFileError:
+        raise
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CorruptIndexError(f"index header is unreadable: {exc}") from exc
+    return _decode(tree, blobs)
+
+
+# ---------------------------------------------------------------- files
+
+def write_index(index, path) -> None:
+    """Write `index` to `path` atomically: a crash mid-write leaves any old file intact."""
+    data = serialize(index)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dpq", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_index(path):
+    """Read an index written by :func:`write_index` (verified before it is parsed)."""
+    with open(os.fspath(path), "rb") as f:
+        return deserialize(f.read())
+
+
+# ---------------------------------------------------------------- faiss hooks
+
+_ORIGINAL = {name: getattr(faiss, name) for name in
+             ("write_index", "read_index", "serialize_index", "deserialize_index")}
+
+
+def _hooked_write_index(index, f, *args):
+    if isinstance(index, faiss.Index) and _contains_dpq(index):
+        if isinstance(f, (str, os.PathLike)):
+            return write_index(index, f)
+        if isinstance(f, faiss.VectorIOWriter):
+            faiss.copy_array_to_vector(np.frombuffer(serialize(index), dtype=np.uint8), f.data)
+            return None
+        raise TypeError("an index containing IndexDPQ can be written to a path or a faiss.VectorIOWriter")
+    return _ORIGINAL["write_index"](index, f, *args)
+
+
+def _hooked_read_index(f, *args):
+    if isinstance(f, (str, os.PathLike)):
+        with open(os.fspath(f), "rb") as fh:
+            if is_dpq_data(fh.read(len(MAGIC))):
+                return read_index(f)
+    elif isinstance(f, faiss.VectorIOReader):
+        data = faiss.vector_to_array(f.data)
+        if is_dpq_data(data):
+            return deserialize(data.tobytes())
+    return _ORIGINAL["read_index"](f, *args)
+
+
+def _hooked_serialize_index(index, *args):
+    if isinstance(index, faiss.Index) and _contains_dpq(index):
+        return np.frombuffer(serialize(index), dtype=np.uint8).copy()
+    return _ORIGINAL["serialize_index"](index, *args)
+
+
+def _hooked_deserialize_index(data, *args):
+    arr = np.asarray(data, dtype=np.uint8)
+    if is_dpq_data(arr):
+        return deserialize(arr.tobytes())
+    return _ORIGINAL["deserialize_index"](data, *args)
+
+
+_HOOKS = {
+    "write_index": _hooked_write_index,
+    "read_index": _hooked_read_index,
+    "serialize_index": _hooked_serialize_index,
+    "deserialize_index": _hooked_deserialize_index,
+}
+
+
+def install_faiss_io_hooks() -> None:
+    """Make faiss.write_index/read_index/serialize_index/deserialize_index handle IndexDPQ.
+
+    Installed on ``import pyfaiss_dpq``. Indexes without an IndexDPQ inside go
+    to Faiss's own functions unchanged.
+    """
+    for name, hook in _HOOKS.items():
+        setattr(faiss, name, hook)
+
+
+def uninstall_faiss_io_hooks() -> None:
+    """Restore Faiss's original I/O functions."""
+    for name, original in _ORIGINAL.items():
+        setattr(faiss, name, original)

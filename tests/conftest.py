@@ -1,0 +1,42 @@
+import faiss
+import numpy as np
+import pytest
+
+import pyfaiss_dpq
+
+
+@pytest.fixture(scope="session")
+def data():
+    """Clustered synthetic vectors: (train, base, queries), d = 24."""
+    rng = np.random.default_rng(1234)
+    centers = rng.standard_normal((40, 24)).astype(np.float32) * 3
+    def sample(n):
+        return (centers[rng.integers(0, 40, n)] + rng.standard_normal((n, 24))).astype(np.float32)
+    return sample(3000), sample(1500), sample(20)
+
+
+@pytest.fixture(scope="session")
+def trained(data):
+    """Codebooks trained once per (nbits, metric): dict -> (levels, K, d)."""
+    xt = data[0]
+    cache = {}
+    def get(nbits, levels=6):
+        key = (nbits, levels)
+        if key not in cache:
+            index = pyfaiss_dpq.IndexDPQ(xt.shape[1], levels, nbits)
+            index.train(xt)
+            cache[key] = index.codebooks
+        return cache[key]
+    return get
+
+
+@pytest.fixture
+def make_index(trained, data):
+    """An IndexDPQ with trained codebooks, optionally filled with the base vectors."""
+    def make(nbits=8, metric=faiss.METRIC_L2, levels=6, fill=True):
+        index = pyfaiss_dpq.IndexDPQ(data[0].shape[1], levels, nbits, metric)
+        index.codebooks = trained(nbits, levels)
+        if fill:
+            index.add(data[1])
+        return index
+    return make
