@@ -118,8 +118,9 @@ def _encode(index, blobs: _Blobs) -> dict:
         return {"type": kind, "k_factor": float(w.k_factor),
                 "base": _encode(w.base_index, blobs), "refine": _encode(w.refine_index, blobs)}
     if isinstance(w, faiss.IndexShards):
-        return {"type": "IndexShards", "threaded": bool(w.own_fields is not None),
-                "successive_ids": bool(w.successive_ids),
+        # Faiss does not expose whether shards run threaded: they are read
+        # back unthreaded (the results are the same).
+        return {"type": "IndexShards", "successive_ids": bool(w.successive_ids),
                 "shards": [_encode(w.at(i), blobs) for i in range(w.count())]}
     raise TypeError(f"cannot save a {type(w).__name__} that contains an IndexDPQ "
                     "(supported wrappers: IndexIDMap, IndexIDMap2, IndexPreTransform, "
@@ -172,10 +173,15 @@ def _decode(node, blobs: list[bytes]):
         if kind == "IndexPreTransform":
             child = _decode(node["child"], blobs)
             wrapper = faiss.IndexPreTransform(child)
+            transforms = []
             for i in reversed(node["chain"]):
                 reader = faiss.VectorIOReader()
                 faiss.copy_array_to_vector(np.frombuffer(_blob(blobs, i), dtype=np.uint8), reader.data)
-                wrapper.prepend_transform(faiss.downcast_VectorTransform(faiss.read_VectorTransform(reader)))
+                transform = faiss.read_VectorTransform(reader)
+                wrapper.prepend_transform(transform)
+                transforms.append(transform)
+            # The wrapper does not own its parts: keep the Python owners alive.
+            wrapper.referenced_objects = [child, *transforms]
             return wrapper
         if kind in ("IndexRefine", "IndexRefineFlat"):
             base = _decode(node["base"], blobs)
@@ -195,7 +201,7 @@ def _decode(node, blobs: list[bytes]):
             shards = [_decode(s, blobs) for s in node["shards"]]
             if not shards:
                 raise CorruptIndexError("IndexShards without shards")
-            wrapper = faiss.IndexShards(shards[0].d, bool(node["threaded"]), bool(node["successive_ids"]))
+            wrapper = faiss.IndexShards(shards[0].d, False, bool(node["successive_ids"]))
             for shard in shards:
                 wrapper.add_shard(shard)
             return wrapper
