@@ -27,6 +27,14 @@ struct CodeLayout {
     size_t block_norms() const { return kBlockSize * levels; }
     static size_t nblocks(size_t n) { return (n + kBlockSize - 1) / kBlockSize; }
 
+    // Byte offset of vector i's block in the code array, and float offset of
+    // its prefix-m norm in the norm array. size_t throughout: databases past
+    // 2^31 vectors or bytes are expected.
+    size_t block_offset(size_t i) const { return (i / kBlockSize) * block_bytes(); }
+    size_t norm_offset(size_t i, int m) const {
+        return (i / kBlockSize) * block_norms() + size_t(m - 1) * kBlockSize + i % kBlockSize;
+    }
+
     // Code of vector slot `slot` at level `l` inside block `block`.
     uint8_t get(const uint8_t* block, int l, size_t slot) const {
         const uint8_t* lv = block + l * level_bytes();

@@ -16,24 +16,22 @@ void CodeStore::append(size_t n, const uint8_t* codes, const float* norms) {
     codes_.resize(nb * layout_.block_bytes(), 0);
     if (with_norms_) norms_.resize(nb * layout_.block_norms(), 0.f);
     for (size_t i = 0; i < n; i++) {
-        const size_t j = n_ + i, b = j / kBlockSize, slot = j % kBlockSize;
-        uint8_t* blk = codes_.data() + b * layout_.block_bytes();
+        const size_t j = n_ + i, slot = j % kBlockSize;
+        uint8_t* blk = codes_.data() + layout_.block_offset(j);
         for (int l = 0; l < L; l++) layout_.set(blk, l, slot, codes[i * L + l]);
-        if (with_norms_) {
-            float* nrm = norms_.data() + b * layout_.block_norms();
-            for (int l = 0; l < L; l++) nrm[l * kBlockSize + slot] = norms[i * L + l];
-        }
+        if (with_norms_)
+            for (int l = 0; l < L; l++) norms_[layout_.norm_offset(j, l + 1)] = norms[i * L + l];
     }
     n_ += n;
 }
 
 void CodeStore::get_code(size_t i, uint8_t* out) const {
-    const uint8_t* blk = block(i / kBlockSize);
+    const uint8_t* blk = codes_.data() + layout_.block_offset(i);
     for (int l = 0; l < layout_.levels; l++) out[l] = layout_.get(blk, l, i % kBlockSize);
 }
 
 float CodeStore::norm(size_t i, int m) const {
-    return block_norms(i / kBlockSize, m)[i % kBlockSize];
+    return norms_[layout_.norm_offset(i, m)];
 }
 
 void CodeStore::compact(const std::vector<bool>& keep) {

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "abi_check.h"
+#include "code_layout.h"
 #include "index_dpq.h"
 #include "serialize.h"
 #include "swig_bridge.h"
@@ -60,6 +61,11 @@ PYBIND11_MODULE(_core, m) {
         // The vtable is checked before any member of `index` is read.
         return dpq::abi::check(index, {d, ntotal, verbose, is_trained, metric, metric_arg});
     });
+
+    m.def("layout_offsets", [](size_t i, int levels, int nbits, int m) {
+        dpq::CodeLayout layout{levels, nbits};
+        return std::make_pair(layout.block_offset(i), layout.norm_offset(i, m));
+    }, "Offsets of vector i in the code and norm arrays (for 64-bit arithmetic tests).");
 
     m.def("new_index", [](int d, int levels, int nbits, int metric) {
         return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric)));

@@ -166,6 +166,8 @@ class IndexDPQ(faiss.Index):
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != self.sa_code_size():
             raise ValueError(f"codes must have shape (n, {self.sa_code_size()}), got {codes.shape}")
+        if self.nbits == 4 and self.levels % 2 and codes.size and (codes[:, -1] >> 4).any():
+            raise ValueError("a code has bits set past its last level (odd number of 4-bit levels)")
         super().add_sa_codes(codes)
 
     def reconstruct(self, key, x=None) -> np.ndarray:
