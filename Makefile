@@ -9,10 +9,14 @@ SOURCES := $(shell find csrc pyfaiss_dpq -name '*.cpp' -o -name '*.h' -o -name '
 
 .PHONY: demo test install dev asan clean
 
+# Tests of the C++ core that also run under AddressSanitizer + UBSan.
+ASAN_TESTS := tests/test_index.py tests/test_faiss_wrappers.py tests/test_io.py \
+              tests/test_validation.py tests/test_guarantees.py $(wildcard tests/test_scan.py)
+
+# torch==2.13.0 is the CPU wheel; a looser pin would pull a multi-GB CUDA build.
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch (a looser pin would pull a multi-GB CUDA build).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q ".[train,bench,dev]"
 	touch $@
@@ -31,6 +35,22 @@ dev: $(VENV)/.installed
 	$(VENV)/bin/cmake -S . -B build/dev -DPython_EXECUTABLE=$(abspath $(PY)) \
 	    -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$(CURDIR)/pyfaiss_dpq
 	$(VENV)/bin/cmake --build build/dev -j2
+
+# The C++ core rebuilt with -fsanitize=address,undefined beside the installed
+# package, and the core's tests run against it. Python itself is not
+# instrumented, so the sanitizer runtime (and libstdc++, for its exception
+# interceptor) is preloaded; leak detection is off because CPython keeps
+# memory until exit, and the RSS test is skipped because ASan's quarantine
+# holds freed memory on purpose.
+asan: $(VENV)/.installed
+	rm -rf build/asan-pkg && mkdir -p build/asan-pkg
+	cp -r pyfaiss_dpq build/asan-pkg/ && rm -f build/asan-pkg/pyfaiss_dpq/_core*.so
+	$(VENV)/bin/cmake -S . -B build/asan -DPython_EXECUTABLE=$(abspath $(PY)) -DDPQ_SANITIZE=ON \
+	    -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$(CURDIR)/build/asan-pkg/pyfaiss_dpq > /dev/null
+	$(VENV)/bin/cmake --build build/asan -j2
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	PYTHONPATH=$(CURDIR)/build/asan-pkg $(VENV)/bin/pytest -q -s -p no:cacheprovider -m "not rss" $(ASAN_TESTS)
 
 clean:
 	rm -rf build dist *.egg-info $(VENV) pyfaiss_dpq/_core*.so

@@ -133,6 +133,7 @@ void Codec::prefix_norms(size_t n, const uint8_t* codes, float* norms) const {
 }
 
 void Codec::pack(size_t n, const uint8_t* codes, uint8_t* packed) const {
+    if (n == 0) return;  // packed may be null then; memset(nullptr, ...) is undefined
     const size_t cs = packed_size();
     std::memset(packed, 0, n * cs);
     for (size_t i = 0; i < n; i++)

@@ -130,6 +130,7 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
 
+@pytest.mark.rss
 def test_no_leak_over_10000_build_search_destroy_cycles():
     rng = np.random.default_rng(0)
     codebooks = rng.standard_normal((3, 16, 8)).astype(np.float32)
