@@ -6,6 +6,7 @@ runtime, and the import-time ABI check guards the rest.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         out_dir = Path(self.get_ext_fullpath(ext.name)).parent.resolve()
         build_dir = Path(self.build_temp).resolve() / "cmake"
-        build_dir.mkdir(parents=True, exist_ok=True)
+        # Configure from scratch: a cache from an earlier pip run would point
+        # at that run's (now deleted) isolated build environment.
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
         source_dir = Path(__file__).parent.resolve()
         sanitize = os.environ.get("DPQ_SANITIZE", "0")
         subprocess.run(

@@ -1,6 +1,7 @@
 // pybind11 module `pyfaiss_dpq._core`: converts arrays and proxies, releases
 // the GIL around C++ work, nothing more. Index objects travel to Python as
 // faiss SWIG proxies (see swig_bridge.h), never as pybind11 classes.
+#include <omp.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -54,6 +55,9 @@ PYBIND11_MODULE(_core, m) {
     m.attr("FAISS_ABI_VERSION") = DPQ_FAISS_ABI_VERSION;
 
     m.def("swig_runtime_ok", &dpq::swig::runtime_available);
+    // The OpenMP runtime we link is the faiss wheel's: this follows
+    // faiss.omp_set_num_threads.
+    m.def("omp_max_threads", []() { return omp_get_max_threads(); });
     m.def("abi_check", [](py::handle live, int d, int64_t ntotal, bool verbose, bool is_trained, int metric,
                           float metric_arg) {
         faiss::Index* index = dpq::swig::unwrap_index(live.ptr());

@@ -55,6 +55,17 @@ def test_abi_check_reads_the_live_object_and_notices_wrong_values():
 
 # ---------------------------------------------------------------- threads
 
+def test_faiss_thread_setting_governs_our_threads():
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        assert core.omp_max_threads() == 1
+        faiss.omp_set_num_threads(3)
+        assert core.omp_max_threads() == 3
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def test_concurrent_searches_equal_serial(make_index, data):
     index = make_index()
     queries = [np.ascontiguousarray(data[1][i::8][:40]) for i in range(8)]
