@@ -1,0 +1,88 @@
+"""Progressive (residual) quantization blocks with soft and hard assignments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SOFT_ASSIGNMENTS = ("cosine", "l2")
+
+
+@dataclass
+class Quantized:
+    """Output of :class:`ProgressiveQuantizer` for a batch of n features.
+
+    codes : (n, L) int64, greedy nearest-codeword indices per level.
+    soft, hard : (L, n, d) cumulative reconstructions Q_l = q_1 + ... + q_l.
+    """
+
+    codes: torch.Tensor
+    soft: torch.Tensor
+    hard: torch.Tensor
+
+
+class ProgressiveQuantizer(nn.Module):
+    """L blocks of K full-dimension codewords; block l quantizes the residual after l-1 blocks.
+
+    Hard codes pick the nearest codeword (squared L2) of each residual, the
+    same greedy rule IndexDPQ uses when it encodes, and the next residual is
+    formed from the hard codeword. The soft codeword is a softmax-weighted
+    mix of all codewords: over cosine similarity / temperature (DPQ) or over
+    -temperature * squared distance (SPQ's lambda).
+    """
+
+    def __init__(self, levels: int, K: int, dim: int, soft: str = "cosine", temperature: float = 0.1):
+        super().__init__()
+        if soft not in SOFT_ASSIGNMENTS:
+            raise ValueError(f"soft assignment must be one of {SOFT_ASSIGNMENTS}, got {soft!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.soft_assignment = soft
+        self.temperature = float(temperature)
+        self.codebooks = nn.Parameter(torch.randn(levels, K, dim) * 0.01)
+
+    @property
+    def levels(self) -> int:
+        return self.codebooks.shape[0]
+
+    def forward(self, x: torch.Tensor) -> Quantized:
+        residual = x
+        soft_sum = hard_sum = torch.zeros_like(x)
+        codes, softs, hards = [], [], []
+        for C in self.codebooks:
+            dist = (residual.pow(2).sum(1, keepdim=True) - 2 * residual @ C.T + C.pow(2).sum(1)).clamp_min(0)
+            code = dist.argmin(1)
+            hard = C[code]
+            soft_sum = soft_sum + self._soft_weights(residual, C, dist) @ C
+            hard_sum = hard_sum + hard
+            residual = residual - hard
+            codes.append(code)
+            softs.append(soft_sum)
+            hards.append(hard_sum)
+        return Quantized(torch.stack(codes, 1), torch.stack(softs), torch.stack(hards))
+
+    def _soft_weights(self, residual: torch.Tensor, C: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        if self.soft_assignment == "cosine":
+            sim = F.normalize(residual, dim=1) @ F.normalize(C, dim=1).T
+            return torch.softmax(sim / self.temperature, dim=1)
+        return torch.softmax(-self.temperature * dist, dim=1)
+
+    @torch.no_grad()
+    def init_residual_kmeans(self, features: np.ndarray, seed: int = 0, niter: int = 20) -> None:
+        """Set the codebooks by progressive residual k-means (Faiss k-means on each level's residuals).
+
+        features: (n, d) float32 with n >= K.
+        """
+        L, K, d = self.codebooks.shape
+        residual = np.array(features, dtype=np.float32, copy=True)
+        for level in range(L):
+            km = faiss.Kmeans(d, K, niter=niter, seed=seed + level, min_points_per_centroid=1)
+            km.train(residual)
+            _, assign = km.index.search(residual, 1)
+            residual -= km.centroids[assign[:, 0]]
+            self.codebooks[level].copy_(torch.from_numpy(km.centroids))
