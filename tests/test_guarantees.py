@@ -15,13 +15,14 @@ from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ
 from pyfaiss_dpq._native import core
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
+def run_python(code: str, cwd) -> subprocess.CompletedProcess:
+    # cwd: never the repository root, whose source tree would shadow the install.
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd)
 
 
 # ---------------------------------------------------------------- ABI guard
 
-def test_other_faiss_version_is_a_clean_import_error():
+def test_other_faiss_version_is_a_clean_import_error(tmp_path):
     proc = run_python("""
         import faiss
         faiss.__version__ = "1.16.0"
@@ -29,7 +30,7 @@ def test_other_faiss_version_is_a_clean_import_error():
             import pyfaiss_dpq
         except ImportError as e:
             print("IMPORT-ERROR", e)
-    """)
+    """, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "IMPORT-ERROR" in proc.stdout and "faiss-cpu 1.15" in proc.stdout and "1.16.0" in proc.stdout
 

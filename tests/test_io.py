@@ -222,7 +222,8 @@ def test_killed_writer_leaves_old_file_intact(make_index, tmp_path):
         os.fsync = die
         io.write_index(index, {str(path)!r})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    # cwd: never the repository root, whose source tree would shadow the install.
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path)
     assert proc.returncode == -signal.SIGKILL
     assert path.read_bytes() == before
     same_search(old, pyfaiss_dpq.read_index(path), np.zeros((1, 24), np.float32))
