@@ -26,12 +26,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 
 import faiss
 import numpy as np
 
+from ._files import write_atomically
 from ._native import core
 from .index import IndexDPQ, downcast
 
@@ -272,25 +272,7 @@ def deserialize(data):
 
 def write_index(index, path) -> None:
     """Write `index` to `path` atomically: a crash mid-write leaves any old file intact."""
-    data = serialize(index)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dpq", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, serialize(index))
 
 
 def read_index(path):
