@@ -167,7 +167,18 @@ def test_text_embeddings_are_unit_minilm_vectors():
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     # Real sentence embeddings are far from isotropic: their mean has a clear direction.
     assert np.linalg.norm(x.mean(axis=0)) > 0.1
-    assert len(np.unique(x[:, :8].round(4), axis=0)) == len(x)
+    assert len(np.unique(x, axis=0)) == len(x)
+
+
+def test_text_embeddings_file_records_distinct_sentences():
+    from importlib import resources
+
+    path = resources.files("pyfaiss_dpq") / "datasets" / data.TEXT_EMBEDDINGS
+    with resources.as_file(path) as p, np.load(p) as npz:
+        n = len(npz["embeddings"])
+        assert npz["embeddings"].dtype == np.float16
+        assert len(np.unique(npz["sentence_hash"])) == n
+        assert npz["source"].shape == (n,) and npz["source"].max() < len(npz["modules"])
 
 
 # ---------------------------------------------------------------- data sets
