@@ -35,7 +35,7 @@ def is_native(model) -> bool:
     return isinstance(model.encoder, (Identity, Linear))
 
 
-def to_index(model, metric=None, beam_size: int = 1):
+def to_index(model, metric=None, beam_size: int | None = None):
     """A trained, empty index with the model's codebooks (levels, K, dim).
 
     Parameters
@@ -44,8 +44,9 @@ def to_index(model, metric=None, beam_size: int = 1):
     metric : "l2", "ip" or faiss.METRIC_*, optional
         Defaults to the model's (inner product for supervised and contrastive
         models, whose retrieval ranks by <query feature, reconstruction>).
-    beam_size : int
-        Beam width IndexDPQ encodes with on ``add`` (1 = the model's greedy codes).
+    beam_size : int, optional
+        Beam width IndexDPQ encodes with on ``add``; default the model's own
+        (``config["beam"]``), so that ``add`` assigns ``model.codes``.
 
     Returns
     -------
@@ -54,7 +55,7 @@ def to_index(model, metric=None, beam_size: int = 1):
     """
     index = IndexDPQ(model.dim, model.levels, model.nbits, faiss_metric(metric or model.config["metric"]))
     index.codebooks = model.codebooks
-    index.beam_size = beam_size
+    index.beam_size = model.config["beam"] if beam_size is None else beam_size
     if not is_native(model):
         return index
     transforms = []

@@ -28,7 +28,7 @@ class DPQModel(nn.Module):
     config : dict
         mode, levels, nbits, input_shape, dim, encoder (a name from
         ``encoders.ENCODERS`` or "custom"), hidden, n_classes, soft,
-        temperature, normalize, metric ("l2" or "ip"), seed.
+        temperature, normalize, metric ("l2" or "ip"), beam, seed.
     encoder : torch.nn.Module, optional
         Required when ``config["encoder"] == "custom"``.
     """
@@ -67,8 +67,9 @@ class DPQModel(nn.Module):
         return F.normalize(h, dim=1) if self.config["normalize"] else h
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Quantized]:
+        """(features (n, dim), their progressive quantization with the model's beam width)."""
         feats = self.features(x)
-        return feats, self.quantizer(feats)
+        return feats, self.quantizer(feats, self.config["beam"])
 
     # ------------------------------------------------------------ numpy side
     def encode(self, X, batch_size: int = 1024) -> np.ndarray:
@@ -76,7 +77,7 @@ class DPQModel(nn.Module):
         return self._batched(X, batch_size, lambda x: self.features(x))
 
     def codes(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Greedy level indices of X, shape (n, levels) uint8 (nbits <= 8)."""
+        """Level indices of X, shape (n, levels) uint8: greedy, or beam search when config["beam"] > 1."""
         return self._batched(X, batch_size, lambda x: self(x)[1].codes).astype(np.uint8)
 
     def reconstruct(self, X, levels: int | None = None, batch_size: int = 1024) -> np.ndarray:
@@ -93,7 +94,7 @@ class DPQModel(nn.Module):
             return (feats - q.hard).pow(2).sum(-1).T
         return self._batched(X, batch_size, err).mean(0)
 
-    def to_index(self, metric: str | int | None = None, beam_size: int = 1):
+    def to_index(self, metric: str | int | None = None, beam_size: int | None = None):
         """A trained, empty index whose codebooks are this model's; see :func:`.export.to_index`."""
         from .export import to_index
 

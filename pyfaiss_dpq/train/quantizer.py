@@ -50,13 +50,15 @@ class ProgressiveQuantizer(nn.Module):
     def levels(self) -> int:
         return self.codebooks.shape[0]
 
-    def forward(self, x: torch.Tensor) -> Quantized:
+    def forward(self, x: torch.Tensor, beam: int = 1) -> Quantized:
+        """Quantize features x (n, d); codes greedy (beam=1) or by beam search over the levels."""
+        chosen = self.beam_codes(x.detach(), beam) if beam > 1 else None
         residual = x
         soft_sum = hard_sum = torch.zeros_like(x)
         codes, softs, hards = [], [], []
-        for C in self.codebooks:
-            dist = (residual.pow(2).sum(1, keepdim=True) - 2 * residual @ C.T + C.pow(2).sum(1)).clamp_min(0)
-            code = dist.argmin(1)
+        for level, C in enumerate(self.codebooks):
+            dist = _sq_distances(residual, C)
+            code = dist.argmin(1) if chosen is None else chosen[:, level]
             hard = C[code]
             soft_sum = soft_sum + self._soft_weights(residual, C, dist) @ C
             hard_sum = hard_sum + hard
@@ -65,6 +67,22 @@ class ProgressiveQuantizer(nn.Module):
             softs.append(soft_sum)
             hards.append(hard_sum)
         return Quantized(torch.stack(codes, 1), torch.stack(softs), torch.stack(hards))
+
+    @torch.no_grad()
+    def beam_codes(self, x: torch.Tensor, beam: int) -> torch.Tensor:
+        """Codes (n, L) minimizing the full reconstruction error by beam search of width `beam`."""
+        n, K = x.shape[0], self.codebooks.shape[1]
+        residual = x[:, None, :]  # (n, b, d): residual of each partial code in the beam
+        codes = torch.zeros((n, 1, 0), dtype=torch.long, device=x.device)
+        for C in self.codebooks:
+            # ||residual - c||^2 is the error of the extended code: keep the `beam` best.
+            err = _sq_distances(residual.reshape(-1, residual.shape[-1]), C).reshape(n, -1)
+            best = err.topk(min(beam, err.shape[1]), dim=1, largest=False).indices
+            parent, code = best // K, best % K
+            codes = torch.cat([codes.gather(1, parent[..., None].expand(-1, -1, codes.shape[2])),
+                               code[..., None]], 2)
+            residual = residual.gather(1, parent[..., None].expand(-1, -1, residual.shape[2])) - C[code]
+        return codes[:, 0]
 
     def _soft_weights(self, residual: torch.Tensor, C: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         if self.soft_assignment == "cosine":
@@ -86,3 +104,8 @@ class ProgressiveQuantizer(nn.Module):
             _, assign = km.index.search(residual, 1)
             residual -= km.centroids[assign[:, 0]]
             self.codebooks[level].copy_(torch.from_numpy(km.centroids))
+
+
+def _sq_distances(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distances (n, K) between rows of x (n, d) and codewords C (K, d)."""
+    return (x.pow(2).sum(1, keepdim=True) - 2 * x @ C.T + C.pow(2).sum(1)).clamp_min(0)

@@ -83,6 +83,11 @@ class DPQTrainer:
     contrastive_temperature : float
         NT-Xent temperature (contrastive).
     batch_size, lr, codebook_lr, weight_decay : training hyper-parameters (Adam).
+    beam : int, optional
+        Beam width of the hard codes, in training and in the exported index
+        (``model.codes``, ``IndexDPQ.beam_size``). Default 1 (greedy) for
+        supervised/contrastive and 5 for unsupervised, where beam-trained
+        codebooks beat Faiss's residual quantizer on text embeddings.
     patience : int, optional
         Early stopping: stop when the epoch loss of the joint phase has not
         improved by 0.1% for `patience` epochs. None: fixed schedule.
@@ -101,7 +106,8 @@ class DPQTrainer:
                  end_to_end: bool = True, soft: str | None = None, temperature: float | None = None,
                  tau: float = 1.0, mu: float = 1.0, nu: float = 0.1, ce_weight: float = 0.1,
                  contrastive_temperature: float = 0.5, batch_size: int = 128, lr: float = 1e-3,
-                 codebook_lr: float = 1e-3, weight_decay: float = 0.0, patience: int | None = None,
+                 codebook_lr: float = 1e-3, weight_decay: float = 0.0, beam: int | None = None,
+                 patience: int | None = None,
                  device="auto", seed: int = 0, checkpoint: str | os.PathLike | None = None,
                  verbose: bool = True):
         if mode not in MODES:
@@ -127,6 +133,9 @@ class DPQTrainer:
         self.tau, self.mu, self.nu, self.ce_weight = tau, mu, nu, ce_weight
         self.contrastive_temperature = contrastive_temperature
         self.batch_size, self.lr, self.codebook_lr, self.weight_decay = batch_size, lr, codebook_lr, weight_decay
+        self.beam = (5 if mode == "unsupervised" else 1) if beam is None else int(beam)
+        if not 1 <= self.beam <= 1024:
+            raise ValueError(f"beam must be in [1, 1024], got {beam}")
         self.patience, self.device, self.seed = patience, device, seed
         self.checkpoint, self.verbose = checkpoint, verbose
         self.history_: list[EpochStats] = []
@@ -219,7 +228,7 @@ class DPQTrainer:
             "dim": int(dim), "encoder": "custom" if custom else name, "hidden": self.hidden,
             "n_classes": n_classes, "soft": self.soft, "temperature": float(self.temperature),
             "normalize": self.normalize and not (name == "identity" and self.mode == "unsupervised"),
-            "metric": self.metric, "seed": self.seed,
+            "metric": self.metric, "beam": self.beam, "seed": self.seed,
         }
         return DPQModel(config, encoder=name if custom else None)
 
@@ -248,7 +257,8 @@ class DPQTrainer:
     def _loss(self, model, xb, yb, generator, phase):
         """(loss, per-level mean hard reconstruction error or None).
 
-        The quantization loss trains the codebooks only (features detached):
+        Unsupervised: sum_l ||x - Q^hard_l||^2 (soft terms only slowed it down
+        on text embeddings). The quantization loss trains the codebooks only (features detached):
         letting it pull the features towards soft mixtures of codewords
         collapsed the classes in our digits runs. End to end, the label or
         contrastive losses on the reconstructions reach codebooks and encoder.
@@ -257,8 +267,8 @@ class DPQTrainer:
             return self._contrastive_loss(model, xb, generator, phase)
         feats = model.features(xb)
         if self.mode == "unsupervised":
-            q = model.quantizer(feats)
-            return self._quantization(feats, q), _hard_error(feats, q)
+            q = model.quantizer(feats, beam=self.beam)
+            return (feats - q.hard).pow(2).sum(-1).mean(-1).sum(), _hard_error(feats, q)
         loss = self._label_loss(model, feats, yb)
         if phase == "encoder":
             return loss, None
