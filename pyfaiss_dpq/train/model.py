@@ -111,6 +111,8 @@ class DPQModel(nn.Module):
         if arr.shape[0] == 0:
             raise ValueError("inputs are empty: need at least one row")
         arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not arr.flags.writeable:  # e.g. a memory-mapped file: torch needs writable memory
+            arr = arr.copy()
         if not np.isfinite(arr).all():
             raise ValueError("inputs contain NaN or infinity")
         return arr

@@ -191,7 +191,7 @@ class DPQTrainer:
             raise TypeError(f"X must be real numbers, got dtype {X.dtype}")
         if X.ndim not in (2, 3, 4):
             raise ValueError(f"X must be features (n, d) or images (n, H, W) / (n, C, H, W), got shape {X.shape}")
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        X = np.array(X, dtype=np.float32, order="C")  # a writable copy: torch shares its memory
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinity")
         K = 1 << self.nbits
