@@ -176,7 +176,7 @@ class DPQTrainer:
             if self.checkpoint is not None:
                 model.save(self.checkpoint)
             if self.patience is not None and phase == "joint":
-                if stats.loss < best - 1e-3 * abs(best):
+                if best == float("inf") or stats.loss < best - 1e-3 * abs(best):
                     best, stale = stats.loss, 0
                 else:
                     stale += 1

@@ -1,0 +1,237 @@
+"""Training DPQ in PyTorch and exporting it into IndexDPQ (skipped without torch)."""
+
+import faiss
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import pyfaiss_dpq  # noqa: E402
+from pyfaiss_dpq import SearchParametersDPQ  # noqa: E402
+from pyfaiss_dpq.demo import _pq, label_map, recall_at_k, split_digits  # noqa: E402
+from pyfaiss_dpq.train import DPQModel, DPQTrainer  # noqa: E402
+
+LEVELS = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """(images_base, images_queries, labels_base, labels_queries), held-out stratified queries."""
+    return split_digits(0)
+
+
+@pytest.fixture(scope="module")
+def supervised(digits):
+    ib, _, yb, _ = digits
+    return DPQTrainer(levels=LEVELS, nbits=8, mode="supervised", epochs=16, verbose=False).fit(ib, yb)
+
+
+@pytest.fixture(scope="module")
+def embeddings():
+    """Real MiniLM text embeddings: (base (3000, 384), held-out queries (1000, 384))."""
+    from pyfaiss_dpq.data import load_text_embeddings
+
+    x = load_text_embeddings()
+    perm = np.random.default_rng(0).permutation(len(x))
+    return x[perm[1000:4000]], x[perm[:1000]]
+
+
+@pytest.fixture(scope="module")
+def unsupervised(embeddings):
+    return DPQTrainer(levels=8, nbits=4, mode="unsupervised", epochs=5, verbose=False).fit(embeddings[0])
+
+
+def _dpq_map(model, index, iq, yb, yq, m):
+    ids = index.search(model.encode(iq), index.ntotal, params=SearchParametersDPQ(levels=m))[1]
+    return label_map(ids, yb, yq)
+
+
+def test_supervised_map_beats_pq_at_every_length(supervised, digits):
+    ib, iq, yb, yq = digits
+    index = supervised.to_index()
+    index.add(supervised.encode(ib))
+    xb, xq = ib.reshape(len(ib), -1), iq.reshape(len(iq), -1)
+    for m in range(1, LEVELS + 1):
+        pq, pad = _pq(xb, m)  # IndexPQ with m bytes on the raw pixels, trained for this length alone
+        pq.add(pad(xb))
+        pq_map = label_map(pq.search(pad(xq), len(xb))[1], yb, yq)
+        dpq_map = _dpq_map(supervised, index, iq, yb, yq, m)
+        # measured: DPQ 0.99 at every length, PQ 0.66-0.69
+        assert dpq_map >= 0.95 and dpq_map >= pq_map + 0.2, (m, dpq_map, pq_map)
+
+
+@pytest.mark.parametrize("which", ["supervised", "unsupervised"])
+def test_reconstruction_error_decreases_with_levels(which, request, digits, embeddings):
+    model = request.getfixturevalue(which)
+    x = digits[0] if which == "supervised" else embeddings[0]
+    err = model.reconstruction_error(x)
+    assert err.shape == (model.levels,)
+    assert np.all(np.diff(err) < 0), err
+    # the index's own prefix reconstructions give the same errors
+    index = model.to_index(beam_size=1)
+    feats = model.encode(x[:200])
+    index.add(feats)
+    if model.config["beam"] == 1:
+        index_err = [((feats - np.stack([index.reconstruct_prefix(i, m) for i in range(200)])) ** 2).sum(1).mean()
+                     for m in range(1, model.levels + 1)]
+        np.testing.assert_allclose(index_err, model.reconstruction_error(x[:200]), rtol=1e-4)
+
+
+def test_exported_greedy_codes_agree_with_model(supervised, digits):
+    ib = digits[0]
+    index = supervised.to_index()
+    assert index.beam_size == 1
+    index.add(supervised.encode(ib))
+    np.testing.assert_array_equal(index.get_codes(), supervised.codes(ib))
+    np.testing.assert_array_equal(index.codebooks, supervised.codebooks)
+
+
+def test_exported_beam_codes_agree_and_beat_greedy(unsupervised, embeddings):
+    xb = embeddings[0][:500]
+    assert unsupervised.config["beam"] == 5
+    index = unsupervised.to_index()
+    index.add(xb)
+    model_codes = unsupervised.codes(xb)
+    full = lambda recon: ((xb - recon) ** 2).sum(1)  # noqa: E731
+    index_err, model_err = full(index.reconstruct_n(0, len(xb))), full(unsupervised.reconstruct(xb))
+    agree = (index.get_codes() == model_codes).all(1)
+    assert agree.mean() >= 0.95  # measured 0.988
+    np.testing.assert_allclose(index_err[agree], model_err[agree], rtol=1e-4)
+    assert np.all(index_err[~agree] < model_err[~agree])  # where the C++ beam differs, it found better codes
+    greedy = unsupervised.to_index(beam_size=1)
+    greedy.add(xb)
+    greedy_err = full(greedy.reconstruct_n(0, len(xb)))
+    assert np.all(index_err <= greedy_err + 1e-5)
+    assert index_err.mean() < greedy_err.mean()
+
+
+def test_unsupervised_beats_faiss_residual_quantizer(unsupervised, embeddings):
+    xb, xq = embeddings
+    _, gt = faiss.knn(xq, xb, 10, metric=faiss.METRIC_INNER_PRODUCT)
+    rq = faiss.IndexResidualQuantizer(xb.shape[1], 8, 4, faiss.METRIC_INNER_PRODUCT)
+    rq.train(xb)
+    rq.add(xb)
+    index = unsupervised.to_index("ip")
+    index.add(xb)
+    assert index.bytes_per_vector == rq.sa_code_size() == 4
+    rq_recall = recall_at_k(rq.search(xq, 10)[1], gt)
+    dpq_recall = recall_at_k(index.search(xq, 10)[1], gt)
+    # measured: DPQ 0.407, faiss RQ (beam 5) 0.372
+    assert dpq_recall >= rq_recall + 0.015, (dpq_recall, rq_recall)
+
+
+def test_save_load_export_gives_identical_search(supervised, digits, tmp_path):
+    ib, iq, _, _ = digits
+    path = tmp_path / "model.pt"
+    supervised.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left behind
+    loaded = DPQModel.load(path)
+    results = []
+    for model in (supervised, loaded):
+        index = model.to_index()
+        index.add(model.encode(ib))
+        results.append(index.search(model.encode(iq), 20, params=SearchParametersDPQ(levels=2)))
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+
+
+def test_linear_encoder_exports_a_native_faiss_pipeline(digits, tmp_path):
+    ib, iq, yb, _ = digits
+    xb, xq = ib.reshape(len(ib), -1), iq.reshape(len(iq), -1)
+    model = DPQTrainer(levels=2, nbits=4, mode="supervised", encoder="linear", dim=16, epochs=4,
+                       verbose=False).fit(xb, yb)
+    pipeline = model.to_index()
+    assert isinstance(pipeline, faiss.IndexPreTransform)
+    pipeline.add(xb)
+    inner = pyfaiss_dpq.IndexDPQ(model.dim, 2, 4, faiss.METRIC_INNER_PRODUCT)
+    inner.codebooks = model.codebooks  # the same codebooks, fed with the model's features
+    inner.add(model.encode(xb))
+    Dp, Ip = pipeline.search(xq, 10)
+    Dd, Id = inner.search(model.encode(xq), 10)
+    assert (Ip == Id).mean() > 0.99
+    np.testing.assert_allclose(Dp, Dd, rtol=1e-4, atol=1e-5)
+    pyfaiss_dpq.write_index(pipeline, tmp_path / "p.dpq")
+    Dr, Ir = pyfaiss_dpq.read_index(tmp_path / "p.dpq").search(xq, 10)
+    np.testing.assert_array_equal(Ir, Ip)
+
+
+def test_contrastive_mode_learns_without_labels(digits):
+    ib, iq, yb, yq = digits
+    model = DPQTrainer(levels=2, nbits=8, mode="contrastive", epochs=6, verbose=False).fit(ib)
+    assert model.classifier is None
+    index = model.to_index()
+    index.add(model.encode(ib))
+    # chance is 0.1 (10 balanced classes); measured 0.5 after 16 epochs
+    assert _dpq_map(model, index, iq, yb, yq, 2) > 0.3
+
+
+def test_same_seed_same_model_and_history(digits):
+    x = digits[0][:300].reshape(300, -1)
+    fit = lambda seed: DPQTrainer(levels=2, nbits=4, mode="contrastive", epochs=2, seed=seed,  # noqa: E731
+                                  verbose=False).fit(x)
+    a, b, c = fit(1), fit(1), fit(2)
+    np.testing.assert_array_equal(a.codebooks, b.codebooks)
+    assert not np.array_equal(a.codebooks, c.codebooks)
+
+
+def test_early_stopping_stops_when_the_loss_stalls(digits):
+    x = digits[0][:300].reshape(300, -1)
+    trainer = DPQTrainer(levels=2, nbits=4, mode="unsupervised", epochs=30, lr=0.0, codebook_lr=0.0, patience=2,
+                         verbose=False)
+    trainer.fit(x)
+    assert len(trainer.history_) == 3  # the first epoch sets the best loss; two without progress stop it
+
+
+def test_checkpoint_written_every_epoch_loads(digits, tmp_path):
+    x = digits[0][:300].reshape(300, -1)
+    path = tmp_path / "ckpt.pt"
+    model = DPQTrainer(levels=2, nbits=4, mode="unsupervised", epochs=2, checkpoint=path, verbose=False).fit(x)
+    np.testing.assert_array_equal(DPQModel.load(path).codes(x), model.codes(x))
+
+
+def test_custom_encoder_round_trip(digits, tmp_path):
+    x = digits[0][:300].reshape(300, -1)
+    y = digits[2][:300]
+    encoder = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 12))
+    model = DPQTrainer(levels=2, nbits=4, encoder=encoder, epochs=2, verbose=False).fit(x, y)
+    assert model.dim == 12 and isinstance(model.to_index(), pyfaiss_dpq.IndexDPQ)
+    model.save(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="custom encoder"):
+        DPQModel.load(tmp_path / "m.pt")
+    fresh = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 12))
+    np.testing.assert_array_equal(DPQModel.load(tmp_path / "m.pt", encoder=fresh).codes(x), model.codes(x))
+
+
+def test_bad_inputs_are_clear_errors(supervised, digits, tmp_path):
+    ib, _, yb, _ = digits
+    with pytest.raises(ValueError, match="mode"):
+        DPQTrainer(mode="magic")
+    with pytest.raises(ValueError, match="nbits"):
+        DPQTrainer(nbits=6)
+    with pytest.raises(ValueError, match="needs labels"):
+        DPQTrainer(epochs=1, verbose=False).fit(ib)
+    with pytest.raises(ValueError, match="at least K = 256"):
+        DPQTrainer(epochs=1, verbose=False).fit(ib[:100], yb[:100])
+    with pytest.raises(ValueError, match="identity"):
+        DPQTrainer(mode="unsupervised", encoder="mlp")._build_model(ib.reshape(len(ib), -1), 0)
+    with pytest.raises(ValueError, match="shape"):
+        supervised.encode(ib.reshape(len(ib), -1))
+    with pytest.raises(ValueError, match="NaN"):
+        supervised.codes(np.full((2, 8, 8), np.nan, np.float32))
+    with pytest.raises(ValueError, match="levels"):
+        supervised.reconstruct(ib[:2], levels=LEVELS + 1)
+    with pytest.raises(ValueError, match="metric"):
+        supervised.to_index("cosine")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint"):
+        DPQModel.load(tmp_path / "junk.pt")
