@@ -51,7 +51,7 @@ def _qps(search, n_queries: int, runs: int = 5) -> float:
     return n_queries / statistics.median(times)
 
 
-def _pq(x_train: np.ndarray, m: int, metric=faiss.METRIC_L2):
+def pq_index(x_train: np.ndarray, m: int, metric=faiss.METRIC_L2):
     """faiss.IndexPQ with m 8-bit sub-quantizers; inputs zero-padded to a multiple of m."""
     pad = (-x_train.shape[1]) % m
     index = faiss.IndexPQ(x_train.shape[1] + pad, m, 8, metric)
@@ -83,7 +83,7 @@ def torch_free_part(xb: np.ndarray, xq: np.ndarray, levels: int) -> None:
         params = SearchParametersDPQ(levels=m)
         r_dpq = recall_at_k(index.search(xq, 10, params=params)[1], gt)
         q_dpq = _qps(lambda: index.search(many, 10, params=params), len(many))
-        pq, pad = _pq(xb, m)
+        pq, pad = pq_index(xb, m)
         pq.add(pad(xb))
         r_pq = recall_at_k(pq.search(pad(xq), 10)[1], gt)
         q_pq = _qps(lambda: pq.search(pad(many), 10), len(many))
@@ -113,11 +113,11 @@ def trained_part(ib, iq, yb, yq, levels: int, epochs: int | None, seed: int, qui
     for m in range(1, levels + 1):
         dpq_map = label_map(index.search(fq, n, params=SearchParametersDPQ(levels=m))[1], yb, yq)
         t0 = time.perf_counter()
-        pq, pad = _pq(xb, m)
+        pq, pad = pq_index(xb, m)
         pq_seconds += time.perf_counter() - t0
         pq.add(pad(xb))
         raw_map = label_map(pq.search(pad(xq), n)[1], yb, yq)
-        pqf, padf = _pq(fb, m, faiss.METRIC_INNER_PRODUCT)
+        pqf, padf = pq_index(fb, m, faiss.METRIC_INNER_PRODUCT)
         pqf.add(padf(fb))
         feat_map = label_map(pqf.search(padf(fq), n)[1], yb, yq)
         rows.append((8 * m, dpq_map, raw_map, feat_map))

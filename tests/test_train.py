@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import pyfaiss_dpq  # noqa: E402
 from pyfaiss_dpq import SearchParametersDPQ  # noqa: E402
-from pyfaiss_dpq.demo import _pq, label_map, recall_at_k, split_digits  # noqa: E402
+from pyfaiss_dpq.demo import label_map, pq_index, recall_at_k, split_digits  # noqa: E402
 from pyfaiss_dpq.train import DPQModel, DPQTrainer  # noqa: E402
 
 LEVELS = 4
@@ -62,7 +62,7 @@ def test_supervised_map_beats_pq_at_every_length(supervised, digits):
     index.add(supervised.encode(ib))
     xb, xq = ib.reshape(len(ib), -1), iq.reshape(len(iq), -1)
     for m in range(1, LEVELS + 1):
-        pq, pad = _pq(xb, m)  # IndexPQ with m bytes on the raw pixels, trained for this length alone
+        pq, pad = pq_index(xb, m)  # IndexPQ with m bytes on the raw pixels, trained for this length alone
         pq.add(pad(xb))
         pq_map = label_map(pq.search(pad(xq), len(xb))[1], yb, yq)
         dpq_map = _dpq_map(supervised, index, iq, yb, yq, m)
