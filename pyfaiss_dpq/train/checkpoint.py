@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 
 import torch
+
+from .._files import write_atomically
 
 FORMAT = "pyfaiss-dpq-model"
 VERSION = 1
 
 
 def save_checkpoint(path: str | os.PathLike, config: dict, state: dict) -> None:
-    """Write atomically: a temporary file in the same folder, fsync, then rename over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dpq-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, "config": config, "state_dict": state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write atomically (temporary file, fsync, rename): a crash never leaves a torn checkpoint."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, "config": config, "state_dict": state}, buf)
+    write_atomically(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
