@@ -1,21 +1,112 @@
 #include "lut.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
 namespace dpq {
+
+namespace {
+
+// <q, c_k> for 4 consecutive codewords: four independent sums keep the
+// vector units busy where one dot product would wait on its own additions.
+void dot4(const float* q, const float* c, int d, float* out) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const float *c0 = c, *c1 = c + d, *c2 = c + 2 * d, *c3 = c + 3 * d;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int j = 0; j < d; j++) {
+        s0 += q[j] * c0[j];
+        s1 += q[j] * c1[j];
+        s2 += q[j] * c2[j];
+        s3 += q[j] * c3[j];
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+struct LevelStats {
+    float lo_sum = 0, range = 0, magnitude = 0;
+    bool finite = true;
+};
+
+LevelStats level_stats(const float* lut, int m, int K, float bias, float* lo) {
+    LevelStats s;
+    s.magnitude = std::fabs(bias);
+    for (int l = 0; l < m; l++) {
+        const float* t = lut + size_t(l) * K;
+        const auto [mn, mx] = std::minmax_element(t, t + K);
+        lo[l] = *mn;
+        s.lo_sum += *mn;
+        s.range = std::max(s.range, *mx - *mn);
+        s.magnitude += std::max(std::fabs(*mn), std::fabs(*mx));
+    }
+    s.finite = std::isfinite(s.magnitude) && std::isfinite(s.range) && std::isfinite(bias);
+    return s;
+}
+
+// Quantizes m tables of K entries to [0, qmax]; put(l, k, q) stores one.
+template <class Put>
+QuantizedLut quantize(const float* lut, int m, int K, float bias, int qmax, Put put) {
+    std::vector<float> lo(m);
+    const LevelStats s = level_stats(lut, m, K, bias, lo.data());
+    QuantizedLut r;
+    r.ok = s.finite;
+    if (!r.ok) return r;
+    r.base = bias + s.lo_sum;
+    r.magnitude = s.magnitude;
+    r.rel = 4.f * float(m + 8) * std::ldexp(1.f, -24);
+    r.scale = s.range > 0 ? float(qmax) / s.range : 0.f;
+    r.inv_scale = s.range > 0 ? s.range / float(qmax) : 0.f;
+    r.err = s.range > 0 ? float(m) * (0.5f + float(qmax) * std::ldexp(1.f, -20)) * r.inv_scale : 0.f;
+    for (int l = 0; l < m; l++)
+        for (int k = 0; k < K; k++) {
+            const float x = (lut[size_t(l) * K + k] - lo[l]) * r.scale;
+            put(l, k, uint32_t(std::min(float(qmax), std::nearbyint(x))));
+        }
+    return r;
+}
+
+}  // namespace
 
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut) {
     const int d = codec.d(), K = codec.K();
     const float scale = l2 ? -2.f : -1.f;
     for (int l = 0; l < levels; l++)
-        for (int k = 0; k < K; k++) {
-            const float* c = codec.codeword(l, k);
-            float s = 0;
-            for (int j = 0; j < d; j++) s += q[j] * c[j];
-            lut[l * K + k] = scale * s;
+        for (int k = 0; k < K; k += 4) {
+            float s[4];
+            dot4(q, codec.codeword(l, k), d, s);
+            for (int j = 0; j < 4; j++) lut[l * K + k + j] = scale * s[j];
         }
     if (!l2) return 0.f;
     float qn = 0;
+#pragma omp simd reduction(+ : qn)
     for (int j = 0; j < d; j++) qn += q[j] * q[j];
     return qn;
+}
+
+float QuantizedLut::admit(float T) const { return T + err + rel * (magnitude + std::fabs(T)); }
+
+int32_t QuantizedLut::admit_sum(float T) const {
+    const float room = admit(T) - base;
+    if (!(room >= 0)) return -1;
+    if (scale == 0 || std::isinf(room)) return 65535;
+    // One unit of headroom absorbs the rounding of this product.
+    const double x = std::floor(double(room) * double(scale)) + 1;
+    return int32_t(std::min(x, 65535.0));
+}
+
+QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {
+    std::fill(out, out + size_t(padded_levels4(m)) * 16, uint8_t(0));
+    return quantize(lut, m, 16, bias, 255, [&](int l, int k, uint32_t v) { out[l * 16 + k] = uint8_t(v); });
+}
+
+QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64_t* out) {
+    const int shift = 16 * lane;
+    const uint64_t keep = ~(uint64_t(0xFFFF) << shift);
+    return quantize(lut, m, 256, bias, 65535 / m, [&](int l, int k, uint32_t v) {
+        uint64_t& e = out[l * 256 + k];
+        e = (e & keep) | (uint64_t(v) << shift);
+    });
 }
 
 }  // namespace dpq

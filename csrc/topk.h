@@ -13,19 +13,23 @@ class TopK {
    public:
     explicit TopK(size_t k) : k_(k) { heap_.reserve(k); }
 
-    // The current admission threshold: a candidate must be strictly below it.
+    // The current admission threshold: a candidate must be at most this
+    // (and, on a tie, have a smaller id than the worst kept).
     float threshold() const {
         return heap_.size() < k_ ? std::numeric_limits<float>::infinity() : heap_.front().first;
     }
-    void push(float dis, int64_t id) {
+    // Returns whether the candidate was kept.
+    bool push(float dis, int64_t id) {
         if (heap_.size() < k_) {
             heap_.emplace_back(dis, id);
             std::push_heap(heap_.begin(), heap_.end(), worse_last);
-        } else if (better(dis, id, heap_.front())) {
-            std::pop_heap(heap_.begin(), heap_.end(), worse_last);
-            heap_.back() = {dis, id};
-            std::push_heap(heap_.begin(), heap_.end(), worse_last);
+            return true;
         }
+        if (!better(dis, id, heap_.front())) return false;
+        std::pop_heap(heap_.begin(), heap_.end(), worse_last);
+        heap_.back() = {dis, id};
+        std::push_heap(heap_.begin(), heap_.end(), worse_last);
+        return true;
     }
     void merge(const TopK& other) {
         for (const auto& e : other.heap_) push(e.first, e.second);
