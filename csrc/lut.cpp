@@ -5,24 +5,11 @@
 #include <limits>
 #include <vector>
 
+#include "scan/dispatch.h"
+
 namespace dpq {
 
 namespace {
-
-// <q, c_k> for 4 consecutive codewords: four independent sums keep the
-// vector units busy where one dot product would wait on its own additions.
-void dot4(const float* q, const float* c, int d, float* out) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    const float *c0 = c, *c1 = c + d, *c2 = c + 2 * d, *c3 = c + 3 * d;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (int j = 0; j < d; j++) {
-        s0 += q[j] * c0[j];
-        s1 += q[j] * c1[j];
-        s2 += q[j] * c2[j];
-        s3 += q[j] * c3[j];
-    }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
-}
 
 struct LevelStats {
     float lo_sum = 0, range = 0, magnitude = 0;
@@ -70,17 +57,16 @@ QuantizedLut quantize(const float* lut, int m, int K, float bias, int qmax, Put 
 
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut) {
     const int d = codec.d(), K = codec.K();
+    const scan::DotsFn dots = scan::fastest_kernels().dots;
     const float scale = l2 ? -2.f : -1.f;
-    for (int l = 0; l < levels; l++)
-        for (int k = 0; k < K; k += 4) {
-            float s[4];
-            dot4(q, codec.codeword(l, k), d, s);
-            for (int j = 0; j < 4; j++) lut[l * K + k + j] = scale * s[j];
-        }
+    for (int l = 0; l < levels; l++) {
+        float* t = lut + size_t(l) * K;
+        dots(q, codec.codeword(l, 0), size_t(K), d, t);
+        for (int k = 0; k < K; k++) t[k] *= scale;
+    }
     if (!l2) return 0.f;
-    float qn = 0;
-#pragma omp simd reduction(+ : qn)
-    for (int j = 0; j < d; j++) qn += q[j] * q[j];
+    float qn;
+    dots(q, q, 1, d, &qn);
     return qn;
 }
 

@@ -230,6 +230,15 @@ PYBIND11_MODULE(_core, m) {
         return py::array(out);
     });
 
+    m.def("inner_products", [](const std::string& kernel, FloatArray q, FloatArray C) {
+        const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
+        if (q.ndim() != 1 || C.ndim() != 2 || C.shape(1) != q.shape(0))
+            throw std::invalid_argument("inner_products: q (d,) and C (n, d) expected");
+        py::array_t<float> out(C.shape(0));
+        ks.dots(q.data(), C.data(), size_t(C.shape(0)), int(q.shape(0)), out.mutable_data());
+        return out;
+    });
+
     // C++ exceptions from our own calls reach Python as ValueError / IndexError.
     py::register_exception_translator([](std::exception_ptr p) {
         try {

@@ -159,6 +159,17 @@ def test_quantized_sums_reject_bad_shapes():
         core.quantized_sums("no-such-kernel", np.zeros((2, 32), np.uint8), 1, np.zeros((1, 16), np.uint8))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_inner_products_for_lookup_tables(kernel):
+    require(kernel)
+    rng = np.random.default_rng(5)
+    for d, n in ((1, 3), (7, 16), (16, 9), (96, 256), (385, 17)):
+        q = rng.standard_normal(d).astype(np.float32)
+        C = rng.standard_normal((n, d)).astype(np.float32)
+        # float32 sums in any order: relative error well below 1e-5 for these sizes
+        np.testing.assert_allclose(core.inner_products(kernel, q, C), C.astype(np.float64) @ q, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- quantization error bound
 
 @pytest.mark.parametrize("K", [16, 256])

@@ -196,8 +196,44 @@ void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
     }
 }
 
+// ------------------------------------------------------------ lookup tables
+
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// Eight rows at a time: eight independent FMA chains cover the FMA latency.
+void dots(const float* q, const float* C, size_t n, int d, float* out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float* c = C + i * d;
+        __m256 a[8];
+        for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 8 <= d; j += 8) {
+            const __m256 x = _mm256_loadu_ps(q + j);
+            for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(x, _mm256_loadu_ps(c + r * d + j), a[r]);
+        }
+        for (int r = 0; r < 8; r++) {
+            float s = hsum(a[r]);
+            for (int t = j; t < d; t++) s += q[t] * c[r * d + t];
+            out[i + r] = s;
+        }
+    }
+    for (; i < n; i++) {
+        __m256 a = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 8 <= d; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(C + i * d + j), a);
+        float s = hsum(a);
+        for (; j < d; j++) s += q[j] * C[i * d + j];
+        out[i] = s;
+    }
+}
+
 }  // namespace
 
-const KernelSet kAvx2{"avx2", scan4, scan8, sums4, sums8_blocks};
+const KernelSet kAvx2{"avx2", scan4, scan8, sums4, sums8_blocks, dots};
 
 }  // namespace dpq::scan

@@ -175,8 +175,38 @@ void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
     }
 }
 
+// ------------------------------------------------------------ lookup tables
+
+// Eight rows at a time: eight independent FMA chains cover the FMA latency.
+void dots(const float* q, const float* C, size_t n, int d, float* out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float* c = C + i * d;
+        __m512 a[8];
+        for (int r = 0; r < 8; r++) a[r] = _mm512_setzero_ps();
+        int j = 0;
+        for (; j + 16 <= d; j += 16) {
+            const __m512 x = _mm512_loadu_ps(q + j);
+            for (int r = 0; r < 8; r++) a[r] = _mm512_fmadd_ps(x, _mm512_loadu_ps(c + r * d + j), a[r]);
+        }
+        for (int r = 0; r < 8; r++) {
+            float s = _mm512_reduce_add_ps(a[r]);
+            for (int t = j; t < d; t++) s += q[t] * c[r * d + t];
+            out[i + r] = s;
+        }
+    }
+    for (; i < n; i++) {
+        __m512 a = _mm512_setzero_ps();
+        int j = 0;
+        for (; j + 16 <= d; j += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(C + i * d + j), a);
+        float s = _mm512_reduce_add_ps(a);
+        for (; j < d; j++) s += q[j] * C[i * d + j];
+        out[i] = s;
+    }
+}
+
 }  // namespace
 
-const KernelSet kAvx512{"avx512", scan4, scan8, sums4, sums8_blocks};
+const KernelSet kAvx512{"avx512", scan4, scan8, sums4, sums8_blocks, dots};
 
 }  // namespace dpq::scan

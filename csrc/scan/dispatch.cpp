@@ -55,6 +55,8 @@ std::string force_kernel(const std::string& name) {
     return old ? old->name : "auto";
 }
 
+const KernelSet& fastest_kernels() { return *best(); }
+
 const KernelSet& active_kernels() {
     const KernelSet* k = forced.load();
     return k ? *k : *best();

@@ -18,6 +18,9 @@ std::string force_kernel(const std::string& name);
 std::string forced_kernel();
 // The kernels searches use now.
 const KernelSet& active_kernels();
+// The fastest kernels this CPU supports, whatever is forced: the float
+// lookup tables come from these, so that every scan kernel sees the same.
+const KernelSet& fastest_kernels();
 // A supported kernel by name; throws std::invalid_argument otherwise.
 const KernelSet& kernels_named(const std::string& name);
 

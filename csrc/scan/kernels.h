@@ -67,11 +67,16 @@ using Sums4Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblock
 using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
                          const uint64_t* lut8, uint64_t* out);
 
+// Inner products of q with n consecutive rows of C (n x d): out[i] = <q, C_i>.
+// Builds the float lookup tables (lut.h), which every kernel then shares.
+using DotsFn = void (*)(const float* q, const float* C, size_t n, int d, float* out);
+
 struct KernelSet {
     const char* name;
     ScanFn scan4, scan8;  // null for the scalar reference (it scans float tables)
     Sums4Fn sums4;
     Sums8Fn sums8;
+    DotsFn dots;
 };
 
 // One per ISA, each defined in its own translation unit with its own flags.
