@@ -76,9 +76,8 @@ int32_t QuantizedLut::admit_sum(float T) const {
     const float room = admit(T) - base;
     if (!(room >= 0)) return -1;
     if (scale == 0 || std::isinf(room)) return 65535;
-    // One unit of headroom absorbs the rounding of this product.
-    const double x = std::floor(double(room) * double(scale)) + 1;
-    return int32_t(std::min(x, 65535.0));
+    // In double: exact enough next to the slack already in admit().
+    return int32_t(std::min(std::floor(double(room) * double(scale)), 65535.0));
 }
 
 QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {

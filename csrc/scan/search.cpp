@@ -80,17 +80,21 @@ std::vector<Group> make_groups(const SearchSpec& spec, const KernelSet& ks, cons
 }
 
 // Queries one thread takes at a time: enough to share each database chunk
-// widely, few enough for their tables to stay in cache and for every thread
-// to get some.
+// widely, few enough for their tables to stay in cache and for the threads
+// to share the batch evenly (a few super-groups each, taken dynamically).
 size_t super_group_size(const SearchSpec& spec, size_t nq, int nt) {
     const size_t m = size_t(spec.levels);
     const size_t per_query = spec.codec->nbits() == 4 ? size_t(padded_levels4(int(m))) * 16 : m * 256 * 8 / kGroup;
     const size_t cap = std::clamp<size_t>(kSuperGroupTableBytes / per_query, kGroup, kMaxSuperGroup);
-    return std::max<size_t>(1, std::min(cap, (nq + nt - 1) / nt));
+    const size_t share = nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt));
+    return std::max<size_t>(1, std::min(cap, share));
 }
 
 // Receives candidates from a kernel (or every vector from the reference
 // scan), re-scores them exactly and keeps the group's thresholds current.
+// Derived supplies offer(q, d, id) (returns whether bound_of(q) may have
+// moved) and bound_of(q) (exact distances above it can never be kept).
+template <class Derived>
 class Collector : public BlockSink {
    public:
     Collector(const SearchSpec& spec, const Group& g)
@@ -107,7 +111,7 @@ class Collector : public BlockSink {
             const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
             if (i >= n_) break;  // padding of the last block
             const float d = exact_distance(layout_, blk, s, spec_.levels, t.lut.data(), t.bias + (norms ? norms[s] : 0.f));
-            moved |= offer(q, d, int64_t(i));
+            moved |= self().offer(q, d, int64_t(i));
         }
         if (moved) refresh(q);
     }
@@ -119,24 +123,21 @@ class Collector : public BlockSink {
         for (size_t q = 0; q < group_.queries.size(); q++) {
             const QueryTables& t = group_.queries[q];
             scan_float_scalar(*spec_.store, spec_.levels, t.lut.data(), t.bias, c0, c1, buf.data());
-            float bound = bound_of(int(q));
+            float bound = self().bound_of(int(q));
             for (size_t i = i0; i < i1; i++)
-                if (buf[i - i0] <= bound && offer(int(q), buf[i - i0], int64_t(i))) bound = bound_of(int(q));
+                if (buf[i - i0] <= bound && self().offer(int(q), buf[i - i0], int64_t(i)))
+                    bound = self().bound_of(int(q));
         }
     }
 
    protected:
-    // A candidate with its exact distance; returns whether bound_of(q) may have moved.
-    virtual bool offer(int q, float d, int64_t id) = 0;
-    // Exact distances above this can never be kept.
-    virtual float bound_of(int q) const = 0;
-
+    Derived& self() { return static_cast<Derived&>(*this); }
     bool selected(int64_t id) const { return !spec_.filter || spec_.filter->keep(id); }
 
     // Lets the kernel admit whatever may beat bound_of(q), given the
     // quantization error (lut.h).
     void refresh(int q) {
-        const float T = bound_of(q);
+        const float T = self().bound_of(q);
         const QuantizedLut& ql = group_.queries[q].qlut;
         if (T == kInf) {
             thresholds.qthr[q] = 65535;
@@ -156,7 +157,7 @@ class Collector : public BlockSink {
     size_t n_;
 };
 
-class KnnCollector final : public Collector {
+class KnnCollector final : public Collector<KnnCollector> {
    public:
     KnnCollector(const SearchSpec& spec, const Group& g, size_t k) : Collector(spec, g) {
         heaps.assign(g.queries.size(), TopK(k));
@@ -165,16 +166,15 @@ class KnnCollector final : public Collector {
     void merge(const KnnCollector& other) {
         for (size_t q = 0; q < heaps.size(); q++) heaps[q].merge(other.heaps[q]);
     }
-    std::vector<TopK> heaps;
-
-   private:
-    bool offer(int q, float d, int64_t id) override {
+    bool offer(int q, float d, int64_t id) {
         return d <= heaps[q].threshold() && selected(id) && heaps[q].push(d, id);
     }
-    float bound_of(int q) const override { return heaps[q].threshold(); }
+    float bound_of(int q) const { return heaps[q].threshold(); }
+
+    std::vector<TopK> heaps;
 };
 
-class RangeCollector final : public Collector {
+class RangeCollector final : public Collector<RangeCollector> {
    public:
     RangeCollector(const SearchSpec& spec, const Group& g, float bound) : Collector(spec, g), bound_(bound) {
         hits.resize(g.queries.size());
@@ -183,14 +183,15 @@ class RangeCollector final : public Collector {
     void merge(const RangeCollector& other) {
         for (size_t q = 0; q < hits.size(); q++) hits[q].insert(hits[q].end(), other.hits[q].begin(), other.hits[q].end());
     }
-    std::vector<RangeHits> hits;
-
-   private:
-    bool offer(int q, float d, int64_t id) override {
+    bool offer(int q, float d, int64_t id) {
         if (d < bound_ && selected(id)) hits[q].emplace_back(id, d);
         return false;
     }
-    float bound_of(int) const override { return bound_; }
+    float bound_of(int) const { return bound_; }
+
+    std::vector<RangeHits> hits;
+
+   private:
     float bound_;
 };
 
