@@ -186,6 +186,7 @@ void test_l28(const uint64_t* acc, const float* norms, float factor, const Group
 void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     alignas(32) uint64_t acc[32];
     for (size_t b = bl.b0; b < bl.b1; b++) {
+        if (b + kPrefetchAhead < bl.b1) prefetch_block(bl, b + kPrefetchAhead);
         swar8_block(bl.codes + b * bl.block_bytes, bl.m, t.lut8, acc);
         uint32_t qmask[kGroup] = {0, 0, 0, 0};
         if (bl.norms)
