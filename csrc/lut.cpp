@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -21,11 +22,16 @@ LevelStats level_stats(const float* lut, int m, int K, float bias, float* lo) {
     s.magnitude = std::fabs(bias);
     for (int l = 0; l < m; l++) {
         const float* t = lut + size_t(l) * K;
-        const auto [mn, mx] = std::minmax_element(t, t + K);
-        lo[l] = *mn;
-        s.lo_sum += *mn;
-        s.range = std::max(s.range, *mx - *mn);
-        s.magnitude += std::max(std::fabs(*mn), std::fabs(*mx));
+        float mn = t[0], mx = t[0];
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+        for (int k = 0; k < K; k++) {
+            mn = std::min(mn, t[k]);
+            mx = std::max(mx, t[k]);
+        }
+        lo[l] = mn;
+        s.lo_sum += mn;
+        s.range = std::max(s.range, mx - mn);
+        s.magnitude += std::max(std::fabs(mn), std::fabs(mx));
     }
     s.finite = std::isfinite(s.magnitude) && std::isfinite(s.range) && std::isfinite(bias);
     return s;
@@ -48,26 +54,30 @@ QuantizedLut quantize(const float* lut, int m, int K, float bias, int qmax, Put 
     for (int l = 0; l < m; l++)
         for (int k = 0; k < K; k++) {
             const float x = (lut[size_t(l) * K + k] - lo[l]) * r.scale;
-            put(l, k, uint32_t(std::min(float(qmax), std::nearbyint(x))));
+            put(l, k, uint32_t(std::min(float(qmax), x + 0.5f)));  // x >= 0: rounds to nearest
         }
     return r;
 }
 
 }  // namespace
 
-float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut) {
+void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases) {
     const int d = codec.d(), K = codec.K();
     const scan::DotsFn dots = scan::fastest_kernels().dots;
+    const size_t stride = size_t(levels) * K;
+    for (int l = 0; l < levels; l++) dots(x, nq, codec.codeword(l, 0), size_t(K), d, luts + size_t(l) * K, stride);
     const float scale = l2 ? -2.f : -1.f;
-    for (int l = 0; l < levels; l++) {
-        float* t = lut + size_t(l) * K;
-        dots(q, codec.codeword(l, 0), size_t(K), d, t);
-        for (int k = 0; k < K; k++) t[k] *= scale;
+    for (size_t i = 0; i < nq * stride; i++) luts[i] *= scale;
+    for (size_t q = 0; q < nq; q++) {
+        biases[q] = 0.f;
+        if (l2) dots(x + q * d, 1, x + q * d, 1, d, biases + q, 1);
     }
-    if (!l2) return 0.f;
-    float qn;
-    dots(q, q, 1, d, &qn);
-    return qn;
+}
+
+float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut) {
+    float bias;
+    compute_luts(codec, l2, 1, q, levels, lut, &bias);
+    return bias;
 }
 
 float QuantizedLut::admit(float T) const { return T + err + rel * (magnitude + std::fabs(T)); }
@@ -86,11 +96,11 @@ QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {
 }
 
 QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64_t* out) {
-    const int shift = 16 * lane;
-    const uint64_t keep = ~(uint64_t(0xFFFF) << shift);
+    // Lane q of a little-endian 64-bit entry is the 16-bit word at byte 2q.
+    unsigned char* bytes = reinterpret_cast<unsigned char*>(out) + 2 * lane;
     return quantize(lut, m, 256, bias, 65535 / m, [&](int l, int k, uint32_t v) {
-        uint64_t& e = out[l * 256 + k];
-        e = (e & keep) | (uint64_t(v) << shift);
+        const uint16_t w = uint16_t(v);
+        std::memcpy(bytes + 8 * (size_t(l) * 256 + k), &w, 2);
     });
 }
 

@@ -26,8 +26,11 @@
 
 namespace dpq {
 
-// lut: levels x K floats for the first `levels` levels; returns the bias
-// (||q||^2 for L2, 0 for IP).
+// Tables of nq queries x (nq x d) for the first `levels` levels:
+// luts[q * levels * K + l * K + k]; biases[q] = ||x_q||^2 for L2, 0 for IP.
+// Each codebook streams from memory once per call: batch the queries.
+void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases);
+// One query's tables (levels x K); returns its bias.
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut);
 
 struct QuantizedLut {

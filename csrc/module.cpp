@@ -230,12 +230,13 @@ PYBIND11_MODULE(_core, m) {
         return py::array(out);
     });
 
-    m.def("inner_products", [](const std::string& kernel, FloatArray q, FloatArray C) {
+    m.def("inner_products", [](const std::string& kernel, FloatArray X, FloatArray C) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
-        if (q.ndim() != 1 || C.ndim() != 2 || C.shape(1) != q.shape(0))
-            throw std::invalid_argument("inner_products: q (d,) and C (n, d) expected");
-        py::array_t<float> out(C.shape(0));
-        ks.dots(q.data(), C.data(), size_t(C.shape(0)), int(q.shape(0)), out.mutable_data());
+        if (X.ndim() != 2 || C.ndim() != 2 || C.shape(1) != X.shape(1))
+            throw std::invalid_argument("inner_products: X (nx, d) and C (n, d) expected");
+        py::array_t<float> out({X.shape(0), C.shape(0)});
+        ks.dots(X.data(), size_t(X.shape(0)), C.data(), size_t(C.shape(0)), int(X.shape(1)), out.mutable_data(),
+                size_t(C.shape(0)));
         return out;
     });
 

@@ -163,11 +163,11 @@ def test_quantized_sums_reject_bad_shapes():
 def test_inner_products_for_lookup_tables(kernel):
     require(kernel)
     rng = np.random.default_rng(5)
-    for d, n in ((1, 3), (7, 16), (16, 9), (96, 256), (385, 17)):
-        q = rng.standard_normal(d).astype(np.float32)
+    for nx, d, n in ((1, 1, 3), (3, 7, 16), (5, 16, 9), (2, 96, 256), (4, 385, 17)):
+        X = rng.standard_normal((nx, d)).astype(np.float32)
         C = rng.standard_normal((n, d)).astype(np.float32)
         # float32 sums in any order: relative error well below 1e-5 for these sizes
-        np.testing.assert_allclose(core.inner_products(kernel, q, C), C.astype(np.float64) @ q, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(core.inner_products(kernel, X, C), X.astype(np.float64) @ C.T, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- quantization error bound

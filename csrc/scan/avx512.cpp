@@ -6,6 +6,7 @@
 
 // GCC 12 warns about its own AVX-512 intrinsics (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace dpq::scan {
 namespace {
@@ -178,32 +179,54 @@ void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
 
 // ------------------------------------------------------------ lookup tables
 
-// Eight rows at a time: eight independent FMA chains cover the FMA latency.
-void dots(const float* q, const float* C, size_t n, int d, float* out) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const float* c = C + i * d;
-        __m512 a[8];
-        for (int r = 0; r < 8; r++) a[r] = _mm512_setzero_ps();
-        int j = 0;
-        for (; j + 16 <= d; j += 16) {
-            const __m512 x = _mm512_loadu_ps(q + j);
-            for (int r = 0; r < 8; r++) a[r] = _mm512_fmadd_ps(x, _mm512_loadu_ps(c + r * d + j), a[r]);
-        }
-        for (int r = 0; r < 8; r++) {
-            float s = _mm512_reduce_add_ps(a[r]);
-            for (int t = j; t < d; t++) s += q[t] * c[r * d + t];
-            out[i + r] = s;
+// [sum(a0), sum(a1), sum(a2), sum(a3)]
+inline __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    auto half = [](__m512 v) {
+        return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    };
+    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(half(a0), half(a1)), _mm256_hadd_ps(half(a2), half(a3)));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+// <x_i, c_r> for NX vectors x_i and 4 rows c_r, as in avx2.cpp.
+template <int NX>
+inline void dot_block(const float* x, const float* c, int d, float* out, size_t out_stride) {
+    __m512 a[NX][4];
+    for (int i = 0; i < NX; i++)
+        for (int r = 0; r < 4; r++) a[i][r] = _mm512_setzero_ps();
+    int t = 0;
+    for (; t + 16 <= d; t += 16) {
+        __m512 cr[4];
+        for (int r = 0; r < 4; r++) cr[r] = _mm512_loadu_ps(c + r * d + t);
+        for (int i = 0; i < NX; i++) {
+            const __m512 v = _mm512_loadu_ps(x + i * d + t);
+            for (int r = 0; r < 4; r++) a[i][r] = _mm512_fmadd_ps(v, cr[r], a[i][r]);
         }
     }
-    for (; i < n; i++) {
-        __m512 a = _mm512_setzero_ps();
-        int j = 0;
-        for (; j + 16 <= d; j += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(C + i * d + j), a);
-        float s = _mm512_reduce_add_ps(a);
-        for (; j < d; j++) s += q[j] * C[i * d + j];
-        out[i] = s;
+    for (int i = 0; i < NX; i++) {
+        alignas(16) float sum[4];
+        _mm_store_ps(sum, hsum4(a[i][0], a[i][1], a[i][2], a[i][3]));
+        for (int r = 0; r < 4; r++) {
+            for (int u = t; u < d; u++) sum[r] += x[i * d + u] * c[r * d + u];
+            out[i * out_stride + r] = sum[r];
+        }
     }
+}
+
+void dots(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride) {
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        size_t i = 0;
+        for (; i + 3 <= nx; i += 3) dot_block<3>(X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
+        if (nx - i == 2) dot_block<2>(X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
+        if (nx - i == 1) dot_block<1>(X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
+    }
+    for (; j < n; j++)
+        for (size_t i = 0; i < nx; i++) {
+            float s = 0;
+            for (int u = 0; u < d; u++) s += X[i * d + u] * C[j * d + u];
+            out[i * out_stride + j] = s;
+        }
 }
 
 }  // namespace

@@ -42,25 +42,30 @@ void sums8_scalar(const uint8_t* codes, size_t block_bytes, size_t nblocks, int 
 
 // Four rows at a time: four independent sums keep the vector units busy
 // where one dot product would wait on its own additions.
-void dots_scalar(const float* q, const float* C, size_t n, int d, float* out) {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float *c0 = C + i * d, *c1 = c0 + d, *c2 = c1 + d, *c3 = c2 + d;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+void dots_scalar(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride) {
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *c0 = C + j * d, *c1 = c0 + d, *c2 = c1 + d, *c3 = c2 + d;
+        for (size_t i = 0; i < nx; i++) {
+            const float* x = X + i * d;
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
-        for (int j = 0; j < d; j++) {
-            s0 += q[j] * c0[j];
-            s1 += q[j] * c1[j];
-            s2 += q[j] * c2[j];
-            s3 += q[j] * c3[j];
+            for (int t = 0; t < d; t++) {
+                s0 += x[t] * c0[t];
+                s1 += x[t] * c1[t];
+                s2 += x[t] * c2[t];
+                s3 += x[t] * c3[t];
+            }
+            float* o = out + i * out_stride + j;
+            o[0] = s0, o[1] = s1, o[2] = s2, o[3] = s3;
         }
-        out[i] = s0, out[i + 1] = s1, out[i + 2] = s2, out[i + 3] = s3;
     }
-    for (; i < n; i++) {
-        float s = 0;
-        for (int j = 0; j < d; j++) s += q[j] * C[i * d + j];
-        out[i] = s;
-    }
+    for (; j < n; j++)
+        for (size_t i = 0; i < nx; i++) {
+            float s = 0;
+            for (int t = 0; t < d; t++) s += X[i * d + t] * C[j * d + t];
+            out[i * out_stride + j] = s;
+        }
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ constexpr size_t kMaxSuperGroup = 64;
 
 // Tables of one query.
 struct QueryTables {
-    std::vector<float> lut;  // lut_levels x K
+    const float* lut = nullptr;  // lut_levels x K, in its Batch
     float bias = 0;
     QuantizedLut qlut;
 };
@@ -40,12 +40,19 @@ struct Group {
     bool quantized = false;  // scanned by the fast kernel, else by the reference
 };
 
+// The queries one thread takes at a time, in groups.
+struct Batch {
+    std::vector<float> luts, biases;  // float tables of every query
+    std::vector<Group> groups;
+};
+
 int lut_levels(const SearchSpec& s) { return std::max(s.levels, s.rerank_levels); }
 
-Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* x, size_t q0, int nq) {
-    const Codec& codec = *spec.codec;
-    const int m = spec.levels, K = codec.K(), L = lut_levels(spec);
-    const bool four = codec.nbits() == 4;
+Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* luts, const float* biases, size_t q0,
+                 int nq) {
+    const int m = spec.levels;
+    const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
+    const bool four = spec.codec->nbits() == 4;
     const size_t lut4_bytes = size_t(padded_levels4(m)) * 16;
     Group g;
     g.q0 = q0;
@@ -56,14 +63,14 @@ Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* x, si
     if (g.quantized && !four) g.lut8.assign(size_t(m) * 256, 0);
     for (int q = 0; q < nq; q++) {
         QueryTables& t = g.queries[q];
-        t.lut.resize(size_t(L) * K);
-        t.bias = compute_lut(codec, spec.l2, x + (q0 + q) * codec.d(), L, t.lut.data());
+        t.lut = luts + q * lut_size;
+        t.bias = biases[q];
         if (!g.quantized) continue;
         if (four) {
             g.tables.lut4[q] = g.lut4.data() + q * lut4_bytes;
-            t.qlut = quantize_lut4(t.lut.data(), m, t.bias, g.lut4.data() + q * lut4_bytes);
+            t.qlut = quantize_lut4(t.lut, m, t.bias, g.lut4.data() + q * lut4_bytes);
         } else {
-            t.qlut = quantize_lut8(t.lut.data(), m, t.bias, q, g.lut8.data());
+            t.qlut = quantize_lut8(t.lut, m, t.bias, q, g.lut8.data());
         }
         g.tables.inv_scale[q] = t.qlut.inv_scale;
         g.quantized = t.qlut.ok;  // tables out of float range: the reference scans this group
@@ -72,11 +79,19 @@ Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* x, si
     return g;
 }
 
-std::vector<Group> make_groups(const SearchSpec& spec, const KernelSet& ks, const float* x, size_t q0, size_t nq) {
-    std::vector<Group> groups;
+// Queries [q0, q0 + nq) of x: their float tables in one pass over the
+// codebooks, then their quantized tables, group by group.
+Batch make_batch(const SearchSpec& spec, const KernelSet& ks, const float* x, size_t q0, size_t nq) {
+    const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
+    Batch batch;
+    batch.luts.resize(nq * lut_size);
+    batch.biases.resize(nq);
+    compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), batch.luts.data(),
+                 batch.biases.data());
     for (size_t q = 0; q < nq; q += kGroup)
-        groups.push_back(make_group(spec, ks, x, q0 + q, int(std::min<size_t>(kGroup, nq - q))));
-    return groups;
+        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size, batch.biases.data() + q, q0 + q,
+                                          int(std::min<size_t>(kGroup, nq - q))));
+    return batch;
 }
 
 // Queries one thread takes at a time: enough to share each database chunk
@@ -110,7 +125,7 @@ class Collector : public BlockSink {
         for (; slots; slots &= slots - 1) {
             const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
             if (i >= n_) break;  // padding of the last block
-            const float d = exact_distance(layout_, blk, s, spec_.levels, t.lut.data(), t.bias + (norms ? norms[s] : 0.f));
+            const float d = exact_distance(layout_, blk, s, spec_.levels, t.lut, t.bias + (norms ? norms[s] : 0.f));
             moved |= self().offer(q, d, int64_t(i));
         }
         if (moved) refresh(q);
@@ -122,7 +137,7 @@ class Collector : public BlockSink {
         const size_t i0 = c0 * kBlockSize, i1 = std::min(n_, c1 * kBlockSize);
         for (size_t q = 0; q < group_.queries.size(); q++) {
             const QueryTables& t = group_.queries[q];
-            scan_float_scalar(*spec_.store, spec_.levels, t.lut.data(), t.bias, c0, c1, buf.data());
+            scan_float_scalar(*spec_.store, spec_.levels, t.lut, t.bias, c0, c1, buf.data());
             float bound = self().bound_of(int(q));
             for (size_t i = i0; i < i1; i++)
                 if (buf[i - i0] <= bound && self().offer(int(q), buf[i - i0], int64_t(i)))
@@ -236,7 +251,8 @@ void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish fi
         const size_t sg = super_group_size(spec, nq, nt), nsg = (nq + sg - 1) / sg;
 #pragma omp parallel for schedule(dynamic, 1)
         for (size_t s = 0; s < nsg; s++) {
-            const std::vector<Group> groups = make_groups(spec, ks, x, s * sg, std::min(sg, nq - s * sg));
+            const Batch batch = make_batch(spec, ks, x, s * sg, std::min(sg, nq - s * sg));
+            const std::vector<Group>& groups = batch.groups;
             std::vector<C> cols;
             cols.reserve(groups.size());
             for (const Group& g : groups) cols.push_back(make(g));
@@ -247,7 +263,8 @@ void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish fi
     }
     // Fewer queries than threads: every thread scans a slice of the
     // database for all of them; slices merge in order (ids ascending).
-    const std::vector<Group> groups = make_groups(spec, ks, x, 0, nq);
+    const Batch batch = make_batch(spec, ks, x, 0, nq);
+    const std::vector<Group>& groups = batch.groups;
     std::vector<C> cols;
     cols.reserve(groups.size());
     for (const Group& g : groups) cols.push_back(make(g));
@@ -291,7 +308,7 @@ void knn(const SearchSpec& spec, size_t nq, const float* x, size_t k, float* dis
                     for (const auto& [d0, id] : c.heaps[q].sorted()) {
                         const size_t b = size_t(id) / kBlockSize, s = size_t(id) % kBlockSize;
                         const float* norms = store.block_norms(b, L);
-                        best.push(exact_distance(store.layout(), store.block(b), s, L, t.lut.data(),
+                        best.push(exact_distance(store.layout(), store.block(b), s, L, t.lut,
                                                  t.bias + (norms ? norms[s] : 0.f)),
                                   id);
                     }
