@@ -1,18 +1,14 @@
 #include "index_dpq.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "lut.h"
-#include "scan/scan.h"
-#include "topk.h"
+#include "scan/search.h"
 
 namespace dpq {
 
@@ -31,26 +27,15 @@ void check_float32(faiss::NumericType t) {
     if (t != faiss::Float32) throw std::invalid_argument("IndexDPQ: only float32 vectors are supported");
 }
 
-float pad_distance(bool l2) {
-    return l2 ? std::numeric_limits<float>::max() : -std::numeric_limits<float>::max();
-}
+// Faiss's IDSelector as the scan's id filter.
+class SelectorFilter final : public scan::IdFilter {
+   public:
+    explicit SelectorFilter(const faiss::IDSelector* sel) : sel_(sel) {}
+    bool keep(int64_t id) const override { return sel_->is_member(idx_t(id)); }
 
-// Scans a range of blocks into a TopK, honouring an optional selector.
-void scan_into(const CodeStore& store, int m, const float* lut, float bias, size_t b0, size_t b1,
-               const faiss::IDSelector* sel, TopK& topk) {
-    constexpr size_t kChunkBlocks = 64;
-    std::vector<float> dis(kChunkBlocks * kBlockSize);
-    const size_t n = store.size();
-    for (size_t c0 = b0; c0 < b1; c0 += kChunkBlocks) {
-        const size_t c1 = std::min(b1, c0 + kChunkBlocks);
-        scan::scan_float_scalar(store, m, lut, bias, c0, c1, dis.data());
-        const size_t i0 = c0 * kBlockSize, i1 = std::min(n, c1 * kBlockSize);
-        for (size_t i = i0; i < i1; i++) {
-            const float di = dis[i - i0];
-            if (di < topk.threshold() && (!sel || sel->is_member(idx_t(i)))) topk.push(di, idx_t(i));
-        }
-    }
-}
+   private:
+    const faiss::IDSelector* sel_;
+};
 
 }  // namespace
 
@@ -286,47 +271,6 @@ IndexDPQ::Plan IndexDPQ::make_plan(idx_t k, const faiss::SearchParameters* param
     return plan;
 }
 
-void IndexDPQ::search_one(const float* q, size_t k, const Plan& plan, float* dis, idx_t* ids,
-                          bool parallel_db) const {
-    const int K = codec_.K();
-    const int lut_levels = std::max(plan.levels, plan.rerank_levels);
-    std::vector<float> lut(size_t(lut_levels) * K);
-    const float bias = compute_lut(codec_, is_l2(), q, lut_levels, lut.data());
-    const bool rerank = plan.rerank_levels > plan.levels;
-    const size_t first_k = rerank ? plan.rerank_k : k;
-    const size_t nb = CodeLayout::nblocks(store_.size());
-
-    TopK topk(first_k);
-    if (parallel_db) {
-#pragma omp parallel
-        {
-            TopK local(first_k);
-            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            scan_into(store_, plan.levels, lut.data(), bias, nb * t / nt, nb * (t + 1) / nt, plan.sel, local);
-#pragma omp critical
-            topk.merge(local);
-        }
-    } else {
-        scan_into(store_, plan.levels, lut.data(), bias, 0, nb, plan.sel, topk);
-    }
-
-    const float sign = is_l2() ? 1.f : -1.f;
-    if (!rerank) {
-        topk.extract(dis, ids, pad_distance(is_l2()), sign);
-        return;
-    }
-    // Progressive re-ranking: re-score the short-prefix candidates with more levels.
-    TopK final_k(k);
-    std::vector<uint8_t> code(levels());
-    for (const auto& [d0, id] : topk.sorted()) {
-        store_.get_code(size_t(id), code.data());
-        float acc = bias + (store_.has_norms() ? store_.norm(size_t(id), plan.rerank_levels) : 0.f);
-        for (int l = 0; l < plan.rerank_levels; l++) acc += lut[size_t(l) * K + code[l]];
-        final_k.push(acc, id);
-    }
-    final_k.extract(dis, ids, pad_distance(is_l2()), sign);
-}
-
 void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
                       const faiss::SearchParameters* params) const {
     require_trained();
@@ -335,16 +279,11 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     check_finite(n, d, x, "IndexDPQ.search");
     const Plan plan = make_plan(k, params);
     std::shared_lock lock(mutex_);
-    const int nt = omp_get_max_threads();
-    if (n >= nt || nt == 1) {
-        // Exceptions must not escape an OpenMP region: none is thrown past here.
-#pragma omp parallel for schedule(dynamic, 1)
-        for (idx_t i = 0; i < n; i++)
-            search_one(x + size_t(i) * d, size_t(k), plan, distances + i * k, labels + i * k, false);
-    } else {
-        for (idx_t i = 0; i < n; i++)
-            search_one(x + size_t(i) * d, size_t(k), plan, distances + i * k, labels + i * k, true);
-    }
+    const SelectorFilter filter(plan.sel);
+    const scan::SearchSpec spec{&codec_, &store_, is_l2(), plan.levels, plan.rerank_levels, plan.rerank_k,
+                                plan.sel ? &filter : nullptr};
+    // Exceptions must not escape the OpenMP regions inside: none is thrown past here.
+    scan::knn(spec, size_t(n), x, size_t(k), distances, labels);
 }
 
 void IndexDPQ::search_ex(idx_t n, const void* x, faiss::NumericType t, idx_t k, float* distances,
@@ -360,21 +299,9 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     const Plan plan = make_plan(1, params);
     if (plan.rerank_levels) throw std::invalid_argument("IndexDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);
-    const int K = codec_.K();
-    const size_t nb = CodeLayout::nblocks(store_.size()), ntot = store_.size();
-    std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (idx_t qi = 0; qi < n; qi++) {
-        std::vector<float> lut(size_t(plan.levels) * K), dis(nb * kBlockSize);
-        const float bias = compute_lut(codec_, is_l2(), x + size_t(qi) * d, plan.levels, lut.data());
-        scan::scan_float_scalar(store_, plan.levels, lut.data(), bias, 0, nb, dis.data());
-        for (size_t i = 0; i < ntot; i++) {
-            // Faiss's convention: L2 keeps dis < radius, IP keeps sim > radius.
-            const bool in = is_l2() ? dis[i] < radius : -dis[i] > radius;
-            if (in && (!plan.sel || plan.sel->is_member(idx_t(i))))
-                hits[qi].emplace_back(idx_t(i), is_l2() ? dis[i] : -dis[i]);
-        }
-    }
+    const SelectorFilter filter(plan.sel);
+    const scan::SearchSpec spec{&codec_, &store_, is_l2(), plan.levels, 0, 0, plan.sel ? &filter : nullptr};
+    const std::vector<scan::RangeHits> hits = scan::range(spec, size_t(n), x, radius);
     for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
     result->do_allocation();
     for (idx_t qi = 0; qi < n; qi++)

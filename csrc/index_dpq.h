@@ -79,8 +79,6 @@ class IndexDPQ : public faiss::Index {
         const faiss::IDSelector* sel;
     };
     Plan make_plan(faiss::idx_t k, const faiss::SearchParameters* params) const;
-    void search_one(const float* q, size_t k, const Plan& plan, float* dis, faiss::idx_t* ids,
-                    bool parallel_db) const;
     void require_trained() const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
 

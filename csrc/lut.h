@@ -3,14 +3,61 @@
 // Distances are kept "smaller is better" inside the index:
 //   L2: dist = ||q||^2 + sum_l lut[l][c_l] + ||r_m||^2, lut[l][k] = -2 <q, c_lk>
 //   IP: dist = sum_l lut[l][c_l] = -<q, r_m>,           lut[l][k] = -<q, c_lk>
+//
+// Quantized tables (for the SIMD scans) keep, per level, lut - min_k lut
+// scaled by one global factor and rounded:
+//   q[l][k] = round((lut[l][k] - lo_l) * scale),  0 <= q <= qmax,
+//   scale = qmax / max_l (max_k lut[l][k] - lo_l),
+// with qmax = 255 for 4-bit codes (byte shuffles) and floor(65535 / m) for
+// 8-bit codes (16-bit lanes that never carry). A code's approximate distance
+//   approx = base + qsum / scale (+ ||r_m||^2),  base = bias + sum_l lo_l
+// differs from the float-table distance (as the scalar reference sums it) by
+//   |approx - exact| <= err + rel * (A + ||r_m||^2)
+//   err = m * (0.5 + qmax * 2^-20) / scale   (rounding of every entry, plus
+//                                              float error in computing it)
+//   rel = 4 (m + 8) 2^-24,  A = |bias| + sum_l max_k |lut[l][k]|
+// where the rel term bounds the float rounding of both sums (each at most
+// (m + 14) 2^-24 (A + norm); rel is twice that or more).
 #pragma once
+
+#include <cstdint>
 
 #include "codec.h"
 
 namespace dpq {
 
-// lut: levels x K floats for the first `levels` levels; returns the bias
-// (||q||^2 for L2, 0 for IP).
+// Tables of nq queries x (nq x d) for the first `levels` levels:
+// luts[q * levels * K + l * K + k]; biases[q] = ||x_q||^2 for L2, 0 for IP.
+// Each codebook streams from memory once per call: batch the queries.
+void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases);
+// One query's tables (levels x K); returns its bias.
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut);
+
+struct QuantizedLut {
+    float base = 0;       // bias + sum_l lo_l
+    float scale = 0;      // quantized units per distance unit (0: every table is flat)
+    float inv_scale = 0;
+    float err = 0;        // see the header comment
+    float rel = 0;
+    float magnitude = 0;  // A
+    bool ok = false;      // false when the float table is not finite
+
+    // Largest approximate distance (without the norm slack, see
+    // norm_factor) a code may have and still beat exact threshold T.
+    float admit(float T) const;
+    // L2 norms enter the admission test multiplied by this (1 - rel), which
+    // moves their share of the float slack to the left-hand side.
+    float norm_factor() const { return 1.f - rel; }
+    // Inner product: the largest quantized sum admitted for exact threshold
+    // T, or -1 when no code can be admitted; at most 65535.
+    int32_t admit_sum(float T) const;
+};
+
+// 4-bit tables: out holds round_up(m, 4) x 16 bytes, levels >= m zero.
+QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out);
+// 8-bit tables: writes 16-bit lane `lane` of out[l * 256 + k] for l < m.
+QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64_t* out);
+
+inline int padded_levels4(int m) { return (m + 3) / 4 * 4; }
 
 }  // namespace dpq

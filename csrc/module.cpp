@@ -6,9 +6,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "abi_check.h"
 #include "code_layout.h"
 #include "index_dpq.h"
+#include "lut.h"
+#include "scan/dispatch.h"
 #include "serialize.h"
 #include "swig_bridge.h"
 
@@ -166,6 +171,73 @@ PYBIND11_MODULE(_core, m) {
         else if (name == "rerank_levels") sp.rerank_levels = int(v);
         else if (name == "rerank_k") sp.rerank_k = v;
         else throw py::attribute_error(name);
+    });
+
+    // Scan kernels: which run, forcing one, and their raw quantized sums
+    // (the bit-exact test seam; see scan/kernels.h).
+    m.def("scan_kernels", &dpq::scan::supported_kernels, "Scan kernels this CPU supports, slowest first.");
+    m.def("set_scan_kernel", &dpq::scan::force_kernel, py::arg("name"),
+          "Force a scan kernel ('auto' restores CPU detection); returns the previous setting.");
+    m.def("get_scan_kernel", &dpq::scan::forced_kernel, "'auto' or the forced kernel's name.");
+    m.def("active_scan_kernel", [] { return std::string(dpq::scan::active_kernels().name); });
+    m.def("quantize_lut", [](FloatArray lut, float bias) {
+        if (lut.ndim() != 2 || (lut.shape(1) != 16 && lut.shape(1) != 256) || lut.shape(0) < 1 || lut.shape(0) > 255)
+            throw std::invalid_argument("quantize_lut: lut must have shape (m, 16) or (m, 256), 1 <= m <= 255");
+        const int m = int(lut.shape(0));
+        dpq::QuantizedLut q;
+        py::array out;
+        if (lut.shape(1) == 16) {
+            std::vector<uint8_t> t(size_t(dpq::padded_levels4(m)) * 16);
+            q = dpq::quantize_lut4(lut.data(), m, bias, t.data());
+            py::array_t<uint8_t> a({size_t(m), size_t(16)});
+            std::copy(t.begin(), t.begin() + m * 16, a.mutable_data());
+            out = a;
+        } else {
+            std::vector<uint64_t> t(size_t(m) * 256, 0);
+            q = dpq::quantize_lut8(lut.data(), m, bias, 0, t.data());
+            py::array_t<uint16_t> a({size_t(m), size_t(256)});
+            std::transform(t.begin(), t.end(), a.mutable_data(), [](uint64_t v) { return uint16_t(v); });
+            out = a;
+        }
+        py::dict p;
+        p["ok"] = q.ok, p["base"] = q.base, p["inv_scale"] = q.inv_scale, p["err"] = q.err, p["rel"] = q.rel;
+        p["magnitude"] = q.magnitude;
+        return py::make_tuple(out, p);
+    });
+    m.def("quantized_sums", [](const std::string& kernel, ByteArray blocks, int m, py::array lut) {
+        const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
+        if (blocks.ndim() != 2 || lut.ndim() < 2 || m < 1 || m > 255 || lut.shape(0) != m)
+            throw std::invalid_argument("quantized_sums: blocks (nblocks, block_bytes) and lut (m, ...) expected");
+        const size_t nb = size_t(blocks.shape(0)), bb = size_t(blocks.shape(1));
+        if (lut.shape(1) == 16) {  // 4-bit: lut (m, 16) uint8
+            auto t = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut);
+            if (bb < size_t(m) * 16 || bb % 16) throw std::invalid_argument("quantized_sums: blocks too short for m levels");
+            std::vector<uint8_t> padded(size_t(dpq::padded_levels4(m)) * 16, 0);
+            std::copy(t.data(), t.data() + m * 16, padded.begin());
+            py::array_t<uint16_t> out(nb * 32);
+            ks.sums4(blocks.data(), bb, nb, m, padded.data(), out.mutable_data());
+            return py::array(out);
+        }
+        // 8-bit: lut (m, 256, 4) uint16, lane q = query q
+        auto t = py::array_t<uint16_t, py::array::c_style | py::array::forcecast>::ensure(lut);
+        if (lut.ndim() != 3 || lut.shape(1) != 256 || lut.shape(2) != 4)
+            throw std::invalid_argument("quantized_sums: lut must be (m, 16) uint8 or (m, 256, 4) uint16");
+        if (bb < size_t(m) * 32) throw std::invalid_argument("quantized_sums: blocks too short for m levels");
+        std::vector<uint64_t> packed(size_t(m) * 256);
+        std::memcpy(packed.data(), t.data(), packed.size() * 8);
+        py::array_t<uint16_t> out({nb * 32, size_t(4)});
+        ks.sums8(blocks.data(), bb, nb, m, packed.data(), reinterpret_cast<uint64_t*>(out.mutable_data()));
+        return py::array(out);
+    });
+
+    m.def("inner_products", [](const std::string& kernel, FloatArray X, FloatArray C) {
+        const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
+        if (X.ndim() != 2 || C.ndim() != 2 || C.shape(1) != X.shape(1))
+            throw std::invalid_argument("inner_products: X (nx, d) and C (n, d) expected");
+        py::array_t<float> out({X.shape(0), C.shape(0)});
+        ks.dots(X.data(), size_t(X.shape(0)), C.data(), size_t(C.shape(0)), int(X.shape(1)), out.mutable_data(),
+                size_t(C.shape(0)));
+        return out;
     });
 
     // C++ exceptions from our own calls reach Python as ValueError / IndexError.

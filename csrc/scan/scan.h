@@ -1,4 +1,5 @@
-// Lookup-table scan kernels. They know the code layout, never Faiss.
+// The float reference scan: plain loops over the code layout, the ground
+// truth for every fast path (whose survivors it also re-scores).
 #pragma once
 
 #include <cstddef>
@@ -7,8 +8,32 @@
 
 namespace dpq::scan {
 
+// Distance of slot s of a block at prefix m, where init = bias + (L2 ?
+// ||r_m||^2 : 0). Every path sums in this one order, so that they agree bit
+// for bit: four running sums over the levels l = 0, 1, 2, 3 (mod 4), then
+//   init + ((p0 + p1) + (p2 + p3)).
+// (Four independent chains: one would wait on each addition's latency.)
+template <class Code>
+inline float sum_levels(int m, const float* lut, int K, float init, Code code) {
+    float p[4] = {0.f, 0.f, 0.f, 0.f};
+    int l = 0;
+    for (; l + 4 <= m; l += 4)
+        for (int j = 0; j < 4; j++) p[j] += lut[(l + j) * K + code(l + j)];
+    for (int j = 0; l + j < m; j++) p[j] += lut[(l + j) * K + code(l + j)];
+    return init + ((p[0] + p[1]) + (p[2] + p[3]));
+}
+
+inline float exact_distance(const CodeLayout& lay, const uint8_t* blk, size_t s, int m, const float* lut,
+                            float init) {
+    if (lay.nbits == 8) return sum_levels(m, lut, 256, init, [&](int l) { return blk[l * kBlockSize + s]; });
+    const uint8_t* b = blk + (s & 15);
+    const int shift = s < 16 ? 0 : 4;
+    return sum_levels(m, lut, 16, init, [&](int l) { return (b[l * 16] >> shift) & 15; });
+}
+
 // Distances of every vector of blocks [b0, b1) at prefix m:
-//   out[i] = bias + sum_{l < m} lut[l * K + code_l(i)] + (norms ? ||r_m(i)||^2 : 0)
+//   out[i] = bias + (norms ? ||r_m(i)||^2 : 0) + sum_{l < m} lut[l * K + code_l(i)]
+// summed as exact_distance does.
 // out holds (b1 - b0) * 32 floats; padding slots of the last block are
 // computed too and must be ignored by the caller.
 void scan_float_scalar(const CodeStore& store, int m, const float* lut, float bias,

@@ -1,0 +1,90 @@
+// The interface between the search driver and the per-ISA scan kernels.
+//
+// A kernel scans a range of code blocks (code_layout.h) for a group of up to
+// kGroup queries at once, so every code byte it loads serves all of them. It
+// works on quantized lookup tables (lut.h) and reports the slots whose
+// approximate distance passes a query's current threshold to a BlockSink,
+// which re-scores them exactly and may tighten the threshold in between.
+// Kernels know the code layout, never Faiss.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dpq::scan {
+
+constexpr int kGroup = 4;  // queries one kernel call scans together
+
+// Receives the candidates of a block for one query of the group.
+class BlockSink {
+   public:
+    virtual ~BlockSink() = default;
+    // Bit s of `slots` set: vector 32 * block + s may beat query q's threshold.
+    virtual void accept(int q, size_t block, uint32_t slots) = 0;
+};
+
+// The blocks to scan at prefix m.
+struct Blocks {
+    const uint8_t* codes = nullptr;  // block 0
+    size_t block_bytes = 0;
+    size_t b0 = 0, b1 = 0;           // scan blocks [b0, b1)
+    int m = 0;                       // levels read from each block
+    // L2 only: prefix-m norms of block 0; block b's 32 floats are at
+    // norms + b * norms_stride. Null for inner product.
+    const float* norms = nullptr;
+    size_t norms_stride = 0;
+    float norm_factor = 1.f;  // norms enter the threshold test scaled by this
+};
+
+// Quantized tables of a query group. Lanes q >= nq are unused.
+struct GroupTables {
+    int nq = 0;
+    // nbits = 4: per query, levels padded with zero tables to a multiple of
+    // 4, 16 bytes each (lut.h: quantize_lut4). Sums4Fn takes the same layout.
+    const uint8_t* lut4[kGroup] = {};
+    // nbits = 8: m x 256 entries, 16-bit lane q of entry (l, c) is query q's
+    // quantized table value (lut.h: quantize_lut8).
+    const uint64_t* lut8 = nullptr;
+    float inv_scale[kGroup] = {};  // quantized units -> distance units
+};
+
+// Admission thresholds of a group, kept current by the sink.
+//   inner product: slot passes iff qsum <= qthr[q] (qthr < 0: nothing passes)
+//   L2:            slot passes iff qsum * inv_scale[q] + norm * norm_factor <= fthr[q]
+struct Thresholds {
+    int32_t qthr[kGroup] = {};
+    float fthr[kGroup] = {};
+};
+
+// Filtering scan of Blocks for a group (nq <= kGroup).
+using ScanFn = void (*)(const Blocks&, const GroupTables&, Thresholds&, BlockSink&);
+// Raw quantized sums, the kernels' bit-exact test seam:
+//   nbits 4: out[b * 32 + s] = sum_{l < m} lut4[l * 16 + code_l(b, s)]
+//   nbits 8: out[b * 32 + s] = sum_{l < m} lut8[l * 256 + code_l(b, s)]  (mod 2^64; its 16-bit
+//            lane q is query q's sum while no lane's sum reaches 2^16)
+using Sums4Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
+                         const uint8_t* lut4, uint16_t* out);
+using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
+                         const uint64_t* lut8, uint64_t* out);
+
+// Inner products of nx vectors X (nx x d) with n rows C (n x d):
+// out[i * out_stride + j] = <X_i, C_j>. Rows are taken 4 at a time and every
+// vector runs past them while they sit in L1, so C streams from memory once
+// per call, not once per vector. Builds the float lookup tables (lut.h),
+// which every scan kernel then shares.
+using DotsFn = void (*)(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride);
+
+struct KernelSet {
+    const char* name;
+    ScanFn scan4, scan8;  // null for the scalar reference (it scans float tables)
+    Sums4Fn sums4;
+    Sums8Fn sums8;
+    DotsFn dots;
+};
+
+// One per ISA, each defined in its own translation unit with its own flags.
+extern const KernelSet kScalar;
+extern const KernelSet kAvx2;
+extern const KernelSet kAvx512;
+
+}  // namespace dpq::scan

@@ -1,0 +1,337 @@
+#include "search.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "../lut.h"
+#include "../topk.h"
+#include "dispatch.h"
+#include "kernels.h"
+#include "scan.h"
+
+namespace dpq::scan {
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+// Codes scanned per chunk: every group of a super-group re-reads the chunk,
+// which stays in the core's L2 cache meanwhile.
+constexpr size_t kChunkBytes = 64 << 10;
+// Quantized tables of one super-group, also meant to stay in L2.
+constexpr size_t kSuperGroupTableBytes = 128 << 10;
+constexpr size_t kMaxSuperGroup = 64;
+
+// Tables of one query.
+struct QueryTables {
+    const float* lut = nullptr;  // lut_levels x K, in its Batch
+    float bias = 0;
+    QuantizedLut qlut;
+};
+
+// Up to kGroup queries that a kernel scans together.
+struct Group {
+    size_t q0 = 0;  // first query of the batch
+    std::vector<QueryTables> queries;
+    std::vector<uint8_t> lut4;
+    std::vector<uint64_t> lut8;
+    GroupTables tables;
+    bool quantized = false;  // scanned by the fast kernel, else by the reference
+};
+
+// The queries one thread takes at a time, in groups.
+struct Batch {
+    std::vector<float> luts, biases;  // float tables of every query
+    std::vector<Group> groups;
+};
+
+int lut_levels(const SearchSpec& s) { return std::max(s.levels, s.rerank_levels); }
+
+Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* luts, const float* biases, size_t q0,
+                 int nq) {
+    const int m = spec.levels;
+    const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
+    const bool four = spec.codec->nbits() == 4;
+    const size_t lut4_bytes = size_t(padded_levels4(m)) * 16;
+    Group g;
+    g.q0 = q0;
+    g.queries.resize(nq);
+    g.tables.nq = nq;
+    g.quantized = (four ? ks.scan4 : ks.scan8) != nullptr;
+    if (g.quantized && four) g.lut4.resize(nq * lut4_bytes);
+    if (g.quantized && !four) g.lut8.assign(size_t(m) * 256, 0);
+    for (int q = 0; q < nq; q++) {
+        QueryTables& t = g.queries[q];
+        t.lut = luts + q * lut_size;
+        t.bias = biases[q];
+        if (!g.quantized) continue;
+        if (four) {
+            g.tables.lut4[q] = g.lut4.data() + q * lut4_bytes;
+            t.qlut = quantize_lut4(t.lut, m, t.bias, g.lut4.data() + q * lut4_bytes);
+        } else {
+            t.qlut = quantize_lut8(t.lut, m, t.bias, q, g.lut8.data());
+        }
+        g.tables.inv_scale[q] = t.qlut.inv_scale;
+        g.quantized = t.qlut.ok;  // tables out of float range: the reference scans this group
+    }
+    g.tables.lut8 = g.lut8.data();
+    return g;
+}
+
+// Queries [q0, q0 + nq) of x: their float tables in one pass over the
+// codebooks, then their quantized tables, group by group.
+Batch make_batch(const SearchSpec& spec, const KernelSet& ks, const float* x, size_t q0, size_t nq) {
+    const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
+    Batch batch;
+    batch.luts.resize(nq * lut_size);
+    batch.biases.resize(nq);
+    compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), batch.luts.data(),
+                 batch.biases.data());
+    for (size_t q = 0; q < nq; q += kGroup)
+        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size, batch.biases.data() + q, q0 + q,
+                                          int(std::min<size_t>(kGroup, nq - q))));
+    return batch;
+}
+
+// Queries one thread takes at a time: enough to share each database chunk
+// widely, few enough for their tables to stay in cache and for the threads
+// to share the batch evenly (a few super-groups each, taken dynamically).
+size_t super_group_size(const SearchSpec& spec, size_t nq, int nt) {
+    const size_t m = size_t(spec.levels);
+    const size_t per_query = spec.codec->nbits() == 4 ? size_t(padded_levels4(int(m))) * 16 : m * 256 * 8 / kGroup;
+    const size_t cap = std::clamp<size_t>(kSuperGroupTableBytes / per_query, kGroup, kMaxSuperGroup);
+    const size_t share = nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt));
+    return std::max<size_t>(1, std::min(cap, share));
+}
+
+// Receives candidates from a kernel (or every vector from the reference
+// scan), re-scores them exactly and keeps the group's thresholds current.
+// Derived supplies offer(q, d, id) (returns whether bound_of(q) may have
+// moved) and bound_of(q) (exact distances above it can never be kept).
+template <class Derived>
+class Collector : public BlockSink {
+   public:
+    Collector(const SearchSpec& spec, const Group& g)
+            : spec_(spec), group_(g), layout_(spec.store->layout()), n_(spec.store->size()) {}
+
+    Thresholds thresholds;
+
+    void accept(int q, size_t b, uint32_t slots) final {
+        const QueryTables& t = group_.queries[q];
+        const uint8_t* blk = spec_.store->block(b);
+        const float* norms = spec_.store->block_norms(b, spec_.levels);
+        bool moved = false;
+        for (; slots; slots &= slots - 1) {
+            const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
+            if (i >= n_) break;  // padding of the last block
+            const float d = exact_distance(layout_, blk, s, spec_.levels, t.lut, t.bias + (norms ? norms[s] : 0.f));
+            moved |= self().offer(q, d, int64_t(i));
+        }
+        if (moved) refresh(q);
+    }
+
+    // The float reference scan of blocks [c0, c1) for every query of the group.
+    void scan_reference(size_t c0, size_t c1, std::vector<float>& buf) {
+        buf.resize((c1 - c0) * kBlockSize);
+        const size_t i0 = c0 * kBlockSize, i1 = std::min(n_, c1 * kBlockSize);
+        for (size_t q = 0; q < group_.queries.size(); q++) {
+            const QueryTables& t = group_.queries[q];
+            scan_float_scalar(*spec_.store, spec_.levels, t.lut, t.bias, c0, c1, buf.data());
+            float bound = self().bound_of(int(q));
+            for (size_t i = i0; i < i1; i++)
+                if (buf[i - i0] <= bound && self().offer(int(q), buf[i - i0], int64_t(i)))
+                    bound = self().bound_of(int(q));
+        }
+    }
+
+   protected:
+    Derived& self() { return static_cast<Derived&>(*this); }
+    bool selected(int64_t id) const { return !spec_.filter || spec_.filter->keep(id); }
+
+    // Lets the kernel admit whatever may beat bound_of(q), given the
+    // quantization error (lut.h).
+    void refresh(int q) {
+        const float T = self().bound_of(q);
+        const QuantizedLut& ql = group_.queries[q].qlut;
+        if (T == kInf) {
+            thresholds.qthr[q] = 65535;
+            thresholds.fthr[q] = kInf;
+        } else {
+            thresholds.qthr[q] = ql.admit_sum(T);
+            thresholds.fthr[q] = ql.admit(T) - ql.base;
+        }
+    }
+    void refresh_all() {
+        for (size_t q = 0; q < group_.queries.size(); q++) refresh(int(q));
+    }
+
+    const SearchSpec& spec_;
+    const Group& group_;
+    const CodeLayout& layout_;
+    size_t n_;
+};
+
+class KnnCollector final : public Collector<KnnCollector> {
+   public:
+    KnnCollector(const SearchSpec& spec, const Group& g, size_t k) : Collector(spec, g) {
+        heaps.assign(g.queries.size(), TopK(k));
+        refresh_all();
+    }
+    void merge(const KnnCollector& other) {
+        for (size_t q = 0; q < heaps.size(); q++) heaps[q].merge(other.heaps[q]);
+    }
+    bool offer(int q, float d, int64_t id) {
+        return d <= heaps[q].threshold() && selected(id) && heaps[q].push(d, id);
+    }
+    float bound_of(int q) const { return heaps[q].threshold(); }
+
+    std::vector<TopK> heaps;
+};
+
+class RangeCollector final : public Collector<RangeCollector> {
+   public:
+    RangeCollector(const SearchSpec& spec, const Group& g, float bound) : Collector(spec, g), bound_(bound) {
+        hits.resize(g.queries.size());
+        refresh_all();
+    }
+    void merge(const RangeCollector& other) {
+        for (size_t q = 0; q < hits.size(); q++) hits[q].insert(hits[q].end(), other.hits[q].begin(), other.hits[q].end());
+    }
+    bool offer(int q, float d, int64_t id) {
+        if (d < bound_ && selected(id)) hits[q].emplace_back(id, d);
+        return false;
+    }
+    float bound_of(int) const { return bound_; }
+
+    std::vector<RangeHits> hits;
+
+   private:
+    float bound_;
+};
+
+template <class C>
+void scan_blocks(const SearchSpec& spec, const KernelSet& ks, const std::vector<Group>& groups, std::vector<C>& cols,
+                 size_t b0, size_t b1) {
+    if (b0 >= b1) return;
+    const CodeStore& store = *spec.store;
+    const CodeLayout& lay = store.layout();
+    const size_t chunk = std::max<size_t>(4, kChunkBytes / (size_t(spec.levels) * lay.level_bytes()));
+    const ScanFn fn = lay.nbits == 4 ? ks.scan4 : ks.scan8;
+    Blocks bl;
+    bl.codes = store.block(0);
+    bl.block_bytes = lay.block_bytes();
+    bl.m = spec.levels;
+    bl.norms = store.block_norms(0, spec.levels);
+    bl.norms_stride = lay.block_norms();
+    std::vector<float> buf;
+    for (size_t c0 = b0; c0 < b1; c0 += chunk) {
+        bl.b0 = c0;
+        bl.b1 = std::min(b1, c0 + chunk);
+        for (size_t g = 0; g < groups.size(); g++) {
+            if (groups[g].quantized) {
+                bl.norm_factor = groups[g].queries[0].qlut.norm_factor();
+                fn(bl, groups[g].tables, cols[g].thresholds, cols[g]);
+            } else {
+                cols[g].scan_reference(bl.b0, bl.b1, buf);
+            }
+        }
+    }
+}
+
+// Runs a search: make(group) builds a collector, finish(group, collector)
+// writes its results.
+template <class C, class Make, class Finish>
+void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish finish) {
+    if (nq == 0) return;
+    const KernelSet& ks = active_kernels();
+    const size_t nb = CodeLayout::nblocks(spec.store->size());
+    const int nt = omp_get_max_threads();
+    if (nq >= size_t(nt) || nt == 1) {
+        const size_t sg = super_group_size(spec, nq, nt), nsg = (nq + sg - 1) / sg;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (size_t s = 0; s < nsg; s++) {
+            const Batch batch = make_batch(spec, ks, x, s * sg, std::min(sg, nq - s * sg));
+            const std::vector<Group>& groups = batch.groups;
+            std::vector<C> cols;
+            cols.reserve(groups.size());
+            for (const Group& g : groups) cols.push_back(make(g));
+            scan_blocks(spec, ks, groups, cols, 0, nb);
+            for (size_t g = 0; g < groups.size(); g++) finish(groups[g], cols[g]);
+        }
+        return;
+    }
+    // Fewer queries than threads: every thread scans a slice of the
+    // database for all of them; slices merge in order (ids ascending).
+    const Batch batch = make_batch(spec, ks, x, 0, nq);
+    const std::vector<Group>& groups = batch.groups;
+    std::vector<C> cols;
+    cols.reserve(groups.size());
+    for (const Group& g : groups) cols.push_back(make(g));
+#pragma omp parallel
+    {
+        const size_t t = size_t(omp_get_thread_num()), T = size_t(omp_get_num_threads());
+        std::vector<C> local;
+        local.reserve(groups.size());
+        for (const Group& g : groups) local.push_back(make(g));
+        scan_blocks(spec, ks, groups, local, nb * t / T, nb * (t + 1) / T);
+#pragma omp for ordered schedule(static, 1)
+        for (size_t i = 0; i < T; i++) {
+#pragma omp ordered
+            for (size_t g = 0; g < groups.size(); g++) cols[g].merge(local[g]);
+        }
+    }
+    for (size_t g = 0; g < groups.size(); g++) finish(groups[g], cols[g]);
+}
+
+}  // namespace
+
+void knn(const SearchSpec& spec, size_t nq, const float* x, size_t k, float* distances, int64_t* labels) {
+    const bool rerank = spec.rerank_levels > spec.levels;
+    const size_t first_k = rerank ? std::max(spec.rerank_k, k) : k;
+    const float sign = spec.l2 ? 1.f : -1.f;
+    const float pad = sign * std::numeric_limits<float>::max();
+    const CodeStore& store = *spec.store;
+    run<KnnCollector>(
+            spec, nq, x, [&](const Group& g) { return KnnCollector(spec, g, first_k); },
+            [&](const Group& g, KnnCollector& c) {
+                for (size_t q = 0; q < g.queries.size(); q++) {
+                    const size_t qi = g.q0 + q;
+                    if (!rerank) {
+                        c.heaps[q].extract(distances + qi * k, labels + qi * k, pad, sign);
+                        continue;
+                    }
+                    // Progressive re-ranking: re-score the prefix candidates with more levels.
+                    const QueryTables& t = g.queries[q];
+                    const int L = spec.rerank_levels;
+                    TopK best(k);
+                    for (const auto& [d0, id] : c.heaps[q].sorted()) {
+                        const size_t b = size_t(id) / kBlockSize, s = size_t(id) % kBlockSize;
+                        const float* norms = store.block_norms(b, L);
+                        best.push(exact_distance(store.layout(), store.block(b), s, L, t.lut,
+                                                 t.bias + (norms ? norms[s] : 0.f)),
+                                  id);
+                    }
+                    best.extract(distances + qi * k, labels + qi * k, pad, sign);
+                }
+            });
+}
+
+std::vector<RangeHits> range(const SearchSpec& spec, size_t nq, const float* x, float radius) {
+    // Inside the index smaller is better: inner products are negated.
+    const float bound = spec.l2 ? radius : -radius;
+    std::vector<RangeHits> out(nq);
+    run<RangeCollector>(
+            spec, nq, x, [&](const Group& g) { return RangeCollector(spec, g, bound); },
+            [&](const Group& g, RangeCollector& c) {
+                for (size_t q = 0; q < g.queries.size(); q++) {
+                    RangeHits& h = out[g.q0 + q];
+                    h = std::move(c.hits[q]);
+                    if (!spec.l2)
+                        for (auto& e : h) e.second = -e.second;
+                }
+            });
+    return out;
+}
+
+}  // namespace dpq::scan

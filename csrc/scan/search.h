@@ -1,0 +1,50 @@
+// k-NN and range search over a CodeStore with the active scan kernel.
+//
+// Fast kernels scan quantized tables and hand every slot that may beat a
+// query's threshold (with the margin of lut.h) to a collector, which
+// re-scores it with the float tables exactly as the reference scan does.
+// Results are therefore those of the float reference, bit for bit: the
+// margin only decides how many candidates get re-scored. Queries are
+// processed in groups that share every code load, groups in cache-sized
+// chunks of the database; OpenMP threads split the queries of a batch, or
+// the database when the batch has fewer queries than threads.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "../code_store.h"
+#include "../codec.h"
+
+namespace dpq::scan {
+
+// The ids a search may return (the index adapts Faiss's IDSelector to it).
+class IdFilter {
+   public:
+    virtual ~IdFilter() = default;
+    virtual bool keep(int64_t id) const = 0;
+};
+
+struct SearchSpec {
+    const Codec* codec = nullptr;
+    const CodeStore* store = nullptr;
+    bool l2 = true;
+    int levels = 0;         // prefix scanned
+    int rerank_levels = 0;  // > levels: re-score rerank_k candidates with this many levels
+    size_t rerank_k = 0;
+    const IdFilter* filter = nullptr;
+};
+
+// k nearest neighbours of nq queries (x: nq x d), with Faiss's conventions:
+// L2 distances ascending, inner products descending, ties to the smaller id,
+// missing results as (+-FLT_MAX, -1).
+void knn(const SearchSpec& spec, size_t nq, const float* x, size_t k, float* distances, int64_t* labels);
+
+using RangeHits = std::vector<std::pair<int64_t, float>>;  // (id, distance or inner product)
+
+// Per query, every vector with L2 distance < radius (inner product > radius),
+// ids ascending.
+std::vector<RangeHits> range(const SearchSpec& spec, size_t nq, const float* x, float radius);
+
+}  // namespace dpq::scan

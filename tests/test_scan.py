@@ -1,0 +1,348 @@
+"""Scan kernels: every SIMD kernel against the scalar reference.
+
+Two levels of checking:
+
+* the raw quantized sums of each kernel equal the scalar reference's bit for
+  bit (and the scalar reference equals a numpy sum over the code layout);
+* searches through each kernel return exactly what the float reference scan
+  returns: same ids, same float distances. No tolerance is needed because a
+  fast kernel only pre-selects candidates with quantized tables (with a
+  margin that covers the quantization error, checked by
+  test_quantization_error_is_within_its_bound) and every candidate is
+  re-scored with the float tables in the reference's own summation order.
+  The hard cases below (near-ties, duplicated vectors, wide-range tables)
+  would expose a margin that is too small.
+
+Kernels this CPU lacks are skipped, and the skip says so.
+"""
+
+import faiss
+import numpy as np
+import pytest
+
+import pyfaiss_dpq
+from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ
+from pyfaiss_dpq._native import core
+
+from reference import assert_same_knn, exact_search
+
+KERNELS = ["scalar", "avx2", "avx512"]
+METRICS = [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT]
+D = 16
+LEVELS = 5
+N = 32 * 40 + 7  # the last block is ragged
+
+
+def require(name):
+    if name not in core.scan_kernels():
+        pytest.skip(f"this CPU cannot run the {name} scan kernel")
+
+
+@pytest.fixture
+def kernel_runner():
+    """Runs a callable with a forced kernel, restoring the previous setting."""
+    def run(name, fn):
+        previous = core.set_scan_kernel(name)
+        try:
+            return fn()
+        finally:
+            core.set_scan_kernel(previous)
+    return run
+
+
+@pytest.fixture(params=KERNELS[1:])
+def fast_kernel(request):
+    require(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def vectors():
+    rng = np.random.default_rng(7)
+    centers = rng.standard_normal((12, D)).astype(np.float32) * 2
+    def sample(n):
+        return (centers[rng.integers(0, 12, n)] + rng.standard_normal((n, D))).astype(np.float32)
+    return sample(2000), sample(N), sample(11)
+
+
+@pytest.fixture(scope="module")
+def codebooks(vectors):
+    books = {}
+    for nbits in (4, 8):
+        index = IndexDPQ(D, LEVELS, nbits)
+        index.train(vectors[0])
+        books[nbits] = index.codebooks
+    return books
+
+
+def build(codebooks, vectors, nbits, metric, n=N):
+    index = IndexDPQ(D, LEVELS, nbits, metric)
+    index.codebooks = codebooks[nbits]
+    index.add(vectors[1][:n])
+    return index
+
+
+def search_all(index, xq, k, **params):
+    return index.search(xq, k, params=SearchParametersDPQ(**params))
+
+
+# ---------------------------------------------------------------- kernel selection
+
+def test_scalar_is_always_available_and_auto_picks_the_fastest():
+    kernels = core.scan_kernels()
+    assert kernels[0] == "scalar"
+    assert set(kernels) <= set(KERNELS)
+    assert core.get_scan_kernel() == "auto"
+    assert core.active_scan_kernel() == kernels[-1]
+
+
+def test_forcing_a_kernel_and_restoring_auto(kernel_runner):
+    assert kernel_runner("scalar", core.active_scan_kernel) == "scalar"
+    assert core.get_scan_kernel() == "auto"
+    with pytest.raises(ValueError, match="unknown or not supported"):
+        core.set_scan_kernel("sse9")
+    missing = [k for k in KERNELS if k not in core.scan_kernels()]
+    for name in missing:
+        with pytest.raises(ValueError, match="not supported"):
+            core.set_scan_kernel(name)
+    assert core.get_scan_kernel() == "auto"
+
+
+# ---------------------------------------------------------------- raw quantized sums
+
+def layout_codes(blocks, nbits, levels):
+    """Level indices (nblocks * 32, levels) of blocks laid out as code_layout.h says."""
+    nb = len(blocks)
+    if nbits == 8:
+        return blocks.reshape(nb, levels, 32).transpose(0, 2, 1).reshape(nb * 32, levels).astype(int)
+    lv = blocks.reshape(nb, levels, 16)
+    codes = np.concatenate([lv & 15, lv >> 4], axis=2)  # slot j and slot j + 16
+    return codes.transpose(0, 2, 1).reshape(nb * 32, levels).astype(int)
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+def test_scalar_sums_follow_the_code_layout(nbits):
+    rng = np.random.default_rng(nbits)
+    levels, m, nb = 6, 5, 3
+    blocks = rng.integers(0, 256, (nb, levels * 32 * nbits // 8), dtype=np.uint8)
+    codes = layout_codes(blocks, nbits, levels)[:, :m]
+    if nbits == 4:
+        lut = rng.integers(0, 256, (m, 16), dtype=np.uint8)
+        expected = lut[np.arange(m), codes].sum(1)
+        np.testing.assert_array_equal(core.quantized_sums("scalar", blocks, m, lut), expected)
+    else:
+        lut = rng.integers(0, 65535 // m + 1, (m, 256, 4)).astype(np.uint16)
+        expected = lut[np.arange(m), codes].astype(np.int64).sum(1)
+        np.testing.assert_array_equal(core.quantized_sums("scalar", blocks, m, lut), expected)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4, 7, 16, 33])
+def test_quantized_sums_are_bit_exact(fast_kernel, levels):
+    rng = np.random.default_rng(levels)
+    for m in sorted({1, 2, 3, levels // 2 + 1, levels} - {0}):
+        if m > levels:
+            continue
+        blocks4 = rng.integers(0, 256, (5, levels * 16), dtype=np.uint8)
+        lut4 = rng.integers(0, 256, (m, 16), dtype=np.uint8)
+        np.testing.assert_array_equal(core.quantized_sums(fast_kernel, blocks4, m, lut4),
+                                      core.quantized_sums("scalar", blocks4, m, lut4), err_msg=f"4-bit m={m}")
+        blocks8 = rng.integers(0, 256, (5, levels * 32), dtype=np.uint8)
+        lut8 = rng.integers(0, 65535 // m + 1, (m, 256, 4)).astype(np.uint16)
+        np.testing.assert_array_equal(core.quantized_sums(fast_kernel, blocks8, m, lut8),
+                                      core.quantized_sums("scalar", blocks8, m, lut8), err_msg=f"8-bit m={m}")
+
+
+def test_quantized_sums_reject_bad_shapes():
+    with pytest.raises(ValueError):
+        core.quantized_sums("scalar", np.zeros((2, 16), np.uint8), 2, np.zeros((2, 16), np.uint8))
+    with pytest.raises(ValueError, match="not supported"):
+        core.quantized_sums("no-such-kernel", np.zeros((2, 32), np.uint8), 1, np.zeros((1, 16), np.uint8))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_inner_products_for_lookup_tables(kernel):
+    require(kernel)
+    rng = np.random.default_rng(5)
+    for nx, d, n in ((1, 1, 3), (3, 7, 16), (5, 16, 9), (2, 96, 256), (4, 385, 17)):
+        X = rng.standard_normal((nx, d)).astype(np.float32)
+        C = rng.standard_normal((n, d)).astype(np.float32)
+        # float32 sums in any order: relative error well below 1e-5 for these sizes
+        np.testing.assert_allclose(core.inner_products(kernel, X, C), X.astype(np.float64) @ C.T, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- quantization error bound
+
+@pytest.mark.parametrize("K", [16, 256])
+@pytest.mark.parametrize("spread", [1e-3, 1.0, 1e4])
+def test_quantization_error_is_within_its_bound(K, spread):
+    """|base + qsum / scale - float sum| <= err + rel * A for every code (lut.h)."""
+    rng = np.random.default_rng(K)
+    for m in (1, 2, 7, 40):
+        # Levels of very different ranges, like a residual quantizer's.
+        lut = (rng.standard_normal((m, K)) * spread * np.exp(-np.arange(m) / 4)[:, None] + 3).astype(np.float32)
+        bias = np.float32(rng.standard_normal() * spread)
+        q, p = core.quantize_lut(lut, float(bias))
+        assert p["ok"]
+        assert q.min() >= 0 and q.max() <= (255 if K == 16 else 65535 // m)
+        codes = rng.integers(0, K, (4000, m))
+        codes[:K, :] = np.arange(K)[:, None]  # every entry used
+        exact = np.full(len(codes), bias, np.float32)
+        for l in range(m):  # the reference's float32 summation order
+            exact = exact + lut[l, codes[:, l]]
+        approx = np.float64(p["base"]) + q[np.arange(m), codes].astype(np.float64).sum(1) * p["inv_scale"]
+        bound = p["err"] + p["rel"] * p["magnitude"]
+        assert np.abs(approx - exact.astype(np.float64)).max() <= bound
+
+
+def test_non_finite_tables_are_reported():
+    _, p = core.quantize_lut(np.array([[np.inf] + [0.0] * 15], np.float32), 0.0)
+    assert not p["ok"]
+
+
+# ---------------------------------------------------------------- search against the reference
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_search_equals_scalar_at_every_prefix(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric)
+    xq = vectors[2]
+    for m in range(1, LEVELS + 1):
+        for nq in (len(xq), 1):  # a batch, and a single query
+            ref = kernel_runner("scalar", lambda: search_all(index, xq[:nq], 10, levels=m))
+            got = kernel_runner(fast_kernel, lambda: search_all(index, xq[:nq], 10, levels=m))
+            np.testing.assert_array_equal(got[1], ref[1], err_msg=f"ids, m={m} nq={nq}")
+            np.testing.assert_array_equal(got[0], ref[0], err_msg=f"distances, m={m} nq={nq}")
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_fast_search_matches_exact_numpy_reference(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric)
+    m = 3
+    recons = np.stack([index.reconstruct_prefix(i, m) for i in range(index.ntotal)])
+    Dref, Iref = exact_search(recons, vectors[2], 10, metric)
+    D, I = kernel_runner(fast_kernel, lambda: search_all(index, vectors[2], 10, levels=m))
+    assert_same_knn(D, I, Dref, Iref)
+
+
+@pytest.mark.parametrize("nthreads", [2, 3])
+@pytest.mark.parametrize("nbits", [4, 8])
+def test_threads_split_queries_or_database_identically(kernel_runner, codebooks, vectors, nbits, nthreads):
+    """Batches split over queries, small batches over the database: same results."""
+    index = build(codebooks, vectors, nbits, faiss.METRIC_L2)
+    xq = vectors[2]
+    kernel = core.scan_kernels()[-1]
+    previous = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        ref = [kernel_runner("scalar", lambda: search_all(index, xq[:nq], 7, levels=4)) for nq in (1, 2, 11)]
+        faiss.omp_set_num_threads(nthreads)
+        got = [kernel_runner(kernel, lambda: search_all(index, xq[:nq], 7, levels=4)) for nq in (1, 2, 11)]
+    finally:
+        faiss.omp_set_num_threads(previous)
+    for (Dr, Ir), (Dg, Ig) in zip(ref, got):
+        np.testing.assert_array_equal(Ig, Ir)
+        np.testing.assert_array_equal(Dg, Dr)
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_selectors(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric)
+    selectors = [faiss.IDSelectorRange(100, 700), faiss.IDSelectorBatch(np.arange(3, N, 17).astype(np.int64)),
+                 faiss.IDSelectorRange(N - 5, N + 100)]
+    for sel in selectors:
+        def go():
+            return index.search(vectors[2], 10, params=SearchParametersDPQ(levels=4, sel=sel))
+        D, I = kernel_runner(fast_kernel, go)
+        Dr, Ir = kernel_runner("scalar", go)
+        np.testing.assert_array_equal(I, Ir)
+        np.testing.assert_array_equal(D, Dr)
+        assert all(sel.is_member(int(i)) for i in I[I >= 0])
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_k_larger_than_ntotal(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric, n=45)
+    D, I = kernel_runner(fast_kernel, lambda: search_all(index, vectors[2], 60, levels=2))
+    Dr, Ir = kernel_runner("scalar", lambda: search_all(index, vectors[2], 60, levels=2))
+    np.testing.assert_array_equal(I, Ir)
+    np.testing.assert_array_equal(D, Dr)
+    assert (I[:, 45:] == -1).all() and sorted(I[0, :45]) == list(range(45))
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_empty_index(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric, n=0)
+    D, I = kernel_runner(fast_kernel, lambda: index.search(vectors[2], 4))
+    assert (I == -1).all()
+    assert (D == (np.finfo(np.float32).max if metric == faiss.METRIC_L2 else -np.finfo(np.float32).max)).all()
+    lims, _, _ = kernel_runner(fast_kernel, lambda: index.range_search(vectors[2], 1e9))
+    assert (lims == 0).all()
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_rerank_uses_the_fast_prefix_scan(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric)
+    params = dict(levels=1, rerank_levels=LEVELS, rerank_k=40)
+    D, I = kernel_runner(fast_kernel, lambda: search_all(index, vectors[2], 10, **params))
+    Dr, Ir = kernel_runner("scalar", lambda: search_all(index, vectors[2], 10, **params))
+    np.testing.assert_array_equal(I, Ir)
+    np.testing.assert_array_equal(D, Dr)
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_range_search(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    index = build(codebooks, vectors, nbits, metric)
+    D0, _ = search_all(index, vectors[2], 50, levels=3)
+    radius = float(np.median(D0[:, -1]))
+    for nq in (len(vectors[2]), 1):
+        def go():
+            return index.range_search(vectors[2][:nq], radius, params=SearchParametersDPQ(levels=3))
+        got, ref = kernel_runner(fast_kernel, go), kernel_runner("scalar", go)
+        for a, b in zip(got, ref):
+            np.testing.assert_array_equal(a, b)
+        if nq > 1:
+            assert 0 < len(got[2]) < nq * N
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_ties_and_duplicates(kernel_runner, fast_kernel, codebooks, vectors, nbits, metric):
+    """Many vectors share codes: ties at the threshold go to the smaller id."""
+    index = IndexDPQ(D, LEVELS, nbits, metric)
+    index.codebooks = codebooks[nbits]
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 1 << nbits, (9, LEVELS))
+    index.add_codes(base[rng.integers(0, 9, N)])
+    dis, ids = kernel_runner(fast_kernel, lambda: search_all(index, vectors[2], 25, levels=LEVELS))
+    dis_ref, ids_ref = kernel_runner("scalar", lambda: search_all(index, vectors[2], 25, levels=LEVELS))
+    np.testing.assert_array_equal(ids, ids_ref)
+    np.testing.assert_array_equal(dis, dis_ref)
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
+def test_wide_range_tables_with_near_ties(kernel_runner, fast_kernel, nbits, metric):
+    """One coarse level dwarfs the fine ones: quantization steps exceed the gaps
+    between candidates, so only the margin keeps the true neighbours."""
+    rng = np.random.default_rng(11)
+    K = 1 << nbits
+    books = rng.standard_normal((LEVELS, K, D)).astype(np.float32)
+    books[0] *= 1000
+    books[1:] *= 0.01
+    index = IndexDPQ(D, LEVELS, nbits, metric)
+    index.codebooks = books
+    codes = rng.integers(0, K, (N, LEVELS))
+    codes[:, 0] = rng.integers(0, 2, N)  # few coarse cells: many near-equal distances
+    index.add_codes(codes)
+    xq = rng.standard_normal((6, D)).astype(np.float32) * 1000
+    for m in (1, 3, LEVELS):
+        dis, ids = kernel_runner(fast_kernel, lambda: search_all(index, xq, 20, levels=m))
+        dis_ref, ids_ref = kernel_runner("scalar", lambda: search_all(index, xq, 20, levels=m))
+        np.testing.assert_array_equal(ids, ids_ref)
+        np.testing.assert_array_equal(dis, dis_ref)
