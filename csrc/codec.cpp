@@ -91,7 +91,9 @@ void Codec::encode_beam(const float* x, uint8_t* code, int B) const {
 }
 
 void Codec::encode(size_t n, const float* x, uint8_t* codes, int beam_size) const {
-#pragma omp parallel
+    // Waking a thread team costs more than encoding a handful of small vectors.
+    const double flops = double(n) * levels_ * K() * d_ * std::max(beam_size, 1);
+#pragma omp parallel if (flops > 4e6)
     {
         std::vector<float> r(d_);
 #pragma omp for schedule(dynamic, 64)

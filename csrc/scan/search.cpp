@@ -246,10 +246,13 @@ void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish fi
     if (nq == 0) return;
     const KernelSet& ks = active_kernels();
     const size_t nb = CodeLayout::nblocks(spec.store->size());
-    const int nt = omp_get_max_threads();
+    // Small searches run on the calling thread: waking a thread team costs
+    // more than scanning a few thousand codes.
+    const bool tiny = double(nq) * double(nb * kBlockSize) * spec.levels < 1e6;
+    const int nt = tiny ? 1 : omp_get_max_threads();
     if (nq >= size_t(nt) || nt == 1) {
         const size_t sg = super_group_size(spec, nq, nt), nsg = (nq + sg - 1) / sg;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
         for (size_t s = 0; s < nsg; s++) {
             const Batch batch = make_batch(spec, ks, x, s * sg, std::min(sg, nq - s * sg));
             const std::vector<Group>& groups = batch.groups;
