@@ -98,7 +98,7 @@ QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {
 QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64_t* out) {
     // Lane q of a little-endian 64-bit entry is the 16-bit word at byte 2q.
     unsigned char* bytes = reinterpret_cast<unsigned char*>(out) + 2 * lane;
-    return quantize(lut, m, 256, bias, 65535 / m, [&](int l, int k, uint32_t v) {
+    return quantize(lut, m, 256, bias, 32767 / m, [&](int l, int k, uint32_t v) {
         const uint16_t w = uint16_t(v);
         std::memcpy(bytes + 8 * (size_t(l) * 256 + k), &w, 2);
     });

@@ -8,8 +8,9 @@
 // scaled by one global factor and rounded:
 //   q[l][k] = round((lut[l][k] - lo_l) * scale),  0 <= q <= qmax,
 //   scale = qmax / max_l (max_k lut[l][k] - lo_l),
-// with qmax = 255 for 4-bit codes (byte shuffles) and floor(65535 / m) for
-// 8-bit codes (16-bit lanes that never carry). A code's approximate distance
+// with qmax = 255 for 4-bit codes (byte shuffles) and floor(32767 / m) for
+// 8-bit codes (16-bit lanes whose sums never carry and keep their top bit
+// free for the threshold test, scan/common.h). A code's approximate distance
 //   approx = base + qsum / scale (+ ||r_m||^2),  base = bias + sum_l lo_l
 // differs from the float-table distance (as the scalar reference sums it) by
 //   |approx - exact| <= err + rel * (A + ||r_m||^2)

@@ -183,7 +183,7 @@ def test_quantization_error_is_within_its_bound(K, spread):
         bias = np.float32(rng.standard_normal() * spread)
         q, p = core.quantize_lut(lut, float(bias))
         assert p["ok"]
-        assert q.min() >= 0 and q.max() <= (255 if K == 16 else 65535 // m)
+        assert q.min() >= 0 and q.max() <= (255 if K == 16 else 32767 // m)
         codes = rng.integers(0, K, (4000, m))
         codes[:K, :] = np.arange(K)[:, None]  # every entry used
         exact = np.full(len(codes), bias, np.float32)

@@ -136,8 +136,24 @@ void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, cons
 
 // ------------------------------------------------------------ 8-bit codes
 //
-// Sums come from swar8_block (common.h): 32 slots x 4 lanes of 16 bits. Four
-// slots fill a 256-bit register, lanes ordered (slot, query).
+// Sums come from accumulate8 (common.h), stored: 32 slots x 4 lanes of 16
+// bits, four slots to a 256-bit register, lanes ordered (slot, query), then
+// tested with vector compares (measured ~10% faster here than scan8_swar's
+// 64-bit tests on AMD Zen 3; on Intel, 512-bit reloads of the stored sums
+// stall, see avx512.cpp).
+
+// Thresholds of the live lanes packed like a lut8 entry; dead or unused
+// lanes get 0 and are masked out by `alive`.
+uint64_t pack_thresholds(const Thresholds& th, int nq, uint32_t* alive) {
+    uint64_t t = 0;
+    *alive = 0;
+    for (int q = 0; q < nq; q++)
+        if (th.qthr[q] >= 0) {
+            t |= uint64_t(uint16_t(th.qthr[q])) << (16 * q);
+            *alive |= 1u << q;
+        }
+    return t;
+}
 
 void test_ip8(const uint64_t* acc, const Thresholds& th, int nq, uint32_t* qmask) {
     uint32_t alive;
@@ -187,13 +203,14 @@ void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
     alignas(32) uint64_t acc[32];
     for (size_t b = bl.b0; b < bl.b1; b++) {
         if (b + kPrefetchAhead < bl.b1) prefetch_block(bl, b + kPrefetchAhead);
-        swar8_block(bl.codes + b * bl.block_bytes, bl.m, t.lut8, acc);
+        for (int s0 = 0; s0 < 32; s0 += 8) accumulate8(bl.codes + b * bl.block_bytes + s0, bl.m, t.lut8, acc + s0);
         uint32_t qmask[kGroup] = {0, 0, 0, 0};
         if (bl.norms)
             test_l28(acc, bl.norms + b * bl.norms_stride, bl.norm_factor, t, th, qmask);
         else
             test_ip8(acc, th, t.nq, qmask);
-        report(sink, b, qmask, t.nq);
+        for (int q = 0; q < t.nq; q++)
+            if (qmask[q]) sink.accept(q, b, qmask[q]);
     }
 }
 

@@ -26,27 +26,28 @@ inline uint32_t unfold_mask(uint32_t mk) {
 // 8-bit codes, up to 4 queries at once: each 64-bit table entry packs the
 // 16-bit quantized values of 4 queries, so one load and one 64-bit add do 4
 // lookups. Lanes never carry into each other: every lane's sum is at most
-// m * floor(65535 / m) (lut.h). Codes are read 8 at a time.
-inline void swar8_block(const uint8_t* blk, int m, const uint64_t* lut8, uint64_t* acc) {
-    for (int s0 = 0; s0 < 32; s0 += 8) {
-        uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        const uint8_t* c = blk + s0;
-        const uint64_t* t = lut8;
-        for (int l = 0; l < m; l++, c += 32, t += 256) {
-            uint64_t w;
-            std::memcpy(&w, c, 8);
-            a0 += t[w & 255];
-            a1 += t[(w >> 8) & 255];
-            a2 += t[(w >> 16) & 255];
-            a3 += t[(w >> 24) & 255];
-            a4 += t[(w >> 32) & 255];
-            a5 += t[(w >> 40) & 255];
-            a6 += t[(w >> 48) & 255];
-            a7 += t[w >> 56];
-        }
-        uint64_t* o = acc + s0;
-        o[0] = a0, o[1] = a1, o[2] = a2, o[3] = a3, o[4] = a4, o[5] = a5, o[6] = a6, o[7] = a7;
+// m * floor(32767 / m) < 2^15 (lut.h). Sums of 8 slots, codes read 8 at a time.
+inline void accumulate8(const uint8_t* c, int m, const uint64_t* t, uint64_t* a) {
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    for (int l = 0; l < m; l++, c += 32, t += 256) {
+        uint64_t w;
+        std::memcpy(&w, c, 8);
+        a0 += t[w & 255];
+        a1 += t[(w >> 8) & 255];
+        a2 += t[(w >> 16) & 255];
+        a3 += t[(w >> 24) & 255];
+        a4 += t[(w >> 32) & 255];
+        a5 += t[(w >> 40) & 255];
+        a6 += t[(w >> 48) & 255];
+        a7 += t[w >> 56];
     }
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
+}
+
+inline void sums8_blocks(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint64_t* lut8,
+                         uint64_t* out) {
+    for (size_t b = 0; b < nblocks; b++)
+        for (int s0 = 0; s0 < 32; s0 += 8) accumulate8(codes + b * block_bytes + s0, m, lut8, out + b * 32 + s0);
 }
 
 // 8-bit scans read 32 bytes a level, a block at a time, at a stride that
@@ -59,27 +60,85 @@ inline void prefetch_block(const Blocks& bl, size_t b) {
     for (size_t o = 0; o < size_t(bl.m) * 32; o += 64) __builtin_prefetch(p + o);
 }
 
-inline void sums8_blocks(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint64_t* lut8,
-                         uint64_t* out) {
-    for (size_t b = 0; b < nblocks; b++) swar8_block(codes + b * block_bytes, m, lut8, out + b * 32);
+// The threshold test of 8-bit sums, in the same 64-bit words: every lane of
+// `thr` holds 0x8000 + the largest sum it admits, so lane q of thr - sum
+// keeps bit 15 exactly when sum_q <= its threshold (sums stay below 2^15:
+// no lane ever borrows from the next). `live` holds bit 15 of the lanes
+// that may admit anything.
+struct LaneTest {
+    uint64_t thr = 0x8000800080008000ull, live = 0;
+    void admit(int q, int32_t max_sum) {
+        if (max_sum < 0) return;
+        thr |= uint64_t(max_sum < 32767 ? max_sum : 32767) << (16 * q);
+        live |= uint64_t(0x8000) << (16 * q);
+    }
+};
+
+// Inner product: the kernel's thresholds as they stand.
+inline LaneTest lanes_ip(const GroupTables& t, const Thresholds& th) {
+    LaneTest lt;
+    for (int q = 0; q < t.nq; q++) lt.admit(q, th.qthr[q]);
+    return lt;
 }
 
-// Thresholds of the live lanes packed like a lut8 entry; dead or unused
-// lanes get 0 and are masked out by `alive`.
-inline uint64_t pack_thresholds(const Thresholds& th, int nq, uint32_t* alive) {
-    uint64_t t = 0;
-    *alive = 0;
-    for (int q = 0; q < nq; q++)
-        if (th.qthr[q] >= 0) {
-            t |= uint64_t(uint16_t(th.qthr[q])) << (16 * q);
-            *alive |= 1u << q;
+// L2: for block b, the largest sum that the float test below could admit
+// for some slot, i.e. with the block's smallest (scaled) norm.
+inline LaneTest lanes_l2(const GroupTables& t, const Thresholds& th, float min_norm) {
+    LaneTest lt;
+    for (int q = 0; q < t.nq; q++) {
+        const float room = th.fthr[q] - min_norm;
+        if (!(room >= 0)) continue;
+        const float x = t.inv_scale[q] > 0 ? room / t.inv_scale[q] : 32767.f;
+        lt.admit(q, x >= 32766.f ? 32767 : int32_t(x) + 1);
+    }
+    return lt;
+}
+
+// The scan: sums of 8 slots at a time stay in registers, and are tested
+// there; only slots some lane admits go further (for L2, through the exact
+// float test of kernels.h with the slot's own norm) to the sink.
+template <bool L2>
+void scan8_swar(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
+    for (size_t b = bl.b0; b < bl.b1; b++) {
+        if (b + kPrefetchAhead < bl.b1) prefetch_block(bl, b + kPrefetchAhead);
+        const float* norms = L2 ? bl.norms + b * bl.norms_stride : nullptr;
+        LaneTest lt;
+        if (L2) {
+            float mn = norms[0];
+#pragma omp simd reduction(min : mn)
+            for (int s = 0; s < 32; s++) mn = mn < norms[s] ? mn : norms[s];
+            lt = lanes_l2(t, th, mn * bl.norm_factor);
+        } else {
+            lt = lanes_ip(t, th);
         }
-    return t;
+        if (!lt.live) continue;
+        uint32_t qmask[kGroup] = {0, 0, 0, 0};
+        const uint8_t* blk = bl.codes + b * bl.block_bytes;
+        for (int s0 = 0; s0 < 32; s0 += 8) {
+            uint64_t a[8];
+            accumulate8(blk + s0, bl.m, t.lut8, a);
+            uint64_t any = 0;
+            for (int j = 0; j < 8; j++) any |= lt.thr - a[j];
+            if (!(any & lt.live)) continue;
+            for (int j = 0; j < 8; j++)
+                for (uint64_t p = (lt.thr - a[j]) & lt.live; p; p &= p - 1) {
+                    const int q = __builtin_ctzll(p) >> 4, s = s0 + j;
+                    const float sum = float((a[j] >> (16 * q)) & 0xFFFF);
+                    if (L2 && !(__builtin_fmaf(sum, t.inv_scale[q], norms[s] * bl.norm_factor) <= th.fthr[q]))
+                        continue;
+                    qmask[q] |= 1u << s;
+                }
+        }
+        for (int q = 0; q < t.nq; q++)
+            if (qmask[q]) sink.accept(q, b, qmask[q]);
+    }
 }
 
-inline void report(BlockSink& sink, size_t b, const uint32_t* qmask, int nq) {
-    for (int q = 0; q < nq; q++)
-        if (qmask[q]) sink.accept(q, b, qmask[q]);
+inline void scan8_swar_any(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
+    if (bl.norms)
+        scan8_swar<true>(bl, t, th, sink);
+    else
+        scan8_swar<false>(bl, t, th, sink);
 }
 
 }  // namespace

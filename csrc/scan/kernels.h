@@ -61,7 +61,7 @@ using ScanFn = void (*)(const Blocks&, const GroupTables&, Thresholds&, BlockSin
 // Raw quantized sums, the kernels' bit-exact test seam:
 //   nbits 4: out[b * 32 + s] = sum_{l < m} lut4[l * 16 + code_l(b, s)]
 //   nbits 8: out[b * 32 + s] = sum_{l < m} lut8[l * 256 + code_l(b, s)]  (mod 2^64; its 16-bit
-//            lane q is query q's sum while no lane's sum reaches 2^16)
+//            lane q is query q's sum while no lane's sum reaches 2^16; scans keep them below 2^15)
 using Sums4Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
                          const uint8_t* lut4, uint16_t* out);
 using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
