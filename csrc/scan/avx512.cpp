@@ -2,6 +2,7 @@
 // (plus -mavx2 -mfma, which those imply on every AVX-512 CPU).
 #include <immintrin.h>
 
+#define DPQ_ACCUMULATE8_ATTRIBUTES __attribute__((noinline, optimize("no-tree-vectorize")))
 #include "common.h"
 
 // GCC 12 warns about its own AVX-512 intrinsics (GCC bug 105593).
