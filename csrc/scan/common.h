@@ -24,7 +24,7 @@ inline uint32_t unfold_mask(uint32_t mk) {
 }
 
 // GCC vectorizes accumulate8's level loop into emulated gathers. Measured:
-// 10% faster than scalar code with AVX2 on Zen 3 (4 lanes), 1.7x slower with
+// 10% faster than scalar code with AVX2 on Zen 3 (4 lanes), 2.3x slower with
 // AVX-512 on Sapphire Rapids (8 lanes); a kernel file opts out by defining
 // this before including common.h.
 #ifndef DPQ_ACCUMULATE8_ATTRIBUTES
