@@ -138,9 +138,8 @@ void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, cons
 //
 // Sums come from accumulate8 (common.h), stored: 32 slots x 4 lanes of 16
 // bits, four slots to a 256-bit register, lanes ordered (slot, query), then
-// tested with vector compares (measured ~10% faster here than scan8_swar's
-// 64-bit tests on AMD Zen 3; on Intel, 512-bit reloads of the stored sums
-// stall, see avx512.cpp).
+// tested with vector compares (measured 6-10% faster on AMD Zen 3 than
+// scan8_swar's 64-bit tests).
 
 // Thresholds of the live lanes packed like a lut8 entry; dead or unused
 // lanes get 0 and are masked out by `alive`.

@@ -2,6 +2,7 @@
 // (plus -mavx2 -mfma, which those imply on every AVX-512 CPU).
 #include <immintrin.h>
 
+#define DPQ_ACCUMULATE8_ATTRIBUTES __attribute__((noinline, optimize("no-tree-vectorize")))
 #include "common.h"
 
 // GCC 12 warns about its own AVX-512 intrinsics (GCC bug 105593).
@@ -119,10 +120,9 @@ void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, cons
 
 // ------------------------------------------------------------ 8-bit codes
 //
-// scan8 (common.h): 64-bit SWAR lookups and threshold tests. Testing the sums
-// with vector compares instead means storing them and reloading them wider,
-// which stalls on store forwarding (measured 1.7-2.2x slower with 512-bit
-// reloads on Intel Sapphire Rapids).
+// scan8_swar_any (common.h): 64-bit SWAR lookups and threshold tests, the
+// sums never leaving their registers. Measured on Sapphire Rapids: as fast
+// as storing the sums and testing them with 512-bit compares.
 
 // ------------------------------------------------------------ lookup tables
 
