@@ -61,21 +61,22 @@ def _padded(d: int, d_pad: int, index: faiss.Index) -> faiss.Index:
     return _with_transform(faiss.RemapDimensionsTransform(d, d_pad, True), index)
 
 
-def _pad_note(d: int, d_pad: int) -> str:
-    return "" if d_pad == d else f", zero-padded {d}->{d_pad}"
+def _pad_note(d: int, d_pad: int, M: int) -> str:
+    note = "" if d_pad == d else f", zero-padded {d}->{d_pad}"
+    return note + (" (more sub-quantizers than dimensions: the extra ones code padding)" if M > d else "")
 
 
 def plan_pq(d: int, metric: int, total: int) -> Union[Plan, str]:
     M = total
     d_pad = _round_up(d, M)
-    return Plan("PQ", f"IndexPQ M={M} x 8 bits{_pad_note(d, d_pad)}", M, 0,
+    return Plan("PQ", f"IndexPQ M={M} x 8 bits{_pad_note(d, d_pad, M)}", M, 0,
                 lambda: _padded(d, d_pad, faiss.IndexPQ(d_pad, M, 8, metric)), M)
 
 
 def plan_pq_fastscan(d: int, metric: int, total: int) -> Union[Plan, str]:
     M = 2 * total
     d_pad = _round_up(d, M)
-    return Plan("PQFastScan", f"IndexPQFastScan M={M} x 4 bits{_pad_note(d, d_pad)}", total, 0,
+    return Plan("PQFastScan", f"IndexPQFastScan M={M} x 4 bits{_pad_note(d, d_pad, M)}", total, 0,
                 lambda: _padded(d, d_pad, faiss.IndexPQFastScan(d_pad, M, 4, metric)), M)
 
 
