@@ -162,25 +162,21 @@ def run_dataset(name, xt, xb, xq, gt_by_metric, args, bandwidth, max_threads) ->
         indexes = build(xt, xb, args.code_bytes, metric)
         print(f"\n## {name}, {mname}: n={len(xb):,} d={xb.shape[1]} nq={len(xq)} k={args.k} "
               f"(built in {time.perf_counter() - t0:.0f} s)\n", flush=True)
-        res = {t: qps(indexes, xq, args.k, args.runs, t) for t in sorted({1, min(2, max_threads), max_threads})}
-        print("| index | bytes/vector | recall@10 | QPS 1 thread | QPS " + f"{max_threads} threads |")
-        print("|---|---|---|---|---|")
+        threads = sorted({1, min(2, max_threads), max_threads})
+        res = {t: qps(indexes, xq, args.k, args.runs, t) for t in threads}
+        print("| index | bytes/vector | recall@10 | " + " | ".join(f"QPS {t} thr." for t in threads) + " |")
+        print("|---|---|---|" + "---|" * len(threads))
         rows = {}
         for iname, index in indexes.items():
             stored = index.bytes_per_vector if isinstance(index, IndexDPQ) else index.code_size
-            r = recall(res[1][(iname, None)][1], gt, args.k)
-            q1, qn = res[1][(iname, None)][0], res[max_threads][(iname, None)][0]
-            rows[iname] = {"bytes_per_vector": stored, "recall": r, "qps_1": q1, f"qps_{max_threads}": qn,
-                           "qps_2": res[min(2, max_threads)][(iname, None)][0]}
-            print(f"| {iname} | {stored} | {r:.4f} | {q1:,.0f} | {qn:,.0f} |")
-        ratios = {
-            "4-bit DPQ / PQFastScan, 1 thread": rows["DPQ 4-bit"]["qps_1"] / rows["PQFastScan 4-bit"]["qps_1"],
-            f"4-bit DPQ / PQFastScan, {max_threads} threads":
-                rows["DPQ 4-bit"][f"qps_{max_threads}"] / rows["PQFastScan 4-bit"][f"qps_{max_threads}"],
-            "8-bit DPQ / PQ, 1 thread": rows["DPQ 8-bit"]["qps_1"] / rows["PQ 8-bit"]["qps_1"],
-            f"8-bit DPQ / PQ, {max_threads} threads":
-                rows["DPQ 8-bit"][f"qps_{max_threads}"] / rows["PQ 8-bit"][f"qps_{max_threads}"],
-        }
+            rows[iname] = {"bytes_per_vector": stored, "recall": recall(res[1][(iname, None)][1], gt, args.k)}
+            rows[iname].update({f"qps_{t}": res[t][(iname, None)][0] for t in threads})
+            print(f"| {iname} | {stored} | {rows[iname]['recall']:.4f} | " +
+                  " | ".join(f"{rows[iname][f'qps_{t}']:,.0f}" for t in threads) + " |")
+        ratios = {}
+        for t in sorted({1, max_threads}):
+            ratios[f"4-bit DPQ / PQFastScan, {t} thr."] = rows["DPQ 4-bit"][f"qps_{t}"] / rows["PQFastScan 4-bit"][f"qps_{t}"]
+            ratios[f"8-bit DPQ / PQ, {t} thr."] = rows["DPQ 8-bit"][f"qps_{t}"] / rows["PQ 8-bit"][f"qps_{t}"]
         if max_threads >= 2:
             for iname in ("DPQ 4-bit", "DPQ 8-bit"):
                 ratios[f"{iname}: 2 threads / 1 thread"] = rows[iname]["qps_2"] / rows[iname]["qps_1"]
