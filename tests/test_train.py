@@ -235,3 +235,11 @@ def test_bad_inputs_are_clear_errors(supervised, digits, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="checkpoint"):
         DPQModel.load(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("metric", [faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2, "ip", "l2"])
+def test_export_honours_the_requested_metric(unsupervised, metric):
+    # METRIC_INNER_PRODUCT is 0: a falsy request must not fall back to the model's metric.
+    index = pyfaiss_dpq.downcast(unsupervised.to_index(metric=metric))
+    expected = faiss.METRIC_L2 if metric in (faiss.METRIC_L2, "l2") else faiss.METRIC_INNER_PRODUCT
+    assert index.metric_type == expected

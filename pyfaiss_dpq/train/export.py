@@ -53,7 +53,7 @@ def to_index(model, metric=None, beam_size: int | None = None):
     IndexDPQ over features, or faiss.IndexPreTransform over raw inputs when
     ``is_native(model)``.
     """
-    index = IndexDPQ(model.dim, model.levels, model.nbits, faiss_metric(metric or model.config["metric"]))
+    index = IndexDPQ(model.dim, model.levels, model.nbits, faiss_metric(metric if metric is not None else model.config["metric"]))
     index.codebooks = model.codebooks
     index.beam_size = model.config["beam"] if beam_size is None else beam_size
     if not is_native(model):
