@@ -96,6 +96,7 @@ inline uint32_t test_l24(const Acc4& a, const Norms4& nv, float inv_scale, float
 template <int NQ>
 void scan4_group(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     for (size_t b = bl.b0; b < bl.b1; b++) {
+        if (bl.norms && b + kPrefetchAhead < bl.b1) prefetch_norms(bl, b + kPrefetchAhead);
         Acc4 acc[NQ];
         accumulate4<NQ>(bl.codes + b * bl.block_bytes, bl.m, t.lut4, acc);
         if (bl.norms) {
@@ -201,7 +202,10 @@ void test_l28(const uint64_t* acc, const float* norms, float factor, const Group
 void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     alignas(32) uint64_t acc[32];
     for (size_t b = bl.b0; b < bl.b1; b++) {
-        if (b + kPrefetchAhead < bl.b1) prefetch_block(bl, b + kPrefetchAhead);
+        if (b + kPrefetchAhead < bl.b1) {
+            prefetch_block(bl, b + kPrefetchAhead);
+            if (bl.norms) prefetch_norms(bl, b + kPrefetchAhead);
+        }
         for (int s0 = 0; s0 < 32; s0 += 8) accumulate8(bl.codes + b * bl.block_bytes + s0, bl.m, t.lut8, acc + s0);
         uint32_t qmask[kGroup] = {0, 0, 0, 0};
         if (bl.norms)

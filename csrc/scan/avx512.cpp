@@ -82,6 +82,7 @@ inline uint32_t test_l24(__m512i z, const Norms4& nv, float inv_scale, float fth
 template <int NQ>
 void scan4_group(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     for (size_t b = bl.b0; b < bl.b1; b++) {
+        if (bl.norms && b + kPrefetchAhead < bl.b1) prefetch_norms(bl, b + kPrefetchAhead);
         Acc4 acc[NQ];
         accumulate4<NQ>(bl.codes + b * bl.block_bytes, bl.m, t.lut4, acc);
         if (bl.norms) {
