@@ -16,12 +16,12 @@ namespace dpq::scan {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
-// Codes scanned per chunk: every group of a super-group re-reads the chunk,
+// Codes scanned per chunk: every group of a batch re-reads the chunk,
 // which stays in the core's L2 cache meanwhile.
 constexpr size_t kChunkBytes = 64 << 10;
-// Quantized tables of one super-group, also meant to stay in L2.
-constexpr size_t kSuperGroupTableBytes = 128 << 10;
-constexpr size_t kMaxSuperGroup = 64;
+// Quantized tables of one batch, also meant to stay in L2.
+constexpr size_t kBatchTableBytes = 128 << 10;
+constexpr size_t kMaxBatch = 64;
 
 // Tables of one query.
 struct QueryTables {
@@ -94,13 +94,13 @@ Batch make_batch(const SearchSpec& spec, const KernelSet& ks, const float* x, si
     return batch;
 }
 
-// Queries one thread takes at a time: enough to share each database chunk
-// widely, few enough for their tables to stay in cache and for the threads
-// to share the batch evenly (a few super-groups each, taken dynamically).
-size_t super_group_size(const SearchSpec& spec, size_t nq, int nt) {
+// Queries in a Batch: enough to share each database chunk widely, few
+// enough for their tables to stay in cache and for the threads to share the
+// nq queries evenly (a few batches each, taken dynamically).
+size_t batch_size(const SearchSpec& spec, size_t nq, int nt) {
     const size_t m = size_t(spec.levels);
     const size_t per_query = spec.codec->nbits() == 4 ? size_t(padded_levels4(int(m))) * 16 : m * 256 * 8 / kGroup;
-    const size_t cap = std::clamp<size_t>(kSuperGroupTableBytes / per_query, kGroup, kMaxSuperGroup);
+    const size_t cap = std::clamp<size_t>(kBatchTableBytes / per_query, kGroup, kMaxBatch);
     const size_t share = nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt));
     return std::max<size_t>(1, std::min(cap, share));
 }
@@ -251,10 +251,10 @@ void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish fi
     const bool tiny = double(nq) * double(nb * kBlockSize) * spec.levels < 1e6;
     const int nt = tiny ? 1 : omp_get_max_threads();
     if (nq >= size_t(nt) || nt == 1) {
-        const size_t sg = super_group_size(spec, nq, nt), nsg = (nq + sg - 1) / sg;
+        const size_t size = batch_size(spec, nq, nt), nbatch = (nq + size - 1) / size;
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
-        for (size_t s = 0; s < nsg; s++) {
-            const Batch batch = make_batch(spec, ks, x, s * sg, std::min(sg, nq - s * sg));
+        for (size_t s = 0; s < nbatch; s++) {
+            const Batch batch = make_batch(spec, ks, x, s * size, std::min(size, nq - s * size));
             const std::vector<Group>& groups = batch.groups;
             std::vector<C> cols;
             cols.reserve(groups.size());
