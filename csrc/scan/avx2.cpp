@@ -252,19 +252,8 @@ inline void dot_block(const float* x, const float* c, int d, float* out, size_t 
 }
 
 void dots(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride) {
-    size_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        size_t i = 0;
-        for (; i + 3 <= nx; i += 3) dot_block<3>(X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
-        if (nx - i == 2) dot_block<2>(X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
-        if (nx - i == 1) dot_block<1>(X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
-    }
-    for (; j < n; j++)
-        for (size_t i = 0; i < nx; i++) {
-            float s = 0;
-            for (int u = 0; u < d; u++) s += X[i * d + u] * C[j * d + u];
-            out[i * out_stride + j] = s;
-        }
+    blocked_dots([](auto NX, auto... args) { dot_block<decltype(NX)::value>(args...); }, X, nx, C, n, d, out,
+                 out_stride);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -160,6 +161,31 @@ inline void scan8_swar_any(const Blocks& bl, const GroupTables& t, Thresholds& t
         scan8_swar<true>(bl, t, th, sink);
     else
         scan8_swar<false>(bl, t, th, sink);
+}
+
+// Inner products out[i * out_stride + j] = <X_i, C_j> for the lookup tables.
+// block(NX, x, c, d, out, out_stride) is an ISA's register-blocked kernel for
+// NX (an integral_constant: 3, 2 or 1) vectors against 4 rows; rows past the
+// last multiple of 4 take a plain loop.
+template <class Block>
+void blocked_dots(Block block, const float* X, size_t nx, const float* C, size_t n, int d, float* out,
+                  size_t out_stride) {
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        size_t i = 0;
+        for (; i + 3 <= nx; i += 3)
+            block(std::integral_constant<int, 3>(), X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
+        if (nx - i == 2)
+            block(std::integral_constant<int, 2>(), X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
+        if (nx - i == 1)
+            block(std::integral_constant<int, 1>(), X + i * d, C + j * d, d, out + i * out_stride + j, out_stride);
+    }
+    for (; j < n; j++)
+        for (size_t i = 0; i < nx; i++) {
+            float s = 0;
+            for (int u = 0; u < d; u++) s += X[i * d + u] * C[j * d + u];
+            out[i * out_stride + j] = s;
+        }
 }
 
 }  // namespace
