@@ -1,13 +1,16 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Both create .venv, install the package (compiling the C++ core against the
-# faiss-cpu wheel) and then run.
+# Both create .venv, install the package (scikit-build-core compiles the C++
+# core against the faiss-cpu wheel) and then run. `make test-faiss-compat`
+# runs the suite again against the other supported faiss release.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SOURCES := $(shell find csrc pyfaiss_dpq -name '*.cpp' -o -name '*.h' -o -name '*.py') \
-           setup.py pyproject.toml CMakeLists.txt
+           pyproject.toml CMakeLists.txt
+# Two compile jobs at most (pip, scikit-build-core and `cmake --build` read it).
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test install dev asan clean
+.PHONY: demo test install dev asan test-faiss-compat clean
 
 # Tests of the C++ core that also run under AddressSanitizer + UBSan.
 ASAN_TESTS := tests/test_index.py tests/test_faiss_wrappers.py tests/test_io.py \
@@ -52,5 +55,24 @@ asan: $(VENV)/.installed
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	PYTHONPATH=$(CURDIR)/build/asan-pkg $(VENV)/bin/pytest -q -s -p no:cacheprovider -m "not rss" $(ASAN_TESTS)
 
+# The suite against the other faiss-cpu minor release that csrc/faiss_abi.h
+# declares (.venv has the newest one from pyproject.toml's range): a second
+# venv holding that faiss, the package compiled against it there (no build
+# isolation, so the build sees that faiss and not the newest).
+FAISS_COMPAT ?= 1.14.3
+COMPAT_VENV ?= .venv-faiss$(FAISS_COMPAT)
+
+$(COMPAT_VENV)/.installed: $(SOURCES)
+	test -x $(COMPAT_VENV)/bin/python || python3 -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install -q torch==2.13.0 "faiss-cpu==$(FAISS_COMPAT)" \
+	    "scikit-build-core>=0.11" "pybind11>=2.12" "swig>=4.2" "cmake>=3.18"
+	$(COMPAT_VENV)/bin/python -m pip install -q --no-build-isolation ".[train,bench,dev]" "faiss-cpu==$(FAISS_COMPAT)"
+	touch $@
+
+test-faiss-compat: $(COMPAT_VENV)/.installed
+	cd $(COMPAT_VENV) && bin/python -c "import faiss, pyfaiss_dpq; assert faiss.__version__ == '$(FAISS_COMPAT)', faiss.__version__"
+	$(COMPAT_VENV)/bin/pytest -q tests
+
 clean:
-	rm -rf build dist *.egg-info $(VENV) pyfaiss_dpq/_core*.so
+	rm -rf build dist *.egg-info $(VENV) .venv-faiss* pyfaiss_dpq/_core*.so

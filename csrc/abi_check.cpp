@@ -11,11 +11,11 @@ namespace dpq::abi {
 // offsetof on a polymorphic type is what an ABI check is about.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
-static_assert(sizeof(faiss::Index) == kIndexSize, "faiss::Index layout differs from faiss 1.15");
+static_assert(sizeof(faiss::Index) == kIndexSize, "faiss::Index layout differs from faiss_abi.h's releases");
 static_assert(offsetof(faiss::Index, d) == 8 && offsetof(faiss::Index, ntotal) == 16 &&
                       offsetof(faiss::Index, verbose) == 24 && offsetof(faiss::Index, is_trained) == 25 &&
                       offsetof(faiss::Index, metric_type) == 28 && offsetof(faiss::Index, metric_arg) == 32,
-              "faiss::Index member offsets differ from faiss 1.15");
+              "faiss::Index member offsets differ from faiss_abi.h's releases");
 #pragma GCC diagnostic pop
 
 namespace {

@@ -1,11 +1,18 @@
 // Our declaration of the part of the Faiss C++ ABI that pyfaiss-dpq binds to.
 //
 // The faiss-cpu wheel ships libfaiss.so with exported C++ symbols but no
-// headers, so this file restates — for exactly one Faiss release — the
-// layout of the types we subclass or call. It was written from Faiss's own
-// headers at tag v1.15.0 (faiss/Index.h, faiss/impl/IDSelector.h,
-// faiss/impl/AuxIndexStructures.h, faiss/impl/DistanceComputer.h,
-// faiss/MetricType.h), which match the faiss-cpu 1.15.x wheels.
+// headers, so this file restates the layout of the types we subclass or call,
+// for the Faiss releases listed below. It was written from Faiss's own headers
+// (faiss/Index.h, faiss/impl/IDSelector.h, faiss/impl/AuxIndexStructures.h,
+// faiss/impl/DistanceComputer.h, faiss/MetricType.h, faiss/Clustering.h) at
+// tags v1.14.2, v1.14.3 and v1.15.0: between them those headers differ only in
+// the version macros and in FlatCodesDistanceComputer (which we do not use),
+// so one declaration serves both minor releases. (v1.14.1 declared
+// train_with_queries as an overload of train, and v1.13.x lacks it and
+// search1: other vtables, not declared here.)
+//
+// CMakeLists.txt passes the installed faiss's DPQ_FAISS_VERSION_MAJOR/MINOR;
+// a release without a declaration here stops the build.
 //
 // Rules: declare virtual methods in the same order as Faiss (the vtable slot
 // order is the ABI), keep non-inline methods undefined here so they bind to
@@ -16,7 +23,14 @@
 #include <cstddef>
 #include <cstdint>
 
-#define DPQ_FAISS_ABI_VERSION "1.15"
+#if !defined(DPQ_FAISS_VERSION_MAJOR) || !defined(DPQ_FAISS_VERSION_MINOR)
+#error "define DPQ_FAISS_VERSION_MAJOR/MINOR as the linked faiss release (CMakeLists.txt does)"
+#elif DPQ_FAISS_VERSION_MAJOR == 1 && (DPQ_FAISS_VERSION_MINOR == 14 || DPQ_FAISS_VERSION_MINOR == 15)
+// The releases that share the declaration below (space-separated major.minor).
+#define DPQ_FAISS_ABI_RELEASES "1.14 1.15"
+#else
+#error "pyfaiss-dpq declares the faiss::Index ABI of faiss-cpu 1.14 (>= 1.14.2) and 1.15 only: install one of them"
+#endif
 
 // Symbols declared here live in libfaiss.so: they must keep default
 // visibility even though our own module is built with -fvisibility=hidden.

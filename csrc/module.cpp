@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "abi_check.h"
 #include "code_layout.h"
@@ -57,7 +58,8 @@ py::object wrap_owned(std::unique_ptr<IndexDPQ> index) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "C++ core of pyfaiss-dpq (internal; use the pyfaiss_dpq package)";
-    m.attr("FAISS_ABI_VERSION") = DPQ_FAISS_ABI_VERSION;
+    m.attr("FAISS_ABI_RELEASES") = DPQ_FAISS_ABI_RELEASES;
+    m.attr("FAISS_BUILT_AGAINST") = std::to_string(DPQ_FAISS_VERSION_MAJOR) + "." + std::to_string(DPQ_FAISS_VERSION_MINOR);
 
     m.def("swig_runtime_ok", &dpq::swig::runtime_available);
     // The OpenMP runtime we link is the faiss wheel's: this follows

@@ -1,7 +1,7 @@
 """Loads the C++ core and proves that it agrees with the installed Faiss.
 
 Importing this module either returns a usable ``_core`` or raises
-``ImportError`` naming the supported faiss-cpu version: a Faiss whose C++
+``ImportError`` naming the supported faiss-cpu releases: a Faiss whose C++
 ABI differs from the one ``csrc/faiss_abi.h`` declares must never be called
 into (that would be a segfault, not an error).
 """
@@ -10,25 +10,33 @@ from __future__ import annotations
 
 import faiss
 
-SUPPORTED_FAISS = "1.15"
-SUPPORTED_FAISS_PIN = "faiss-cpu==1.15.1"
+# The faiss-cpu minor releases whose faiss::Index ABI csrc/faiss_abi.h
+# declares (the C++ side says which of them the built core accepts, in
+# _core.FAISS_ABI_RELEASES; a test keeps the two equal). The requirement is
+# the same range as pyproject.toml's dependency.
+SUPPORTED_FAISS = ("1.14", "1.15")
+SUPPORTED_FAISS_REQUIREMENT = "faiss-cpu>=1.14.2,<1.16"
 
 
 def _fail(reason: str) -> ImportError:
     return ImportError(
-        f"pyfaiss_dpq supports faiss-cpu {SUPPORTED_FAISS}.x only (install {SUPPORTED_FAISS_PIN}); "
-        f"{reason}"
+        f"pyfaiss_dpq supports faiss-cpu {' and '.join(SUPPORTED_FAISS)} only "
+        f"(install {SUPPORTED_FAISS_REQUIREMENT!r}); {reason}"
     )
 
 
 def _load():
     version = getattr(faiss, "__version__", "unknown")
-    if version.split(".")[:2] != SUPPORTED_FAISS.split("."):
+    release = ".".join(version.split(".")[:2])
+    if release not in SUPPORTED_FAISS:
         raise _fail(f"found faiss {version}")
     try:
         from . import _core
     except ImportError as exc:  # e.g. a symbol missing from another libfaiss.so
         raise _fail(f"the C++ core did not load against faiss {version}: {exc}") from exc
+    if release not in _core.FAISS_ABI_RELEASES.split():
+        raise _fail(f"this build of the C++ core was compiled against faiss {_core.FAISS_BUILT_AGAINST}, "
+                    f"whose ABI faiss {version} does not share: reinstall pyfaiss-dpq")
     if not _core.swig_runtime_ok():
         raise _fail("faiss's SWIG type table is not reachable from the C++ core")
     # A live Faiss object with distinctive values, read back through our
