@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
+
+
+def _create_temporary(directory: str) -> tuple[int, str]:
+    """Open a new, uniquely named file in `directory` for writing.
+
+    Unlike ``tempfile.mkstemp`` (always 0600) the file is created with mode
+    0666 less the process umask, as ``open()`` and ``faiss.write_index`` do.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
@@ -11,12 +27,19 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
 
     The bytes go to a temporary file in the same folder, are fsynced, and the
     file is renamed over `path`; the folder is fsynced so the rename persists.
+    A new file gets the umask's permissions; a replaced file keeps its mode.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        keep_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        keep_mode = None
+    fd, tmp = _create_temporary(directory)
     try:
         with os.fdopen(fd, "wb") as f:
+            if keep_mode is not None:
+                os.fchmod(f.fileno(), keep_mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
