@@ -15,9 +15,9 @@ are written atomically (temporary file, fsync, rename) and verified on read
 before anything is parsed.
 
 Importing ``pyfaiss_dpq`` installs hooks so that ``faiss.write_index``,
-``faiss.read_index``, ``faiss.serialize_index`` and ``faiss.deserialize_index``
-(and so pickling and LangChain/llama-index FAISS stores) handle IndexDPQ too;
-every other index goes to Faiss unchanged. ``uninstall_faiss_io_hooks()``
+``faiss.read_index``, ``faiss.serialize_index``, ``faiss.deserialize_index``
+and ``faiss.clone_index`` (and so pickling and LangChain/llama-index FAISS
+stores) handle IndexDPQ too; every other index goes to Faiss unchanged. ``uninstall_faiss_io_hooks()``
 turns this off.
 """
 
@@ -93,6 +93,8 @@ def _children(concrete) -> list:
         return [concrete.base_index, concrete.refine_index]
     if isinstance(concrete, faiss.IndexShards):
         return [concrete.at(i) for i in range(concrete.count())]
+    if isinstance(concrete, faiss.IndexHNSW) and concrete.storage is not None:
+        return [concrete.storage]
     return []
 
 
@@ -122,9 +124,15 @@ def _encode(index, blobs: _Blobs) -> dict:
         # back unthreaded (the results are the same).
         return {"type": "IndexShards", "successive_ids": bool(w.successive_ids),
                 "shards": [_encode(w.at(i), blobs) for i in range(w.count())]}
+    if isinstance(w, faiss.IndexHNSW):
+        # Faiss writes the graph; the storage (our IndexDPQ) is written by us.
+        writer = faiss.VectorIOWriter()
+        _ORIGINAL["write_index"](w, writer, faiss.IO_FLAG_SKIP_STORAGE)
+        return {"type": "IndexHNSW", "graph": blobs.add(faiss.vector_to_array(writer.data).tobytes()),
+                "storage": _encode(w.storage, blobs)}
     raise TypeError(f"cannot save a {type(w).__name__} that contains an IndexDPQ "
                     "(supported wrappers: IndexIDMap, IndexIDMap2, IndexPreTransform, "
-                    "IndexRefine, IndexRefineFlat, IndexShards)")
+                    "IndexRefine, IndexRefineFlat, IndexShards, IndexHNSW)")
 
 
 def _blob(blobs: list[bytes], i) -> bytes:
@@ -205,6 +213,18 @@ def _decode(node, blobs: list[bytes]):
             for shard in shards:
                 wrapper.add_shard(shard)
             return wrapper
+        if kind == "IndexHNSW":
+            storage = _decode(node["storage"], blobs)
+            reader = faiss.VectorIOReader()
+            faiss.copy_array_to_vector(np.frombuffer(_blob(blobs, node["graph"]), dtype=np.uint8), reader.data)
+            wrapper = _ORIGINAL["read_index"](reader)  # already downcast, and the owner
+            if not isinstance(wrapper, faiss.IndexHNSW) or wrapper.storage is not None:
+                raise CorruptIndexError("IndexHNSW entry does not hold a graph without storage")
+            if (wrapper.d, wrapper.ntotal) != (storage.d, storage.ntotal):
+                raise CorruptIndexError("HNSW graph and storage sizes differ")
+            wrapper.storage = storage
+            wrapper.referenced_objects = [storage]
+            return wrapper
     except IndexFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
@@ -284,7 +304,7 @@ def read_index(path):
 # ---------------------------------------------------------------- faiss hooks
 
 _ORIGINAL = {name: getattr(faiss, name) for name in
-             ("write_index", "read_index", "serialize_index", "deserialize_index")}
+             ("write_index", "read_index", "serialize_index", "deserialize_index", "clone_index")}
 
 
 def _hooked_write_index(index, f, *args):
@@ -323,16 +343,25 @@ def _hooked_deserialize_index(data, *args):
     return _ORIGINAL["deserialize_index"](data, *args)
 
 
+def _hooked_clone_index(index, *args):
+    # Faiss's C++ cloner does not know IndexDPQ: a round trip through our
+    # format copies the index and every supported wrapper around it.
+    if isinstance(index, faiss.Index) and _contains_dpq(index):
+        return deserialize(serialize(index))
+    return _ORIGINAL["clone_index"](index, *args)
+
+
 _HOOKS = {
     "write_index": _hooked_write_index,
     "read_index": _hooked_read_index,
     "serialize_index": _hooked_serialize_index,
     "deserialize_index": _hooked_deserialize_index,
+    "clone_index": _hooked_clone_index,
 }
 
 
 def install_faiss_io_hooks() -> None:
-    """Make faiss.write_index/read_index/serialize_index/deserialize_index handle IndexDPQ.
+    """Make faiss.write_index/read_index/serialize_index/deserialize_index/clone_index handle IndexDPQ.
 
     Installed on ``import pyfaiss_dpq``. Indexes without an IndexDPQ inside go
     to Faiss's own functions unchanged.
