@@ -11,6 +11,7 @@
 #include <string>
 
 #include "abi_check.h"
+#include "check.h"
 #include "code_layout.h"
 #include "index_dpq.h"
 #include "lut.h"
@@ -46,6 +47,19 @@ SearchParametersDPQ& params_of(py::handle proxy) {
     auto* dp = dynamic_cast<SearchParametersDPQ*>(p);
     if (!dp) throw py::type_error("expected a SearchParametersDPQ");
     return *dp;
+}
+
+// n vectors of the index's dimension (Python's array converter shaped them).
+int64_t count_vectors(const IndexDPQ& index, const FloatArray& x) {
+    DPQ_CHECK(x.ndim() == 2 && x.shape(1) == index.d, std::invalid_argument, "vectors must have shape (n, %d)", index.d);
+    return int64_t(x.shape(0));
+}
+
+const faiss::SearchParameters* params_or_null(py::handle params) {
+    if (params.is_none()) return nullptr;
+    faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(params.ptr());
+    if (!p) throw py::error_already_set();
+    return p;
 }
 
 py::object wrap_owned(std::unique_ptr<IndexDPQ> index) {
@@ -146,6 +160,63 @@ PYBIND11_MODULE(_core, m) {
         return wrap_owned(std::move(index));
     });
 
+    // The Python IndexDPQ's own entry points: called here rather than through
+    // Faiss's SWIG wrappers so that the C++ checks reach Python with their
+    // exception types (ValueError, IndexError) instead of RuntimeError.
+    m.def("train", [](py::handle p, FloatArray x) {
+        IndexDPQ& index = dpq_of(p);
+        const int64_t n = count_vectors(index, x);
+        py::gil_scoped_release nogil;
+        index.train(n, x.data());
+    });
+    m.def("add", [](py::handle p, FloatArray x) {
+        IndexDPQ& index = dpq_of(p);
+        const int64_t n = count_vectors(index, x);
+        py::gil_scoped_release nogil;
+        index.add(n, x.data());
+    });
+    m.def("search", [](py::handle p, FloatArray x, int64_t k, py::handle params) {
+        IndexDPQ& index = dpq_of(p);
+        const int64_t n = count_vectors(index, x);
+        const faiss::SearchParameters* sp = params_or_null(params);
+        py::array_t<float> D({n, std::max<int64_t>(k, 0)});
+        py::array_t<faiss::idx_t> I({n, std::max<int64_t>(k, 0)});
+        float* dp = D.mutable_data();
+        faiss::idx_t* ip = I.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            index.search(n, x.data(), k, dp, ip, sp);
+        }
+        return py::make_tuple(D, I);
+    });
+    m.def("range_search", [](py::handle p, FloatArray x, float radius, py::handle params) {
+        IndexDPQ& index = dpq_of(p);
+        const int64_t n = count_vectors(index, x);
+        const faiss::SearchParameters* sp = params_or_null(params);
+        faiss::RangeSearchResult result{size_t(n)};
+        {
+            py::gil_scoped_release nogil;
+            index.range_search(n, x.data(), radius, &result, sp);
+        }
+        const size_t total = result.lims[n];
+        py::array_t<uint64_t> lims(size_t(n) + 1);
+        py::array_t<float> D(total);
+        py::array_t<faiss::idx_t> I(total);
+        std::copy(result.lims, result.lims + n + 1, lims.mutable_data());
+        std::copy(result.distances, result.distances + total, D.mutable_data());
+        std::copy(result.labels, result.labels + total, I.mutable_data());
+        return py::make_tuple(lims, D, I);
+    });
+    m.def("sa_encode", [](py::handle p, FloatArray x) {
+        IndexDPQ& index = dpq_of(p);
+        const int64_t n = count_vectors(index, x);
+        py::array_t<uint8_t> out({size_t(n), index.sa_code_size()});
+        uint8_t* dst = out.mutable_data();
+        py::gil_scoped_release nogil;
+        index.sa_encode(n, x.data(), dst);
+        return out;
+    });
+
     m.def("new_search_parameters", []() {
         auto p = std::make_unique<SearchParametersDPQ>();
         py::object obj = steal(dpq::swig::wrap_search_parameters(p.get(), true));
@@ -169,6 +240,9 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("params_set", [](py::handle p, const std::string& name, int64_t v) {
         SearchParametersDPQ& sp = params_of(p);
+        DPQ_CHECK(v >= 0 && (name == "rerank_k" || v <= INT32_MAX), std::invalid_argument,
+                  "SearchParametersDPQ.%s must be a non-negative %s, got %lld", name.c_str(),
+                  name == "rerank_k" ? "int64" : "int32", (long long)v);
         if (name == "levels") sp.levels = int(v);
         else if (name == "rerank_levels") sp.rerank_levels = int(v);
         else if (name == "rerank_k") sp.rerank_k = v;
@@ -183,8 +257,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("get_scan_kernel", &dpq::scan::forced_kernel, "'auto' or the forced kernel's name.");
     m.def("active_scan_kernel", [] { return std::string(dpq::scan::active_kernels().name); });
     m.def("quantize_lut", [](FloatArray lut, float bias) {
-        if (lut.ndim() != 2 || (lut.shape(1) != 16 && lut.shape(1) != 256) || lut.shape(0) < 1 || lut.shape(0) > 255)
-            throw std::invalid_argument("quantize_lut: lut must have shape (m, 16) or (m, 256), 1 <= m <= 255");
+        DPQ_CHECK(lut.ndim() == 2 && (lut.shape(1) == 16 || lut.shape(1) == 256) && lut.shape(0) >= 1 &&
+                          lut.shape(0) <= 255,
+                  std::invalid_argument, "quantize_lut: lut must have shape (m, 16) or (m, 256), 1 <= m <= 255");
         const int m = int(lut.shape(0));
         dpq::QuantizedLut q;
         py::array out;
@@ -208,12 +283,13 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("quantized_sums", [](const std::string& kernel, ByteArray blocks, int m, py::array lut) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
-        if (blocks.ndim() != 2 || lut.ndim() < 2 || m < 1 || m > 255 || lut.shape(0) != m)
-            throw std::invalid_argument("quantized_sums: blocks (nblocks, block_bytes) and lut (m, ...) expected");
+        DPQ_CHECK(blocks.ndim() == 2 && lut.ndim() >= 2 && m >= 1 && m <= 255 && lut.shape(0) == m,
+                  std::invalid_argument, "quantized_sums: blocks (nblocks, block_bytes) and lut (m, ...) expected");
         const size_t nb = size_t(blocks.shape(0)), bb = size_t(blocks.shape(1));
         if (lut.shape(1) == 16) {  // 4-bit: lut (m, 16) uint8
             auto t = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut);
-            if (bb < size_t(m) * 16 || bb % 16) throw std::invalid_argument("quantized_sums: blocks too short for m levels");
+            DPQ_CHECK(bb >= size_t(m) * 16 && bb % 16 == 0, std::invalid_argument,
+                      "quantized_sums: blocks too short for m levels");
             std::vector<uint8_t> padded(size_t(dpq::padded_levels4(m)) * 16, 0);
             std::copy(t.data(), t.data() + m * 16, padded.begin());
             py::array_t<uint16_t> out(nb * 32);
@@ -222,9 +298,9 @@ PYBIND11_MODULE(_core, m) {
         }
         // 8-bit: lut (m, 256, 4) uint16, lane q = query q
         auto t = py::array_t<uint16_t, py::array::c_style | py::array::forcecast>::ensure(lut);
-        if (lut.ndim() != 3 || lut.shape(1) != 256 || lut.shape(2) != 4)
-            throw std::invalid_argument("quantized_sums: lut must be (m, 16) uint8 or (m, 256, 4) uint16");
-        if (bb < size_t(m) * 32) throw std::invalid_argument("quantized_sums: blocks too short for m levels");
+        DPQ_CHECK(lut.ndim() == 3 && lut.shape(1) == 256 && lut.shape(2) == 4, std::invalid_argument,
+                  "quantized_sums: lut must be (m, 16) uint8 or (m, 256, 4) uint16");
+        DPQ_CHECK(bb >= size_t(m) * 32, std::invalid_argument, "quantized_sums: blocks too short for m levels");
         std::vector<uint64_t> packed(size_t(m) * 256);
         std::memcpy(packed.data(), t.data(), packed.size() * 8);
         py::array_t<uint16_t> out({nb * 32, size_t(4)});
@@ -234,8 +310,8 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("inner_products", [](const std::string& kernel, FloatArray X, FloatArray C) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
-        if (X.ndim() != 2 || C.ndim() != 2 || C.shape(1) != X.shape(1))
-            throw std::invalid_argument("inner_products: X (nx, d) and C (n, d) expected");
+        DPQ_CHECK(X.ndim() == 2 && C.ndim() == 2 && C.shape(1) == X.shape(1), std::invalid_argument,
+                  "inner_products: X (nx, d) and C (n, d) expected");
         py::array_t<float> out({X.shape(0), C.shape(0)});
         ks.dots(X.data(), size_t(X.shape(0)), C.data(), size_t(C.shape(0)), int(X.shape(1)), out.mutable_data(),
                 size_t(C.shape(0)));

@@ -1,4 +1,9 @@
-"""Checks applied where user input enters: clear exceptions, never a crash."""
+"""Conversion of user input where it enters: clear exceptions, never a crash.
+
+These functions convert (dtype, shape, Python int); the rules on values an
+IndexDPQ accepts (ranges, levels, k, finiteness) live once, in the C++ core
+(csrc/check.h), which raises ValueError/IndexError through pybind11.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ import numbers
 import numpy as np
 
 
-def as_vectors(x, d: int, name: str = "x") -> np.ndarray:
+def as_vectors(x, d: int, name: str = "x", finite: bool = True) -> np.ndarray:
     """Return `x` as a C-contiguous float32 array of shape (n, d).
 
     Integer and floating inputs are converted; anything else is refused, as
-    are wrong shapes and non-finite values.
+    are wrong shapes and, with ``finite`` (for callers without the C++ core's
+    own check), non-finite values.
     """
     try:
         arr = np.asarray(x)
@@ -24,17 +30,36 @@ def as_vectors(x, d: int, name: str = "x") -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != d:
         raise ValueError(f"{name} must have shape (n, {d}), got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        bad = int(np.nonzero(~np.isfinite(arr).all(axis=1))[0][0])
-        raise ValueError(f"{name} contains NaN or infinity (first at row {bad})")
+    if finite:
+        check_finite(arr, name)
     return arr
 
 
-def as_count(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
-    """Return `value` as a Python int in [minimum, maximum]."""
+def check_finite(arr: np.ndarray, name: str = "x") -> None:
+    """Raise ValueError naming the first row of `arr` (n, d) with a NaN or infinity.
+
+    One cheap sum answers for clean data (it is finite unless a value is NaN
+    or infinite, or the sum overflowed); only then are the values scanned.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    if np.isfinite(total):
+        return
+    bad_rows = np.nonzero(~np.isfinite(arr).all(axis=tuple(range(1, arr.ndim))))[0]
+    if bad_rows.size:
+        raise ValueError(f"{name} contains NaN or infinity (first at row {int(bad_rows[0])})")
+
+
+def as_int(value, name: str) -> int:
+    """Return `value` as a Python int (bool and non-integers refused); its range is C++'s to check."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    value = int(value)
+    return int(value)
+
+
+def as_count(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """Return `value` as a Python int in [minimum, maximum] (for ranges no C++ call checks)."""
+    value = as_int(value, name)
     if value < minimum or (maximum is not None and value > maximum):
         upper = "" if maximum is None else f", {maximum}"
         raise ValueError(f"{name} must be in [{minimum}{upper}], got {value}")

@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 
 from ._native import core
-from ._validate import as_count, as_ids, as_vectors
+from ._validate import as_count, as_ids, as_int, as_vectors
 
 __all__ = ["IndexDPQ", "SearchParametersDPQ", "downcast"]
 
@@ -46,14 +46,9 @@ class IndexDPQ(faiss.Index):
     """
 
     def __init__(self, d: int, levels: int, nbits: int = 8, metric: int = faiss.METRIC_L2):
-        d = as_count(d, "d", 1)
-        levels = as_count(levels, "levels", 1, 255)
-        nbits = as_count(nbits, "nbits", 4, 8)
-        if nbits not in (4, 8):
-            raise ValueError(f"nbits must be 4 or 8, got {nbits}")
-        if metric not in (faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT):
-            raise ValueError(f"metric must be faiss.METRIC_L2 or faiss.METRIC_INNER_PRODUCT, got {metric}")
-        self.this = core.new_index(d, levels, nbits, int(metric))
+        # The C++ constructor checks the values (ValueError naming the bad one).
+        self.this = core.new_index(as_int(d, "d"), as_int(levels, "levels"), as_int(nbits, "nbits"),
+                                   as_int(metric, "metric"))
         _live[int(self.this)] = self
 
     @classmethod
@@ -112,43 +107,40 @@ class IndexDPQ(faiss.Index):
         """Stored bytes per vector: packed codes plus, for L2, 4 bytes of norm per level."""
         return core.bytes_per_vector(self)
 
-    # ------------------------------------------------------------ validated entry points
+    # ------------------------------------------------------------ entry points
+    # Arrays are converted here; every rule on their values (finiteness,
+    # counts, k, levels) is checked once, by the C++ core.
     def train(self, x) -> None:
         """Learn the codebooks by progressive residual k-means. x: (n, d), n >= K."""
-        x = as_vectors(x, self.d)
-        K = 1 << self.nbits
-        if x.shape[0] < K:
-            raise ValueError(f"train needs at least {K} vectors (K codewords per level), got {x.shape[0]}")
-        super().train(x)
+        core.train(self, self._vectors(x))
 
     def add(self, x) -> None:
         """Encode and append vectors. x: (n, d)."""
-        self._require_trained()
-        super().add(as_vectors(x, self.d))
+        core.add(self, self._vectors(x))
 
     def search(self, x, k, *, params=None, D=None, I=None):
         """k nearest neighbours of each query. x: (nq, d) -> (D, I), each (nq, k).
 
         ``params=SearchParametersDPQ(levels=m)`` scans the first m levels;
         ids are -1 (distance +-FLT_MAX) where fewer than k vectors qualify.
+        ``D`` and ``I``, when given, receive the results (as in Faiss).
         """
-        self._require_trained()
-        x = as_vectors(x, self.d)
-        k = as_count(k, "k", 1)
-        self._check_params(params)
-        return super().search(x, k, params=params, D=D, I=I)
+        Dk, Ik = core.search(self, self._vectors(x), as_int(k, "k"), params)
+        if D is not None:
+            D[...] = Dk
+            Dk = D
+        if I is not None:
+            I[...] = Ik
+            Ik = I
+        return Dk, Ik
 
     def range_search(self, x, thresh, *, params=None):
         """All vectors within `thresh` (L2: distance < thresh; IP: similarity > thresh)."""
-        self._require_trained()
-        x = as_vectors(x, self.d)
-        self._check_params(params)
-        return super().range_search(x, float(thresh), params=params)
+        return core.range_search(self, self._vectors(x), float(thresh), params)
 
     def sa_encode(self, x) -> np.ndarray:
         """Packed codes, shape (n, sa_code_size()), uint8."""
-        self._require_trained()
-        return super().sa_encode(as_vectors(x, self.d))
+        return core.sa_encode(self, self._vectors(x))
 
     def sa_decode(self, codes) -> np.ndarray:
         """Reconstructions (n, d) of packed codes (n, sa_code_size())."""
@@ -221,6 +213,9 @@ class IndexDPQ(faiss.Index):
         super().merge_from(other, 0)
 
     # ------------------------------------------------------------ helpers
+    def _vectors(self, x) -> np.ndarray:
+        return as_vectors(x, self.d, finite=False)  # the C++ core checks finiteness
+
     def _require_trained(self) -> None:
         if not self.is_trained:
             raise RuntimeError("IndexDPQ is not trained: call train(x) or set codebooks first")
@@ -228,30 +223,10 @@ class IndexDPQ(faiss.Index):
     def _empty_key(self, key):
         raise IndexError(f"key {key} out of range: the index is empty")
 
-    def _check_params(self, params) -> None:
-        if params is None:
-            return
-        if not isinstance(params, faiss.SearchParameters):
-            raise TypeError(f"params must be a faiss.SearchParameters, got {type(params).__name__}")
-        if isinstance(params, SearchParametersDPQ):
-            params._check(self.levels)
-
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
         return (f"IndexDPQ(d={self.d}, levels={self.levels}, nbits={self.nbits}, metric={metric}, "
                 f"ntotal={self.ntotal}, is_trained={self.is_trained})")
-
-    def __getstate__(self):
-        from .io import serialize
-
-        return {"bytes": serialize(self)}
-
-    def __setstate__(self, state):
-        from .io import deserialize
-
-        other = deserialize(state["bytes"])
-        self.this = other.this
-        _live[int(self.this)] = self
 
 
 class SearchParametersDPQ(faiss.SearchParameters):
@@ -282,7 +257,7 @@ class SearchParametersDPQ(faiss.SearchParameters):
             return core.params_get(self, name)
 
         def set_(self, value):
-            core.params_set(self, name, as_count(value, name, 0, 2**31 - 1))
+            core.params_set(self, name, as_int(value, name))
 
         return property(get, set_, doc=doc)
 
@@ -290,14 +265,6 @@ class SearchParametersDPQ(faiss.SearchParameters):
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
     rerank_k = _field("rerank_k", "How many short-prefix candidates to re-score.")
     del _field
-
-    def _check(self, levels: int) -> None:
-        if self.levels > levels:
-            raise ValueError(f"SearchParametersDPQ.levels must be in [0, {levels}], got {self.levels}")
-        if self.rerank_levels and not (max(self.levels, 1) <= self.rerank_levels <= levels):
-            raise ValueError(f"rerank_levels must be in [levels, {levels}], got {self.rerank_levels}")
-        if self.rerank_k and not self.rerank_levels:
-            raise ValueError("rerank_k needs rerank_levels")
 
     def __repr__(self) -> str:
         return (f"SearchParametersDPQ(levels={self.levels}, rerank_levels={self.rerank_levels}, "

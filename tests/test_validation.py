@@ -205,3 +205,66 @@ def test_random_indexes_match_reference(sc):
         removed = index.remove_ids(faiss.IDSelectorBatch(np.nonzero(drop)[0].astype(np.int64)))
         assert removed == drop.sum()
         np.testing.assert_array_equal(index.get_codes(), before[~drop])
+
+
+# ---------------------------------------------------------------- one rule, one place
+
+def test_levels_zero_means_the_index_default_everywhere(index, data):
+    # levels=0 is the index's search_levels, also when checking rerank_levels
+    # (the Python side once read it as 1 and let this through to C++).
+    index.search_levels = 5
+    with pytest.raises(ValueError, match="rerank_levels must be in"):
+        index.search(data[2], 5, params=SearchParametersDPQ(levels=0, rerank_levels=4))
+    implicit = index.search(data[2], 5, params=SearchParametersDPQ(levels=0, rerank_levels=6, rerank_k=20))
+    explicit = index.search(data[2], 5, params=SearchParametersDPQ(levels=5, rerank_levels=6, rerank_k=20))
+    np.testing.assert_array_equal(implicit[1], explicit[1])
+    np.testing.assert_array_equal(implicit[0], explicit[0])
+
+
+def test_range_search_checks_like_search(index, data):
+    with pytest.raises(ValueError, match="levels must be in"):
+        index.range_search(data[2], 10.0, params=SearchParametersDPQ(levels=7))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        index.range_search(np.full((1, 24), np.nan, np.float32), 10.0)
+    lims, D, I = index.range_search(data[2], 200.0)
+    ref = faiss.Index.range_search(index, data[2], 200.0)  # Faiss's own wrapper, same C++ call
+    for got, want in zip((lims, D, I), ref):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("position", [0, 17, 40, 71])
+def test_non_finite_value_found_wherever_it_is(index, position):
+    # 3 x 24 = 72 values: four 16-value blocks of the cheap sum, then a tail.
+    x = np.ones((3, 24), np.float32)
+    x.flat[position] = np.nan
+    with pytest.raises(ValueError, match=rf"NaN or infinity \(vector {position // 24}\)"):
+        index.sa_encode(x)
+    with pytest.raises(ValueError, match=rf"first at row {position // 24}"):
+        pyfaiss_dpq._validate.check_finite(x)
+
+
+def test_a_sum_that_overflows_is_not_a_non_finite_value(index):
+    # The cheap check sums the values; an overflowing sum falls back to the
+    # value-by-value scan, which finds nothing to refuse.
+    x = np.full((3, 24), 3e38, np.float32)
+    pyfaiss_dpq._validate.check_finite(x)
+    assert index.sa_encode(x).shape == (3, index.sa_code_size())
+
+
+def test_search_params_fields_are_checked_in_cpp():
+    with pytest.raises(ValueError, match="SearchParametersDPQ.levels must be a non-negative int32"):
+        SearchParametersDPQ(levels=2**31)
+    with pytest.raises(ValueError, match="rerank_k must be a non-negative int64"):
+        SearchParametersDPQ(rerank_k=-1)
+    with pytest.raises(TypeError):
+        SearchParametersDPQ(levels=1.5)
+
+
+def test_search_writes_into_given_outputs(index, data):
+    D = np.empty((20, 5), np.float32)
+    I = np.empty((20, 5), np.int64)
+    Dr, Ir = index.search(data[2], 5, D=D, I=I)
+    assert Dr is D and Ir is I
+    ref = faiss.Index.search(index, data[2], 5)  # Faiss's own wrapper
+    np.testing.assert_array_equal(I, ref[1])
+    np.testing.assert_array_equal(D, ref[0])
