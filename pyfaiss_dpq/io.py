@@ -23,6 +23,7 @@ turns this off.
 
 from __future__ import annotations
 
+import copyreg
 import json
 import os
 import struct
@@ -125,9 +126,14 @@ def _encode(index, blobs: _Blobs) -> dict:
         return {"type": "IndexShards", "successive_ids": bool(w.successive_ids),
                 "shards": [_encode(w.at(i), blobs) for i in range(w.count())]}
     if isinstance(w, faiss.IndexHNSW):
-        # Faiss writes the graph; the storage (our IndexDPQ) is written by us.
+        # Faiss writes the graph, we write the storage (our IndexDPQ). Faiss
+        # 1.14 cannot write a plain IndexHNSW: the graph travels in an
+        # IndexHNSWFlat shell without storage.
+        shell = faiss.IndexHNSWFlat()
+        shell.hnsw = w.hnsw  # a copy
+        shell.d, shell.ntotal, shell.metric_type, shell.metric_arg = w.d, w.ntotal, w.metric_type, w.metric_arg
         writer = faiss.VectorIOWriter()
-        _ORIGINAL["write_index"](w, writer, faiss.IO_FLAG_SKIP_STORAGE)
+        _ORIGINAL["write_index"](shell, writer, faiss.IO_FLAG_SKIP_STORAGE)
         return {"type": "IndexHNSW", "graph": blobs.add(faiss.vector_to_array(writer.data).tobytes()),
                 "storage": _encode(w.storage, blobs)}
     raise TypeError(f"cannot save a {type(w).__name__} that contains an IndexDPQ "
@@ -217,12 +223,14 @@ def _decode(node, blobs: list[bytes]):
             storage = _decode(node["storage"], blobs)
             reader = faiss.VectorIOReader()
             faiss.copy_array_to_vector(np.frombuffer(_blob(blobs, node["graph"]), dtype=np.uint8), reader.data)
-            wrapper = _ORIGINAL["read_index"](reader)  # already downcast, and the owner
-            if not isinstance(wrapper, faiss.IndexHNSW) or wrapper.storage is not None:
+            shell = _ORIGINAL["read_index"](reader)
+            if not isinstance(shell, faiss.IndexHNSWFlat) or shell.storage is not None:
                 raise CorruptIndexError("IndexHNSW entry does not hold a graph without storage")
-            if (wrapper.d, wrapper.ntotal) != (storage.d, storage.ntotal):
-                raise CorruptIndexError("HNSW graph and storage sizes differ")
-            wrapper.storage = storage
+            if (shell.d, shell.ntotal, shell.metric_type) != (storage.d, storage.ntotal, storage.metric_type):
+                raise CorruptIndexError("HNSW graph and storage differ in d, size or metric")
+            wrapper = faiss.IndexHNSW(storage)
+            wrapper.hnsw = shell.hnsw  # a copy
+            wrapper.ntotal, wrapper.metric_arg = shell.ntotal, shell.metric_arg
             wrapper.referenced_objects = [storage]
             return wrapper
     except IndexFileError:
@@ -286,6 +294,15 @@ def deserialize(data):
     except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise CorruptIndexError(f"index header is unreadable: {exc}") from exc
     return _decode(tree, blobs)
+
+
+def _reduce_index(index):
+    return deserialize, (serialize(index),)
+
+
+# Pickling (and copy.copy/deepcopy) of an IndexDPQ goes through our format;
+# registered here so that index.py needs nothing from this module.
+copyreg.pickle(IndexDPQ, _reduce_index)
 
 
 # ---------------------------------------------------------------- files

@@ -143,3 +143,15 @@ def test_clone_hook_can_be_turned_off(make_index):
     finally:
         pyfaiss_dpq.install_faiss_io_hooks()
     assert isinstance(faiss.clone_index(index), IndexDPQ)
+
+
+def test_copy_and_pickle_go_through_the_format(make_index, data):
+    import copy
+    import pickle
+
+    index = make_index(4)
+    for other in (copy.deepcopy(index), copy.copy(index), pickle.loads(pickle.dumps(index))):
+        assert isinstance(other, IndexDPQ) and other.this is not index.this
+        same_search(index, other, data[2])
+        other.reset()
+        assert index.ntotal == 1500

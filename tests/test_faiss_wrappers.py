@@ -72,11 +72,16 @@ def test_pretransform_applies_the_transform(make_index, data, trained):
 def test_hnsw_uses_it_as_storage(make_index, data, metric):
     storage = make_index(metric=metric, fill=False)
     hnsw = faiss.IndexHNSW(storage, 16)
+    hnsw.hnsw.efSearch = 64
     hnsw.add(data[1])
     D, I = hnsw.search(data[2], 10)
     Dd, Id = make_index(metric=metric).search(data[2], 10)
     # HNSW is approximate; on 1,500 vectors it finds nearly all true neighbours
-    # and reports exactly the storage's distances.
-    assert (I == Id).mean() > 0.9
-    same = I == Id
-    np.testing.assert_allclose(D[same], Dd[same], rtol=1e-4, atol=1e-3)
+    # (the graph, and so which ones, differs between Faiss releases) and
+    # reports exactly the storage's distance for each one it finds.
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, Id)])
+    assert recall >= 0.95
+    for row in range(len(I)):
+        ref = dict(zip(Id[row], Dd[row]))
+        found = [(d, ref[i]) for i, d in zip(I[row], D[row]) if i in ref]
+        np.testing.assert_allclose(*zip(*found), rtol=1e-4, atol=1e-3)
