@@ -77,12 +77,8 @@ class IndexDPQ(faiss.Index):
             raise TypeError(f"codebooks must be real numbers, got dtype {arr.dtype}")
         if arr.shape != (self.levels, K, self.d):
             raise ValueError(f"codebooks must have shape {(self.levels, K, self.d)}, got {arr.shape}")
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        if not np.isfinite(arr).all():
-            raise ValueError("codebooks contain NaN or infinity")
-        if self.ntotal > 0:
-            raise RuntimeError("cannot replace codebooks while the index holds vectors; call reset() first")
-        core.set_codebooks(self, arr)
+        # C++ refuses non-finite values and a replacement while vectors are stored.
+        core.set_codebooks(self, np.ascontiguousarray(arr, dtype=np.float32))
 
     @property
     def search_levels(self) -> int:

@@ -127,6 +127,16 @@ def test_codebooks_shape_and_replacement(index):
         index.codebooks = index.codebooks
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_codebooks_are_refused_by_cpp(index, bad):
+    fresh = IndexDPQ(24, 6, 8)
+    C = index.codebooks
+    C[2, 5, 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fresh.codebooks = C
+    assert not fresh.is_trained
+
+
 def test_reconstruct_out_of_range(index):
     with pytest.raises(ValueError):
         index.reconstruct(index.ntotal)
