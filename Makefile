@@ -33,8 +33,9 @@ test: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests
 
 # In-place build for development: the extension lands in pyfaiss_dpq/ and
-# `PYTHONPATH=. python ...` uses the source tree.
-dev: $(VENV)/.installed
+# `PYTHONPATH=. python ...` uses the source tree. It needs .venv's tools, not
+# a fresh install of the package (order-only prerequisite).
+dev: | $(VENV)/.installed
 	$(VENV)/bin/cmake -S . -B build/dev -DPython_EXECUTABLE=$(abspath $(PY)) \
 	    -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$(CURDIR)/pyfaiss_dpq
 	$(VENV)/bin/cmake --build build/dev -j2
@@ -45,7 +46,7 @@ dev: $(VENV)/.installed
 # interceptor) is preloaded; leak detection is off because CPython keeps
 # memory until exit, and the RSS test is skipped because ASan's quarantine
 # holds freed memory on purpose.
-asan: $(VENV)/.installed
+asan: | $(VENV)/.installed
 	rm -rf build/asan-pkg && mkdir -p build/asan-pkg
 	cp -r pyfaiss_dpq build/asan-pkg/ && rm -f build/asan-pkg/pyfaiss_dpq/_core*.so
 	$(VENV)/bin/cmake -S . -B build/asan -DPython_EXECUTABLE=$(abspath $(PY)) -DDPQ_SANITIZE=ON \
