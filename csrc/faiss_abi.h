@@ -40,9 +40,19 @@ namespace faiss {
 
 using idx_t = int64_t;
 
+// All of Faiss's enumerators: they fix the enum's range of valid values.
 enum MetricType {
     METRIC_INNER_PRODUCT = 0,
     METRIC_L2 = 1,
+    METRIC_L1,
+    METRIC_Linf,
+    METRIC_Lp,
+    METRIC_Canberra = 20,
+    METRIC_BrayCurtis,
+    METRIC_JensenShannon,
+    METRIC_Jaccard,
+    METRIC_NaNEuclidean,
+    METRIC_GOWER,
 };
 
 enum NumericType {

@@ -55,6 +55,16 @@ int64_t count_vectors(const IndexDPQ& index, const FloatArray& x) {
     return int64_t(x.shape(0));
 }
 
+// An int as a faiss::MetricType, refusing what is none of Faiss's metrics (as
+// Faiss's inline metric_type_from_int does: casting it would be undefined).
+// Which metrics an IndexDPQ takes is its constructor's rule.
+faiss::MetricType metric_from_int(int x) {
+    DPQ_CHECK((x >= faiss::METRIC_INNER_PRODUCT && x <= faiss::METRIC_Lp) ||
+                      (x >= faiss::METRIC_Canberra && x <= faiss::METRIC_GOWER),
+              std::invalid_argument, "IndexDPQ: %d is not a faiss metric type", x);
+    return faiss::MetricType(x);
+}
+
 const faiss::SearchParameters* params_or_null(py::handle params) {
     if (params.is_none()) return nullptr;
     faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(params.ptr());
@@ -93,7 +103,7 @@ PYBIND11_MODULE(_core, m) {
     }, "Offsets of vector i in the code and norm arrays (for 64-bit arithmetic tests).");
 
     m.def("new_index", [](int d, int levels, int nbits, int metric) {
-        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric)));
+        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric)));
     });
     m.def("is_dpq", [](py::handle proxy) {
         faiss::Index* index = dpq::swig::unwrap_index(proxy.ptr());

@@ -20,7 +20,8 @@ def index(make_index):
 
 @pytest.mark.parametrize("args, exc", [
     ((0, 4, 8), ValueError), ((8, 0, 8), ValueError), ((8, 256, 8), ValueError),
-    ((8, 4, 5), ValueError), ((8, 4, 8, 7), ValueError), ((8.5, 4, 8), TypeError),
+    ((8, 4, 5), ValueError), ((8, 4, 8, 7), ValueError), ((8, 4, 8, faiss.METRIC_L1), ValueError),
+    ((8, 4, 8, 100), ValueError), ((8, 4, 8, -1), ValueError), ((8.5, 4, 8), TypeError),
     (("8", 4, 8), TypeError),
 ])
 def test_constructor_rejects_bad_arguments(args, exc):
