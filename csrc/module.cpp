@@ -71,13 +71,51 @@ PYBIND11_MODULE(_core, m) {
         return dpq::abi::check(index, {d, ntotal, verbose, is_trained, metric, metric_arg});
     });
 
-    m.def("layout_offsets", [](size_t i, int levels, int nbits, int m) {
-        dpq::CodeLayout layout{levels, nbits};
-        return std::make_pair(layout.block_offset(i), layout.norm_offset(i, m));
-    }, "Offsets of vector i in the code and norm arrays (for 64-bit arithmetic tests).");
+    m.attr("FORMAT_VERSION") = dpq::kFormatVersion;
+    m.attr("OLDEST_FORMAT_VERSION") = dpq::kOldestFormatVersion;
+    m.attr("DEFAULT_SHORTLIST") = dpq::kDefaultShortlist;
 
-    m.def("new_index", [](int d, int levels, int nbits, int metric) {
-        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric)));
+    m.def("layout_offsets", [](size_t i, int levels, int nbits) {
+        dpq::CodeLayout layout{levels, nbits};
+        return layout.block_offset(i);
+    }, "Offset of vector i's block in the code array (for 64-bit arithmetic tests).");
+
+    // norms: "none", "float32", "8bit", "4bit"; prefixes: empty for every prefix.
+    m.def("new_index", [](int d, int levels, int nbits, int metric, const std::string& norms,
+                          std::vector<int> prefixes) {
+        dpq::NormKind kind;
+        if (norms == "none") kind = dpq::NormKind::kNone;
+        else if (norms == "float32") kind = dpq::NormKind::kFloat32;
+        else if (norms == "8bit") kind = dpq::NormKind::kBits8;
+        else if (norms == "4bit") kind = dpq::NormKind::kBits4;
+        else throw std::invalid_argument("IndexDPQ: norms must be 'none', 'float32', '8bit' or '4bit', got '" + norms + "'");
+        dpq::NormSpec spec = dpq::NormSpec::all(kind, levels);
+        if (!prefixes.empty() && kind != dpq::NormKind::kNone) spec.prefixes = std::move(prefixes);
+        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric), spec));
+    });
+    m.def("norm_spec", [](py::handle p) {
+        const dpq::NormSpec& s = dpq_of(p).norm_spec();
+        return py::make_tuple(dpq::norm_kind_name(s.kind), s.prefixes);
+    });
+    m.def("get_norm_centroids", [](py::handle p) {
+        IndexDPQ& index = dpq_of(p);
+        const std::vector<float>& c = index.norm_quantizer().centroids();
+        const size_t K = size_t(index.norm_spec().K());
+        py::array_t<float> out({K ? c.size() / K : size_t(0), K});
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return out;
+    });
+    m.def("set_norm_centroids", [](py::handle p, FloatArray c) {
+        dpq_of(p).set_norm_centroids(std::vector<float>(c.data(), c.data() + c.size()));
+    });
+    m.def("truncated", [](py::handle p, int levels) {
+        IndexDPQ& index = dpq_of(p);
+        std::unique_ptr<IndexDPQ> out;
+        {
+            py::gil_scoped_release nogil;
+            out = index.truncated(levels);
+        }
+        return wrap_owned(std::move(out));
     });
     m.def("is_dpq", [](py::handle proxy) {
         faiss::Index* index = dpq::swig::unwrap_index(proxy.ptr());
@@ -89,9 +127,9 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("levels", [](py::handle p) { return dpq_of(p).levels(); });
     m.def("nbits", [](py::handle p) { return dpq_of(p).nbits(); });
-    m.def("get_search_levels", [](py::handle p) { return dpq_of(p).search_levels; });
+    m.def("get_search_levels", [](py::handle p) -> int { return dpq_of(p).search_levels; });
     m.def("set_search_levels", [](py::handle p, int v) { dpq_of(p).search_levels = v; });
-    m.def("get_beam_size", [](py::handle p) { return dpq_of(p).beam_size; });
+    m.def("get_beam_size", [](py::handle p) -> int { return dpq_of(p).beam_size; });
     m.def("set_beam_size", [](py::handle p, int v) { dpq_of(p).beam_size = v; });
     m.def("bytes_per_vector", [](py::handle p) { return dpq_of(p).bytes_per_vector(); });
     m.def("get_codebooks", [](py::handle p) {
@@ -163,6 +201,7 @@ PYBIND11_MODULE(_core, m) {
         if (name == "levels") return sp.levels;
         if (name == "rerank_levels") return sp.rerank_levels;
         if (name == "rerank_k") return sp.rerank_k;
+        if (name == "shortlist") return sp.shortlist;
         throw py::attribute_error(name);
     });
     m.def("params_set", [](py::handle p, const std::string& name, int64_t v) {
@@ -170,6 +209,7 @@ PYBIND11_MODULE(_core, m) {
         if (name == "levels") sp.levels = int(v);
         else if (name == "rerank_levels") sp.rerank_levels = int(v);
         else if (name == "rerank_k") sp.rerank_k = v;
+        else if (name == "shortlist") sp.shortlist = v;
         else throw py::attribute_error(name);
     });
 
