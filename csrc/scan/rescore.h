@@ -43,8 +43,10 @@ class Rescorer {
             const float* c = codec_.codeword(l, code_[l]);
             for (int j = 0; j < d; j++) r_[j] += c[j];
         }
+        // In order, as Codec::prefix_norms sums the float32 norms it stores:
+        // every norm choice returns the same distance for the same code (and
+        // no translation unit may vectorize the sum into another order).
         float n = 0;
-#pragma omp simd reduction(+ : n)
         for (int j = 0; j < d; j++) n += r_[j] * r_[j];
         return n;
     }
