@@ -269,12 +269,21 @@ void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
     codec_.decode(1, code.data(), m, recons);
 }
 
-std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m) const {
+std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* keep) const {
     require_trained();
     if (m < 1 || m > levels())
         throw std::invalid_argument("IndexDPQ.truncated: levels must be in [1, " + std::to_string(levels()) +
                                     "], got " + std::to_string(m));
-    const NormSpec spec = norm_spec().truncated(m);
+    NormSpec spec = norm_spec().truncated(m);
+    if (keep) {
+        for (int p : *keep)
+            if (p > m || norm_spec().slot(p) < 0)
+                throw std::invalid_argument("IndexDPQ.truncated: norm prefix " + std::to_string(p) +
+                                            " is not stored or exceeds " + std::to_string(m));
+        spec.prefixes = *keep;
+        std::sort(spec.prefixes.begin(), spec.prefixes.end());
+        if (spec.prefixes.empty()) spec.kind = NormKind::kNone;
+    }
     auto out = std::make_unique<IndexDPQ>(d, m, nbits(), metric_type, spec);
     out->beam_size = int(beam_size);
     out->search_levels = std::min(int(search_levels), m);

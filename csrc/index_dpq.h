@@ -49,8 +49,9 @@ class IndexDPQ : public faiss::Index {
     void set_norm_centroids(const std::vector<float>& c);
     // The first m levels as an index of their own, codes copied, not re-encoded:
     // equal to a fresh m-level index given the same codebooks, norm
-    // centroids and codes. Norms: the stored prefixes <= m.
-    std::unique_ptr<IndexDPQ> truncated(int m) const;
+    // centroids and codes. Norms: the stored prefixes <= m, or those of
+    // `keep` (each stored and <= m; empty: none).
+    std::unique_ptr<IndexDPQ> truncated(int m, const std::vector<int>* keep = nullptr) const;
     // Codes and norms stay valid only under this lock (the distance computer holds it).
     std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(mutex_); }
     const CodeStore& store() const { return store_; }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "abi_check.h"
 #include "code_layout.h"
@@ -108,12 +109,12 @@ PYBIND11_MODULE(_core, m) {
     m.def("set_norm_centroids", [](py::handle p, FloatArray c) {
         dpq_of(p).set_norm_centroids(std::vector<float>(c.data(), c.data() + c.size()));
     });
-    m.def("truncated", [](py::handle p, int levels) {
+    m.def("truncated", [](py::handle p, int levels, std::optional<std::vector<int>> keep) {
         IndexDPQ& index = dpq_of(p);
         std::unique_ptr<IndexDPQ> out;
         {
             py::gil_scoped_release nogil;
-            out = index.truncated(levels);
+            out = index.truncated(levels, keep ? &*keep : nullptr);
         }
         return wrap_owned(std::move(out));
     });

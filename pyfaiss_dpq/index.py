@@ -157,14 +157,24 @@ class IndexDPQ(faiss.Index):
         arr = np.ascontiguousarray(value, dtype=np.float32)
         core.set_norm_centroids(self, arr)
 
-    def truncated(self, levels: int) -> "IndexDPQ":
+    def truncated(self, levels: int, norm_prefixes=None) -> "IndexDPQ":
         """The first ``levels`` levels as an index of their own, without re-encoding.
 
         Equal to a fresh ``levels``-level index given the same codebooks, norm
-        centroids and codes; it keeps the norms of the stored prefixes <= levels.
+        centroids and codes. It keeps the norms of the stored prefixes <= levels,
+        or only those of ``norm_prefixes`` (stored ones; empty: none). One
+        training and one encoding pass thus serve every memory budget.
         """
         self._require_trained()
-        return IndexDPQ._adopt(core.truncated(self, as_count(levels, "levels", 1, self.levels)))
+        levels = as_count(levels, "levels", 1, self.levels)
+        keep = None
+        if norm_prefixes is not None:
+            keep = [int(p) for p in norm_prefixes]
+            bad = [p for p in keep if p > levels or p not in self.norm_prefixes]
+            if bad or len(set(keep)) != len(keep):
+                raise ValueError(f"norm_prefixes must be distinct stored prefixes <= {levels} "
+                                 f"(stored: {list(self.norm_prefixes)}), got {keep}")
+        return IndexDPQ._adopt(core.truncated(self, levels, keep))
 
     # ------------------------------------------------------------ validated entry points
     def train(self, x) -> None:

@@ -141,6 +141,20 @@ def test_truncation_equals_a_fresh_index(trained, data, nbits, norms):
             np.testing.assert_array_equal(Ds, Df)
     with pytest.raises(ValueError, match="levels"):
         index.truncated(LEVELS + 1)
+    if prefixes:
+        # A subset of the stored prefixes: equal to a fresh index declaring that subset.
+        small = index.truncated(5, norm_prefixes=[3])
+        fresh = IndexDPQ(24, 5, nbits, faiss.METRIC_L2, norms=norms, norm_prefixes=[3])
+        fresh.codebooks = index.codebooks[:5]
+        if norms in ("8bit", "4bit"):
+            fresh.norm_centroids = index.norm_centroids[[1]]
+        fresh.add_codes(codes[:, :5])
+        for level in (3, 5):
+            p = SearchParametersDPQ(levels=level)
+            np.testing.assert_array_equal(small.search(data[2], 10, params=p)[0], fresh.search(data[2], 10, params=p)[0])
+        assert index.truncated(5, norm_prefixes=[]).norms == "none"
+        with pytest.raises(ValueError, match="stored prefixes"):
+            index.truncated(5, norm_prefixes=[6])
 
 
 @pytest.mark.parametrize("nbits", [4, 8])
