@@ -48,7 +48,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ntrain", type=int, default=20_000, help="training vectors (subsampled from the base)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--shortlists", default="10,25,50,100,200,400", help="shortlist sweep (middle budget)")
-    p.add_argument("--skip", default="", help="comma-separated baselines to skip (e.g. OPQ+PQ,RQ)")
+    p.add_argument("--skip", default="", help="semicolon-separated baselines to skip (e.g. \"OPQ+PQ;IndexPQ\")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the rows here")
     return p.parse_args()
@@ -222,7 +222,7 @@ def main() -> None:
     args = parse_args()
     faiss.omp_set_num_threads(1)
     budgets = sorted(int(b) for b in args.budgets.split(","))
-    skip = set(filter(None, args.skip.split(",")))
+    skip = set(filter(None, args.skip.split(";")))
     sources = {"patches": ("image patches (L2)", image_patches), "minilm": ("MiniLM (cosine)", minilm_unit)}
     out = {}
     for key in args.data.split(","):

@@ -19,8 +19,8 @@ class CodeStore {
     const NormSpec& norm_spec() const { return spec_; }
     size_t size() const { return n_; }
 
-    // codes: n x levels, one level index per byte; norms: n x levels exact
-    // prefix norms (Codec::prefix_norms), or null when the spec keeps none.
+    // codes: n x levels, one level index per byte; norms: n x levels values
+    // to keep (IndexDPQ::norm_terms), or null when the spec keeps none.
     // Quantized kinds code them with q (trained).
     void append(size_t n, const uint8_t* codes, const float* norms, const NormQuantizer& q);
     // Writes vector i's levels codes (one per byte) into out.

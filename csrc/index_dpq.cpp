@@ -82,6 +82,15 @@ void IndexDPQ::set_codebooks(const float* C) {
         throw std::runtime_error("IndexDPQ: cannot replace codebooks while the index holds vectors; reset() first");
     check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexDPQ.codebooks");
     codec_.set_codebooks(C);
+    const int K = codec_.K();
+    codeword_norms_.assign(size_t(levels()) * K, 0.f);
+    for (int l = 0; l < levels(); l++)
+        for (int k = 0; k < K; k++) {
+            const float* c = codec_.codeword(l, k);
+            float s = 0;
+            for (int j = 0; j < d; j++) s += c[j] * c[j];
+            codeword_norms_[size_t(l) * K + k] = s;
+        }
     norm_q_.reset();  // trained for other codebooks: retrained on the next train() or add
     is_trained = true;
 }
@@ -98,6 +107,21 @@ size_t IndexDPQ::bytes_per_vector() const {
     return (bits + 7) / 8;
 }
 
+std::vector<float> IndexDPQ::norm_terms(size_t n, const uint8_t* codes) const {
+    const int L = levels(), K = codec_.K();
+    std::vector<float> norms(n * L);
+    codec_.prefix_norms(n, codes, norms.data());
+    if (!norm_spec().quantized()) return norms;
+    for (size_t i = 0; i < n; i++) {
+        float own = 0;
+        for (int l = 0; l < L; l++) {
+            own += codeword_norms_[size_t(l) * K + codes[i * L + l]];
+            norms[i * L + l] -= own;
+        }
+    }
+    return norms;
+}
+
 void IndexDPQ::train_norms(idx_t n, const float* x) {
     if (!norm_spec().quantized()) return;
     // Enough samples for 256 one-dimensional centroids; Faiss's k-means
@@ -105,8 +129,7 @@ void IndexDPQ::train_norms(idx_t n, const float* x) {
     const idx_t ns = std::min<idx_t>(n, 65536);
     std::vector<uint8_t> codes(size_t(ns) * levels());
     codec_.encode(size_t(ns), x, codes.data(), beam_size);
-    std::vector<float> norms(codes.size());
-    codec_.prefix_norms(size_t(ns), codes.data(), norms.data());
+    const std::vector<float> norms = norm_terms(size_t(ns), codes.data());
     std::unique_lock lock(mutex_);
     norm_q_.train(size_t(ns), levels(), norms.data());
 }
@@ -123,10 +146,7 @@ void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
     for (idx_t i = 0; i < n * levels(); i++)
         if (codes[i] >= K) throw std::invalid_argument("IndexDPQ: code value out of range for nbits");
     std::vector<float> norms;
-    if (norm_spec().kind != NormKind::kNone) {
-        norms.resize(size_t(n) * levels());
-        codec_.prefix_norms(size_t(n), codes, norms.data());
-    }
+    if (norm_spec().kind != NormKind::kNone) norms = norm_terms(size_t(n), codes);
     std::unique_lock lock(mutex_);
     // Codebooks set directly: the first vectors added train the norm quantizers.
     if (!norm_q_.trained() && n > 0) norm_q_.train(size_t(n), levels(), norms.data());
@@ -360,9 +380,9 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     const Plan plan = make_plan(k, params);
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_,          &store_,        &norm_q_,       is_l2(),
-                                plan.levels,      plan.rerank_levels, plan.rerank_k, plan.shortlist,
-                                plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec{&codec_,          &store_,        &norm_q_,       codeword_norms_.data(),
+                                is_l2(),          plan.levels,    plan.rerank_levels, plan.rerank_k,
+                                plan.shortlist,   plan.sel ? &filter : nullptr};
     // Exceptions must not escape the OpenMP regions inside: none is thrown past here.
     scan::knn(spec, size_t(n), x, size_t(k), distances, labels);
 }
@@ -381,7 +401,8 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     if (plan.rerank_levels) throw std::invalid_argument("IndexDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_, &store_, &norm_q_, is_l2(), plan.levels, 0, 0, 0, plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec{&codec_,      &store_, &norm_q_, codeword_norms_.data(), is_l2(),
+                                plan.levels,  0,       0,        0,                      plan.sel ? &filter : nullptr};
     const std::vector<scan::RangeHits> hits = scan::range(spec, size_t(n), x, radius);
     for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
     result->do_allocation();

@@ -108,8 +108,14 @@ class IndexDPQ : public faiss::Index {
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
     // Trains the norm quantizers on the prefix norms of vectors x (encoded).
     void train_norms(faiss::idx_t n, const float* x);
+    // Per code (n x levels), what the norm storage keeps of each prefix norm:
+    // ||r_m||^2 for float32; for quantized kinds only its cross terms
+    // ||r_m||^2 - sum_{l<m} ||c_l||^2 (the own terms are exact in the scan's
+    // lookup tables, see scan/search.h), a far narrower range to code.
+    std::vector<float> norm_terms(size_t n, const uint8_t* codes) const;
 
     Codec codec_;
+    std::vector<float> codeword_norms_;  // levels x K: ||c_lk||^2
     NormQuantizer norm_q_;
     CodeStore store_;
     // Searches share; add/remove/reset/merge are exclusive.

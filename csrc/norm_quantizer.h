@@ -4,6 +4,8 @@
 // 1-D k-means quantizer per prefix, as Faiss's cqint norms), and for every
 // prefix or a declared set of prefixes only. A scan at a prefix without an
 // exact norm ranks by what is kept and re-scores a shortlist exactly.
+// Codes keep only the cross terms ||r_m||^2 - sum_{l<m} ||c_l||^2: the own
+// terms ||c_l||^2 are exact in the scan's lookup tables (IndexDPQ::norm_terms).
 #pragma once
 
 #include <cstddef>
@@ -45,7 +47,7 @@ class NormQuantizer {
 
     const NormSpec& spec() const { return spec_; }
     bool trained() const { return !spec_.quantized() || !centroids_.empty(); }
-    // norms: n x levels exact prefix norms (Codec::prefix_norms). 1-D
+    // norms: n x levels values to code (IndexDPQ::norm_terms). 1-D
     // k-means (Faiss) per stored prefix; fewer distinct values than K are
     // kept as they are.
     void train(size_t n, int levels, const float* norms);

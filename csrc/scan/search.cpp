@@ -51,8 +51,12 @@ NormPlan norm_plan(const SearchSpec& spec, bool for_range) {
 
 // A search: its spec and norm plan.
 struct Job : SearchSpec {
-    Job(const SearchSpec& s, bool for_range) : SearchSpec(s), np(norm_plan(s, for_range)) {}
+    Job(const SearchSpec& s, bool for_range)
+            : SearchSpec(s), np(norm_plan(s, for_range)), own_norms(s.l2 && !np.exact && !for_range) {}
     NormPlan np;
+    // The scan's tables carry the norms' own terms ||c_l||^2 (search.h).
+    // Not for range searches: their norm-free scan must stay a lower bound.
+    bool own_norms;
     int columns() const { return levels + np.column; }  // of the quantized tables
     bool rescore() const { return rerank_levels > levels || !np.exact; }
     int final_levels() const { return std::max(levels, rerank_levels); }
@@ -60,7 +64,8 @@ struct Job : SearchSpec {
 
 // Tables of one query.
 struct QueryTables {
-    const float* lut = nullptr;  // lut_levels x K, in its Batch
+    const float* lut = nullptr;       // lut_levels x K, in its Batch: the exact re-score's
+    const float* scan_lut = nullptr;  // levels x K: the scan's (lut, or lut + ||c||^2)
     float bias = 0;
     QuantizedLut qlut;
 };
@@ -78,12 +83,14 @@ struct Group {
 // The queries one thread takes at a time, in groups.
 struct Batch {
     std::vector<float> luts, biases;  // float tables of every query
+    std::vector<float> scan_luts;     // with the norms' own terms (Job::own_norms)
     std::vector<Group> groups;
 };
 
 int lut_levels(const SearchSpec& s) { return std::max(s.levels, s.rerank_levels); }
 
-Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const float* biases, size_t q0, int nq) {
+Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const float* scan_luts, size_t scan_size,
+                 const float* biases, size_t q0, int nq) {
     const int m = spec.levels, cols = spec.columns(), K = spec.codec->K();
     const size_t lut_size = size_t(lut_levels(spec)) * K;
     const bool four = spec.codec->nbits() == 4;
@@ -102,11 +109,12 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     for (int q = 0; q < nq; q++) {
         QueryTables& t = g.queries[q];
         t.lut = luts + q * lut_size;
+        t.scan_lut = scan_luts ? scan_luts + q * scan_size : t.lut;
         t.bias = biases[q];
         if (!g.quantized) continue;
-        const float* src = t.lut;
+        const float* src = t.scan_lut;
         if (spec.np.column) {
-            std::copy(t.lut, t.lut + size_t(m) * K, with_norms.begin());
+            std::copy(t.scan_lut, t.scan_lut + size_t(m) * K, with_norms.begin());
             const float* nt = spec.norms->table(spec.np.scan.slot);
             std::copy(nt, nt + K, with_norms.begin() + size_t(m) * K);
             src = with_norms.data();
@@ -133,9 +141,18 @@ Batch make_batch(const Job& spec, const KernelSet& ks, const float* x, size_t q0
     batch.biases.resize(nq);
     compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), batch.luts.data(),
                  batch.biases.data());
+    const size_t scan_size = size_t(spec.levels) * spec.codec->K();
+    if (spec.own_norms) {
+        batch.scan_luts.resize(nq * scan_size);
+        for (size_t q = 0; q < nq; q++)
+            for (size_t j = 0; j < scan_size; j++)
+                batch.scan_luts[q * scan_size + j] = batch.luts[q * lut_size + j] + spec.codeword_norms[j];
+    }
+    const float* scan_luts = spec.own_norms ? batch.scan_luts.data() : nullptr;
     for (size_t q = 0; q < nq; q += kGroup)
-        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size, batch.biases.data() + q, q0 + q,
-                                          int(std::min<size_t>(kGroup, nq - q))));
+        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size,
+                                          scan_luts ? scan_luts + q * scan_size : nullptr, scan_size,
+                                          batch.biases.data() + q, q0 + q, int(std::min<size_t>(kGroup, nq - q))));
     return batch;
 }
 
@@ -169,7 +186,7 @@ class Collector : public BlockSink {
         for (; slots; slots &= slots - 1) {
             const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
             if (i >= n_) break;  // padding of the last block
-            const float d = exact_distance(layout_, blk, s, spec_.levels, t.lut, t.bias + spec_.np.scan.at(i));
+            const float d = exact_distance(layout_, blk, s, spec_.levels, t.scan_lut, t.bias + spec_.np.scan.at(i));
             moved |= self().offer(q, d, int64_t(i));
         }
         if (moved) refresh(q);
@@ -181,7 +198,7 @@ class Collector : public BlockSink {
         const size_t i0 = c0 * kBlockSize, i1 = std::min(n_, c1 * kBlockSize);
         for (size_t q = 0; q < group_.queries.size(); q++) {
             const QueryTables& t = group_.queries[q];
-            scan_float_scalar(*spec_.store, spec_.levels, t.lut, t.bias, spec_.np.scan, c0, c1, buf.data());
+            scan_float_scalar(*spec_.store, spec_.levels, t.scan_lut, t.bias, spec_.np.scan, c0, c1, buf.data());
             float bound = self().bound_of(int(q));
             for (size_t i = i0; i < i1; i++)
                 if (buf[i - i0] <= bound && self().offer(int(q), buf[i - i0], int64_t(i)))

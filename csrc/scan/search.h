@@ -33,6 +33,11 @@ struct SearchSpec {
     const Codec* codec = nullptr;
     const CodeStore* store = nullptr;
     const NormQuantizer* norms = nullptr;  // the store's quantizer (quantized norm kinds)
+    // levels x K: ||c_lk||^2. L2 scans without a float32 norm add them to
+    // their lookup tables (the norms' own terms, exact), ranking with
+    //   ||q||^2 + sum_l (-2 <q, c_l> + ||c_l||^2) + coded cross terms (or 0),
+    // before the shortlist is re-scored exactly.
+    const float* codeword_norms = nullptr;
     bool l2 = true;
     int levels = 0;         // prefix scanned
     int rerank_levels = 0;  // > levels: re-score rerank_k candidates with this many levels
