@@ -1,26 +1,40 @@
 #include "code_store.h"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace dpq {
 
-CodeStore::CodeStore(int levels, int nbits, bool with_norms)
-        : with_norms_(with_norms) {
+CodeStore::CodeStore(int levels, int nbits, const NormSpec& norms)
+        : spec_(norms), norms_(norms.prefixes.size()) {
     layout_.levels = levels;
     layout_.nbits = nbits;
+    column_.bits = norm_bits(norms.kind);
 }
 
-void CodeStore::append(size_t n, const uint8_t* codes, const float* norms) {
-    const int L = layout_.levels;
-    const size_t nb = CodeLayout::nblocks(n_ + n);
+void CodeStore::resize(size_t n) {
+    const size_t nb = CodeLayout::nblocks(n);
     codes_.resize(nb * layout_.block_bytes(), 0);
-    if (with_norms_) norms_.resize(nb * layout_.block_norms(), 0.f);
+    for (auto& col : norms_) col.resize(nb * column_.block_bytes(), 0);
+}
+
+void CodeStore::append(size_t n, const uint8_t* codes, const float* norms, const NormQuantizer& q) {
+    const int L = layout_.levels;
+    resize(n_ + n);
     for (size_t i = 0; i < n; i++) {
         const size_t j = n_ + i, slot = j % kBlockSize;
         uint8_t* blk = codes_.data() + layout_.block_offset(j);
         for (int l = 0; l < L; l++) layout_.set(blk, l, slot, codes[i * L + l]);
-        if (with_norms_)
-            for (int l = 0; l < L; l++) norms_[layout_.norm_offset(j, l + 1)] = norms[i * L + l];
+        for (size_t p = 0; p < norms_.size(); p++) {
+            const float v = norms[i * L + spec_.prefixes[p] - 1];
+            uint32_t e;
+            if (spec_.quantized()) {
+                e = q.encode(int(p), v);
+            } else {
+                std::memcpy(&e, &v, 4);
+            }
+            column_.set(norms_[p].data(), j, e);
+        }
     }
     n_ += n;
 }
@@ -30,36 +44,45 @@ void CodeStore::get_code(size_t i, uint8_t* out) const {
     for (int l = 0; l < layout_.levels; l++) out[l] = layout_.get(blk, l, i % kBlockSize);
 }
 
-float CodeStore::norm(size_t i, int m) const {
-    return norms_[layout_.norm_offset(i, m)];
+float CodeStore::norm_value(size_t i, int j, const NormQuantizer& q) const {
+    if (!spec_.quantized()) return norm_float(i, j);
+    return q.table(j)[column_.get(norms_[j].data(), i)];
 }
 
 void CodeStore::compact(const std::vector<bool>& keep) {
-    const int L = layout_.levels;
-    std::vector<uint8_t> codes;
-    std::vector<float> norms;
-    std::vector<uint8_t> code(L);
+    CodeStore out(layout_.levels, layout_.nbits, spec_);
+    size_t kept = 0;
+    for (size_t i = 0; i < n_; i++) kept += keep[i];
+    out.resize(kept);
+    std::vector<uint8_t> code(layout_.levels);
+    size_t j = 0;
     for (size_t i = 0; i < n_; i++) {
         if (!keep[i]) continue;
         get_code(i, code.data());
-        codes.insert(codes.end(), code.begin(), code.end());
-        if (with_norms_)
-            for (int m = 1; m <= L; m++) norms.push_back(norm(i, m));
+        uint8_t* blk = out.codes_.data() + layout_.block_offset(j);
+        for (int l = 0; l < layout_.levels; l++) layout_.set(blk, l, j % kBlockSize, code[l]);
+        for (size_t p = 0; p < norms_.size(); p++)
+            column_.set(out.norms_[p].data(), j, column_.get(norms_[p].data(), i));
+        j++;
     }
-    clear();
-    append(codes.size() / L, codes.data(), with_norms_ ? norms.data() : nullptr);
+    out.n_ = kept;
+    *this = std::move(out);
 }
 
 void CodeStore::clear() {
     n_ = 0;
     codes_.clear();
     codes_.shrink_to_fit();
-    norms_.clear();
-    norms_.shrink_to_fit();
+    for (auto& col : norms_) {
+        col.clear();
+        col.shrink_to_fit();
+    }
 }
 
 size_t CodeStore::memory_bytes() const {
-    return codes_.size() + norms_.size() * sizeof(float);
+    size_t b = codes_.size();
+    for (const auto& col : norms_) b += col.size();
+    return b;
 }
 
 }  // namespace dpq

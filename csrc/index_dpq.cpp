@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "lut.h"
+#include "distance_computer.h"
 #include "scan/search.h"
 
 namespace dpq {
@@ -39,9 +39,10 @@ class SelectorFilter final : public scan::IdFilter {
 
 }  // namespace
 
-IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric)
-        : faiss::Index(d, metric), codec_(d, levels, nbits),
-          store_(levels, nbits, metric == faiss::METRIC_L2) {
+namespace {
+
+// Checks the constructor's arguments before any member is built from them.
+const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms) {
     if (d <= 0) throw std::invalid_argument("IndexDPQ: d must be positive, got " + std::to_string(d));
     if (levels <= 0 || levels > 255)
         throw std::invalid_argument("IndexDPQ: levels must be in [1, 255], got " + std::to_string(levels));
@@ -49,9 +50,25 @@ IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric)
         throw std::invalid_argument("IndexDPQ: nbits must be 4 or 8, got " + std::to_string(nbits));
     if (metric != faiss::METRIC_L2 && metric != faiss::METRIC_INNER_PRODUCT)
         throw std::invalid_argument("IndexDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+    norms.check(levels);
+    if (metric != faiss::METRIC_L2 && norms.kind != NormKind::kNone)
+        throw std::invalid_argument("IndexDPQ: prefix norms serve METRIC_L2 only (inner product has no norm term); "
+                                    "got norms='" + norm_kind_name(norms.kind) + "'");
+    return norms;
+}
+
+}  // namespace
+
+IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms)
+        : faiss::Index(d, metric), codec_(d, levels, nbits), norm_q_(checked(d, levels, nbits, metric, norms)),
+          store_(levels, nbits, norms) {
     search_levels = levels;
     is_trained = false;
 }
+
+IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric)
+        : IndexDPQ(d, levels, nbits, metric,
+                   NormSpec::all(metric == faiss::METRIC_L2 ? NormKind::kFloat32 : NormKind::kNone, levels)) {}
 
 IndexDPQ* as_dpq(faiss::Index* index) { return dynamic_cast<IndexDPQ*>(index); }
 
@@ -65,11 +82,56 @@ void IndexDPQ::set_codebooks(const float* C) {
         throw std::runtime_error("IndexDPQ: cannot replace codebooks while the index holds vectors; reset() first");
     check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexDPQ.codebooks");
     codec_.set_codebooks(C);
+    const int K = codec_.K();
+    codeword_norms_.assign(size_t(levels()) * K, 0.f);
+    for (int l = 0; l < levels(); l++)
+        for (int k = 0; k < K; k++) {
+            const float* c = codec_.codeword(l, k);
+            float s = 0;
+            for (int j = 0; j < d; j++) s += c[j] * c[j];
+            codeword_norms_[size_t(l) * K + k] = s;
+        }
+    norm_q_.reset();  // trained for other codebooks: retrained on the next train() or add
     is_trained = true;
 }
 
+void IndexDPQ::set_norm_centroids(const std::vector<float>& c) {
+    std::unique_lock lock(mutex_);
+    if (ntotal > 0)
+        throw std::runtime_error("IndexDPQ: cannot replace norm centroids while the index holds vectors; reset() first");
+    norm_q_.set_centroids(c);
+}
+
 size_t IndexDPQ::bytes_per_vector() const {
-    return codec_.packed_size() + (is_l2() ? sizeof(float) * levels() : 0);
+    const size_t bits = size_t(levels()) * nbits() + norm_spec().prefixes.size() * norm_bits(norm_spec().kind);
+    return (bits + 7) / 8;
+}
+
+std::vector<float> IndexDPQ::norm_terms(size_t n, const uint8_t* codes) const {
+    const int L = levels(), K = codec_.K();
+    std::vector<float> norms(n * L);
+    codec_.prefix_norms(n, codes, norms.data());
+    if (!norm_spec().quantized()) return norms;
+    for (size_t i = 0; i < n; i++) {
+        float own = 0;
+        for (int l = 0; l < L; l++) {
+            own += codeword_norms_[size_t(l) * K + codes[i * L + l]];
+            norms[i * L + l] -= own;
+        }
+    }
+    return norms;
+}
+
+void IndexDPQ::train_norms(idx_t n, const float* x) {
+    if (!norm_spec().quantized()) return;
+    // Enough samples for 256 one-dimensional centroids; Faiss's k-means
+    // would subsample more anyway.
+    const idx_t ns = std::min<idx_t>(n, 65536);
+    std::vector<uint8_t> codes(size_t(ns) * levels());
+    codec_.encode(size_t(ns), x, codes.data(), beam_size);
+    const std::vector<float> norms = norm_terms(size_t(ns), codes.data());
+    std::unique_lock lock(mutex_);
+    norm_q_.train(size_t(ns), levels(), norms.data());
 }
 
 void IndexDPQ::get_codes(idx_t i0, idx_t n, uint8_t* codes) const {
@@ -84,12 +146,11 @@ void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
     for (idx_t i = 0; i < n * levels(); i++)
         if (codes[i] >= K) throw std::invalid_argument("IndexDPQ: code value out of range for nbits");
     std::vector<float> norms;
-    if (is_l2()) {
-        norms.resize(size_t(n) * levels());
-        codec_.prefix_norms(size_t(n), codes, norms.data());
-    }
+    if (norm_spec().kind != NormKind::kNone) norms = norm_terms(size_t(n), codes);
     std::unique_lock lock(mutex_);
-    store_.append(size_t(n), codes, norms.empty() ? nullptr : norms.data());
+    // Codebooks set directly: the first vectors added train the norm quantizers.
+    if (!norm_q_.trained() && n > 0) norm_q_.train(size_t(n), levels(), norms.data());
+    store_.append(size_t(n), codes, norms.empty() ? nullptr : norms.data(), norm_q_);
     ntotal = idx_t(store_.size());
 }
 
@@ -117,6 +178,7 @@ void IndexDPQ::train(idx_t n, const float* x) {
         }
     }
     set_codebooks(C.data());
+    train_norms(n, x);
 }
 
 void IndexDPQ::train_with_queries(idx_t n, const float* x, idx_t, const float*) { train(n, x); }
@@ -178,10 +240,12 @@ void IndexDPQ::check_compatible_for_merge(const faiss::Index& other_in) const {
     auto* other = dynamic_cast<const IndexDPQ*>(&other_in);
     if (!other) throw std::invalid_argument("IndexDPQ.merge_from: the other index is not an IndexDPQ");
     if (other->d != d || other->metric_type != metric_type || other->levels() != levels() ||
-        other->nbits() != nbits())
-        throw std::invalid_argument("IndexDPQ.merge_from: d, metric, levels or nbits differ");
+        other->nbits() != nbits() || !(other->norm_spec() == norm_spec()))
+        throw std::invalid_argument("IndexDPQ.merge_from: d, metric, levels, nbits or norm storage differ");
     if (other->codec_.codebooks() != codec_.codebooks())
         throw std::invalid_argument("IndexDPQ.merge_from: the codebooks differ");
+    if (other->ntotal > 0 && ntotal > 0 && other->norm_q_.centroids() != norm_q_.centroids())
+        throw std::invalid_argument("IndexDPQ.merge_from: the norm centroids differ");
 }
 
 void IndexDPQ::merge_from(faiss::Index& other_in, idx_t add_id) {
@@ -225,11 +289,45 @@ void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
     codec_.decode(1, code.data(), m, recons);
 }
 
-float IndexDPQ::prefix_norm(idx_t i, int m) const {
+std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* keep) const {
+    require_trained();
+    if (m < 1 || m > levels())
+        throw std::invalid_argument("IndexDPQ.truncated: levels must be in [1, " + std::to_string(levels()) +
+                                    "], got " + std::to_string(m));
+    NormSpec spec = norm_spec().truncated(m);
+    if (keep) {
+        for (int p : *keep)
+            if (p > m || norm_spec().slot(p) < 0)
+                throw std::invalid_argument("IndexDPQ.truncated: norm prefix " + std::to_string(p) +
+                                            " is not stored or exceeds " + std::to_string(m));
+        spec.prefixes = *keep;
+        std::sort(spec.prefixes.begin(), spec.prefixes.end());
+        if (spec.prefixes.empty()) spec.kind = NormKind::kNone;
+    }
+    auto out = std::make_unique<IndexDPQ>(d, m, nbits(), metric_type, spec);
+    out->beam_size = int(beam_size);
+    out->search_levels = std::min(int(search_levels), m);
+    const std::vector<float>& C = codec_.codebooks();
+    out->set_codebooks(C.data());  // the first m levels' codebooks come first
     std::shared_lock lock(mutex_);
-    if (i < 0 || i >= ntotal || m < 1 || m > levels() || !store_.has_norms())
-        throw std::out_of_range("IndexDPQ.prefix_norm: bad key or levels");
-    return store_.norm(size_t(i), m);
+    if (spec.quantized() && norm_q_.trained()) {
+        const int K = spec.K();
+        std::vector<float> c;
+        for (int p : spec.prefixes) {
+            const float* t = norm_q_.table(norm_spec().slot(p));
+            c.insert(c.end(), t, t + K);
+        }
+        out->set_norm_centroids(c);
+    }
+    const size_t n = store_.size();
+    std::vector<uint8_t> codes(n * m), code(levels());
+    for (size_t i = 0; i < n; i++) {
+        store_.get_code(i, code.data());
+        std::copy(code.begin(), code.begin() + m, codes.begin() + i * m);
+    }
+    lock.unlock();
+    out->add_codes(idx_t(n), codes.data());
+    return out;
 }
 
 void IndexDPQ::reconstruct(idx_t key, float* recons) const { reconstruct_prefix(key, levels(), recons); }
@@ -246,14 +344,16 @@ void IndexDPQ::reconstruct_n(idx_t i0, idx_t ni, float* recons) const {
 // ---------------------------------------------------------------- search
 
 IndexDPQ::Plan IndexDPQ::make_plan(idx_t k, const faiss::SearchParameters* params) const {
-    Plan plan{search_levels, 0, 0, nullptr};
+    Plan plan{search_levels.load(), 0, 0, size_t(kDefaultShortlist), nullptr};
     if (params) {
         plan.sel = params->sel;
         if (auto* p = dynamic_cast<const SearchParametersDPQ*>(params)) {
             if (p->levels) plan.levels = p->levels;
             plan.rerank_levels = p->rerank_levels;
             if (p->rerank_k < 0) throw std::invalid_argument("SearchParametersDPQ: rerank_k must be >= 0");
+            if (p->shortlist < 0) throw std::invalid_argument("SearchParametersDPQ: shortlist must be >= 0");
             plan.rerank_k = size_t(p->rerank_k);
+            if (p->shortlist) plan.shortlist = size_t(p->shortlist);
         }
     }
     const int L = levels();
@@ -280,8 +380,9 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     const Plan plan = make_plan(k, params);
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_, &store_, is_l2(), plan.levels, plan.rerank_levels, plan.rerank_k,
-                                plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec{&codec_,          &store_,        &norm_q_,       codeword_norms_.data(),
+                                is_l2(),          plan.levels,    plan.rerank_levels, plan.rerank_k,
+                                plan.shortlist,   plan.sel ? &filter : nullptr};
     // Exceptions must not escape the OpenMP regions inside: none is thrown past here.
     scan::knn(spec, size_t(n), x, size_t(k), distances, labels);
 }
@@ -300,7 +401,8 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     if (plan.rerank_levels) throw std::invalid_argument("IndexDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_, &store_, is_l2(), plan.levels, 0, 0, plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec{&codec_,      &store_, &norm_q_, codeword_norms_.data(), is_l2(),
+                                plan.levels,  0,       0,        0,                      plan.sel ? &filter : nullptr};
     const std::vector<scan::RangeHits> hits = scan::range(spec, size_t(n), x, radius);
     for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
     result->do_allocation();
@@ -313,50 +415,9 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
 
 // ---------------------------------------------------------------- distance computer
 
-namespace {
-
-class DPQDistanceComputer : public faiss::DistanceComputer {
-   public:
-    explicit DPQDistanceComputer(const IndexDPQ& index)
-            : index_(index), m_(index.search_levels), l2_(index.metric_type == faiss::METRIC_L2),
-              lut_(size_t(index.search_levels) * index.codec().K()), code_(index.levels()),
-              a_(index.d), b_(index.d) {}
-
-    void set_query(const float* x) override { bias_ = compute_lut(index_.codec(), l2_, x, m_, lut_.data()); }
-
-    // Faiss's distance computers return similarities for inner product.
-    float operator()(faiss::idx_t i) override {
-        index_.get_codes(i, 1, code_.data());
-        const int K = index_.codec().K();
-        float acc = 0;
-        for (int l = 0; l < m_; l++) acc += lut_[size_t(l) * K + code_[l]];
-        if (!l2_) return -acc;
-        return bias_ + acc + index_.prefix_norm(i, m_);
-    }
-
-    float symmetric_dis(faiss::idx_t i, faiss::idx_t j) override {
-        index_.reconstruct_prefix(i, m_, a_.data());
-        index_.reconstruct_prefix(j, m_, b_.data());
-        float s = 0;
-        for (size_t t = 0; t < a_.size(); t++) s += l2_ ? (a_[t] - b_[t]) * (a_[t] - b_[t]) : a_[t] * b_[t];
-        return s;
-    }
-
-   private:
-    const IndexDPQ& index_;
-    int m_;
-    bool l2_;
-    float bias_ = 0;
-    std::vector<float> lut_;
-    std::vector<uint8_t> code_;
-    std::vector<float> a_, b_;
-};
-
-}  // namespace
-
 faiss::DistanceComputer* IndexDPQ::get_distance_computer() const {
     require_trained();
-    return new DPQDistanceComputer(*this);
+    return make_distance_computer(*this);
 }
 
 }  // namespace dpq

@@ -2,6 +2,7 @@
 // searchable at any prefix of its levels.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <shared_mutex>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "code_store.h"
 #include "codec.h"
 #include "faiss_abi.h"
+#include "norm_quantizer.h"
 
 namespace dpq {
 
@@ -16,23 +18,49 @@ struct SearchParametersDPQ : faiss::SearchParameters {
     int levels = 0;         // prefix length to scan; 0: the index's search_levels
     int rerank_levels = 0;  // if > levels: re-score the best rerank_k with this many levels
     faiss::idx_t rerank_k = 0;
+    // L2 without a float32 norm of the scanned prefix: scan candidates
+    // re-scored exactly; 0: kDefaultShortlist (at least k either way).
+    faiss::idx_t shortlist = 0;
     ~SearchParametersDPQ() override {}
 };
 
+// The shortlist re-scored when a search is not given one (see README,
+// "Prefix norms": the recall/QPS trade-off behind it).
+constexpr faiss::idx_t kDefaultShortlist = 100;
+
 class IndexDPQ : public faiss::Index {
    public:
+    // norms: how L2 keeps prefix norms (norm_quantizer.h); inner product
+    // keeps none. Throws std::invalid_argument naming a bad argument.
+    IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms);
+    // Today's default: float32 norms of every prefix for L2, none for inner product.
     IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric);
 
     // --- state of our own (exposed to Python as attributes) ---
     int levels() const { return codec_.levels(); }
     int nbits() const { return codec_.nbits(); }
-    int search_levels = 0;  // default prefix for search, 1..levels
-    int beam_size = 1;      // 1: greedy encoding
+    // Written from Python while GIL-free searches read them: atomic.
+    std::atomic<int> search_levels{0};  // default prefix for search, 1..levels
+    std::atomic<int> beam_size{1};      // 1: greedy encoding, at most kMaxBeamSize
+    static constexpr int kMaxBeamSize = 1024;
     const Codec& codec() const { return codec_; }
+    const NormSpec& norm_spec() const { return store_.norm_spec(); }
+    const NormQuantizer& norm_quantizer() const { return norm_q_; }
+    // Norm centroids (prefixes x K, ascending); refused while vectors are stored.
+    void set_norm_centroids(const std::vector<float>& c);
+    // The first m levels as an index of their own, codes copied, not re-encoded:
+    // equal to a fresh m-level index given the same codebooks, norm
+    // centroids and codes. Norms: the stored prefixes <= m, or those of
+    // `keep` (each stored and <= m; empty: none).
+    std::unique_ptr<IndexDPQ> truncated(int m, const std::vector<int>* keep = nullptr) const;
+    // Codes and norms stay valid only under this lock (the distance computer holds it).
+    std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(mutex_); }
+    const CodeStore& store() const { return store_; }
     std::vector<float> get_codebooks() const { return codec_.codebooks(); }
     // Replaces the codebooks (levels x K x d); refused while vectors are stored.
     void set_codebooks(const float* C);
-    // Bytes per stored vector: packed codes plus, for L2, prefix norms.
+    // Bytes per stored vector: packed codes plus the stored prefix norms
+    // (rounded up to whole bytes).
     size_t bytes_per_vector() const;
     // Unpacked codes (n x levels) of stored vectors [i0, i0 + n).
     void get_codes(faiss::idx_t i0, faiss::idx_t n, uint8_t* codes) const;
@@ -69,20 +97,27 @@ class IndexDPQ : public faiss::Index {
 
     // Reconstruction of stored vector i from its first m levels.
     void reconstruct_prefix(faiss::idx_t i, int m, float* recons) const;
-    // ||reconstruction of vector i from m levels||^2 (exact; kept for L2).
-    float prefix_norm(faiss::idx_t i, int m) const;
 
    private:
     struct Plan {
         int levels, rerank_levels;
-        size_t rerank_k;
+        size_t rerank_k, shortlist;
         const faiss::IDSelector* sel;
     };
     Plan make_plan(faiss::idx_t k, const faiss::SearchParameters* params) const;
     void require_trained() const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
+    // Trains the norm quantizers on the prefix norms of vectors x (encoded).
+    void train_norms(faiss::idx_t n, const float* x);
+    // Per code (n x levels), what the norm storage keeps of each prefix norm:
+    // ||r_m||^2 for float32; for quantized kinds only its cross terms
+    // ||r_m||^2 - sum_{l<m} ||c_l||^2 (the own terms are exact in the scan's
+    // lookup tables, see scan/search.h), a far narrower range to code.
+    std::vector<float> norm_terms(size_t n, const uint8_t* codes) const;
 
     Codec codec_;
+    std::vector<float> codeword_norms_;  // levels x K: ||c_lk||^2
+    NormQuantizer norm_q_;
     CodeStore store_;
     // Searches share; add/remove/reset/merge are exclusive.
     mutable std::shared_mutex mutex_;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "abi_check.h"
@@ -97,13 +98,52 @@ PYBIND11_MODULE(_core, m) {
         return dpq::abi::check(index, {d, ntotal, verbose, is_trained, metric, metric_arg});
     });
 
-    m.def("layout_offsets", [](size_t i, int levels, int nbits, int m) {
-        dpq::CodeLayout layout{levels, nbits};
-        return std::make_pair(layout.block_offset(i), layout.norm_offset(i, m));
-    }, "Offsets of vector i in the code and norm arrays (for 64-bit arithmetic tests).");
+    m.attr("FORMAT_VERSION") = dpq::kFormatVersion;
+    m.attr("OLDEST_FORMAT_VERSION") = dpq::kOldestFormatVersion;
+    m.attr("DEFAULT_SHORTLIST") = dpq::kDefaultShortlist;
 
-    m.def("new_index", [](int d, int levels, int nbits, int metric) {
-        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric)));
+    m.def("layout_offsets", [](size_t i, int levels, int nbits) {
+        dpq::CodeLayout layout{levels, nbits};
+        return layout.block_offset(i);
+    }, "Offset of vector i's block in the code array (for 64-bit arithmetic tests).");
+
+    // norms: "none", "float32", "8bit", "4bit"; prefixes: empty for every prefix.
+    m.def("new_index", [](int d, int levels, int nbits, int metric, const std::string& norms,
+                          std::vector<int> prefixes) {
+        dpq::NormKind kind;
+        if (norms == "none") kind = dpq::NormKind::kNone;
+        else if (norms == "float32") kind = dpq::NormKind::kFloat32;
+        else if (norms == "8bit") kind = dpq::NormKind::kBits8;
+        else if (norms == "4bit") kind = dpq::NormKind::kBits4;
+        else DPQ_CHECK(false, std::invalid_argument, "IndexDPQ: norms must be 'none', 'float32', '8bit' or '4bit', got '%s'",
+                       norms.c_str());
+        dpq::NormSpec spec = dpq::NormSpec::all(kind, levels);
+        if (!prefixes.empty() && kind != dpq::NormKind::kNone) spec.prefixes = std::move(prefixes);
+        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric), spec));
+    });
+    m.def("norm_spec", [](py::handle p) {
+        const dpq::NormSpec& s = dpq_of(p).norm_spec();
+        return py::make_tuple(dpq::norm_kind_name(s.kind), s.prefixes);
+    });
+    m.def("get_norm_centroids", [](py::handle p) {
+        IndexDPQ& index = dpq_of(p);
+        const std::vector<float>& c = index.norm_quantizer().centroids();
+        const size_t K = size_t(index.norm_spec().K());
+        py::array_t<float> out({K ? c.size() / K : size_t(0), K});
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return out;
+    });
+    m.def("set_norm_centroids", [](py::handle p, FloatArray c) {
+        dpq_of(p).set_norm_centroids(std::vector<float>(c.data(), c.data() + c.size()));
+    });
+    m.def("truncated", [](py::handle p, int levels, std::optional<std::vector<int>> keep) {
+        IndexDPQ& index = dpq_of(p);
+        std::unique_ptr<IndexDPQ> out;
+        {
+            py::gil_scoped_release nogil;
+            out = index.truncated(levels, keep ? &*keep : nullptr);
+        }
+        return wrap_owned(std::move(out));
     });
     m.def("is_dpq", [](py::handle proxy) {
         faiss::Index* index = dpq::swig::unwrap_index(proxy.ptr());
@@ -115,10 +155,19 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("levels", [](py::handle p) { return dpq_of(p).levels(); });
     m.def("nbits", [](py::handle p) { return dpq_of(p).nbits(); });
-    m.def("get_search_levels", [](py::handle p) { return dpq_of(p).search_levels; });
-    m.def("set_search_levels", [](py::handle p, int v) { dpq_of(p).search_levels = v; });
-    m.def("get_beam_size", [](py::handle p) { return dpq_of(p).beam_size; });
-    m.def("set_beam_size", [](py::handle p, int v) { dpq_of(p).beam_size = v; });
+    m.def("get_search_levels", [](py::handle p) -> int { return dpq_of(p).search_levels; });
+    m.def("set_search_levels", [](py::handle p, int v) {
+        IndexDPQ& index = dpq_of(p);
+        DPQ_CHECK(v >= 1 && v <= index.levels(), std::invalid_argument, "IndexDPQ.search_levels must be in [1, %d], got %d",
+                  index.levels(), v);
+        index.search_levels = v;
+    });
+    m.def("get_beam_size", [](py::handle p) -> int { return dpq_of(p).beam_size; });
+    m.def("set_beam_size", [](py::handle p, int v) {
+        DPQ_CHECK(v >= 1 && v <= IndexDPQ::kMaxBeamSize, std::invalid_argument,
+                  "IndexDPQ.beam_size must be in [1, %d], got %d", IndexDPQ::kMaxBeamSize, v);
+        dpq_of(p).beam_size = v;
+    });
     m.def("bytes_per_vector", [](py::handle p) { return dpq_of(p).bytes_per_vector(); });
     m.def("get_codebooks", [](py::handle p) {
         IndexDPQ& index = dpq_of(p);
@@ -246,16 +295,19 @@ PYBIND11_MODULE(_core, m) {
         if (name == "levels") return sp.levels;
         if (name == "rerank_levels") return sp.rerank_levels;
         if (name == "rerank_k") return sp.rerank_k;
+        if (name == "shortlist") return sp.shortlist;
         throw py::attribute_error(name);
     });
     m.def("params_set", [](py::handle p, const std::string& name, int64_t v) {
         SearchParametersDPQ& sp = params_of(p);
-        DPQ_CHECK(v >= 0 && (name == "rerank_k" || v <= INT32_MAX), std::invalid_argument,
-                  "SearchParametersDPQ.%s must be a non-negative %s, got %lld", name.c_str(),
-                  name == "rerank_k" ? "int64" : "int32", (long long)v);
+        const bool wide = name == "rerank_k" || name == "shortlist";  // idx_t fields
+        DPQ_CHECK(v >= 0 && (wide || v <= INT32_MAX), std::invalid_argument,
+                  "SearchParametersDPQ.%s must be a non-negative %s, got %lld", name.c_str(), wide ? "int64" : "int32",
+                  (long long)v);
         if (name == "levels") sp.levels = int(v);
         else if (name == "rerank_levels") sp.rerank_levels = int(v);
         else if (name == "rerank_k") sp.rerank_k = v;
+        else if (name == "shortlist") sp.shortlist = v;
         else throw py::attribute_error(name);
     });
 

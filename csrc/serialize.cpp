@@ -48,7 +48,7 @@ void require(bool ok, const std::string& what) {
 
 std::vector<uint8_t> serialize(const IndexDPQ& index) {
     Writer w;
-    w.put<uint32_t>(kBodyVersion);
+    w.put<uint32_t>(kFormatVersion);
     w.put<int32_t>(index.d);
     w.put<int32_t>(int32_t(index.metric_type));
     w.put<int32_t>(index.levels());
@@ -58,6 +58,13 @@ std::vector<uint8_t> serialize(const IndexDPQ& index) {
     w.put<int32_t>(index.beam_size);
     const std::vector<float> C = index.get_codebooks();
     if (index.is_trained) w.bytes(C.data(), C.size() * sizeof(float));
+    const NormSpec& ns = index.norm_spec();
+    w.put<int32_t>(int32_t(ns.kind));
+    w.put<int32_t>(int32_t(ns.prefixes.size()));
+    for (int p : ns.prefixes) w.put<int32_t>(p);
+    const std::vector<float>& nc = index.norm_quantizer().centroids();
+    w.put<uint8_t>(!nc.empty());
+    w.bytes(nc.data(), nc.size() * sizeof(float));
     // Codes are stored in the packed standalone format so that the file does
     // not depend on the in-memory block layout.
     std::vector<uint8_t> codes(size_t(index.ntotal) * index.levels());
@@ -72,10 +79,11 @@ std::vector<uint8_t> serialize(const IndexDPQ& index) {
 std::unique_ptr<IndexDPQ> deserialize(const uint8_t* data, size_t size) {
     Reader r(data, size);
     const auto version = r.get<uint32_t>("version");
-    if (version != kBodyVersion)
-        throw std::invalid_argument("IndexDPQ body version " + std::to_string(version) +
-                                    " is not supported (this build reads version " +
-                                    std::to_string(kBodyVersion) + ")");
+    if (version < kOldestFormatVersion || version > kFormatVersion)
+        throw std::invalid_argument("IndexDPQ format version " + std::to_string(version) +
+                                    " is not supported (this build reads versions " +
+                                    std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion) +
+                                    ")");
     const auto d = r.get<int32_t>("d");
     const auto metric = r.get<int32_t>("metric");
     const auto levels = r.get<int32_t>("levels");
@@ -89,23 +97,54 @@ std::unique_ptr<IndexDPQ> deserialize(const uint8_t* data, size_t size) {
     require(nbits == 4 || nbits == 8, "nbits = " + std::to_string(nbits));
     require(trained <= 1, "is_trained flag");
     require(search_levels >= 1 && search_levels <= levels, "search_levels");
-    require(beam_size >= 1 && beam_size <= 1024, "beam_size");
+    require(beam_size >= 1 && beam_size <= IndexDPQ::kMaxBeamSize, "beam_size");
     // Check sizes against what is left before allocating anything.
     const size_t cb_bytes = size_t(levels) * (size_t(1) << nbits) * size_t(d) * sizeof(float);
     require(!trained || cb_bytes <= r.left(), "codebooks larger than the file");
 
-    auto index = std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric));
+    std::vector<float> C;
+    if (trained) {
+        C.resize(cb_bytes / sizeof(float));
+        r.bytes(C.data(), cb_bytes, "codebooks");
+    }
+    // Version 1 kept float32 norms of every prefix for L2, none for inner product.
+    NormSpec ns = NormSpec::all(metric == faiss::METRIC_L2 ? NormKind::kFloat32 : NormKind::kNone, levels);
+    std::vector<float> centroids;
+    if (version >= 2) {
+        ns.kind = NormKind(r.get<int32_t>("norm kind"));
+        const auto np = r.get<int32_t>("norm prefix count");
+        require(np >= 0 && np <= levels, "norm prefix count = " + std::to_string(np));
+        ns.prefixes.resize(size_t(np));
+        for (auto& p : ns.prefixes) p = r.get<int32_t>("norm prefix");
+        try {
+            ns.check(levels);
+        } catch (const std::invalid_argument& e) {
+            require(false, e.what());
+        }
+        const auto has_centroids = r.get<uint8_t>("norm centroid flag");
+        require(has_centroids <= 1 && (!has_centroids || ns.quantized()), "norm centroid flag");
+        if (has_centroids) {
+            const size_t bytes = ns.prefixes.size() * size_t(ns.K()) * sizeof(float);
+            require(bytes <= r.left(), "norm centroids larger than the file");
+            centroids.resize(bytes / sizeof(float));
+            r.bytes(centroids.data(), bytes, "norm centroids");
+        }
+    }
+    std::unique_ptr<IndexDPQ> index;
+    try {
+        index = std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric), ns);
+        if (trained) index->set_codebooks(C.data());
+        if (!centroids.empty()) index->set_norm_centroids(centroids);
+    } catch (const std::invalid_argument& e) {
+        require(false, e.what());
+    }
     index->search_levels = search_levels;
     index->beam_size = beam_size;
-    if (trained) {
-        std::vector<float> C(cb_bytes / sizeof(float));
-        r.bytes(C.data(), cb_bytes, "codebooks");
-        index->set_codebooks(C.data());
-    }
     const auto ntotal = r.get<int64_t>("ntotal");
     const size_t cs = index->codec().packed_size();
     require(ntotal >= 0 && size_t(ntotal) <= r.left() / cs, "ntotal = " + std::to_string(ntotal));
     require(trained || ntotal == 0, "codes stored without codebooks");
+    require(ntotal == 0 || index->norm_quantizer().trained(), "codes stored without norm centroids");
     require(r.left() == size_t(ntotal) * cs, "trailing bytes after the codes");
     if (ntotal > 0) {
         std::vector<uint8_t> packed(size_t(ntotal) * cs);

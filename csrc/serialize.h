@@ -1,6 +1,7 @@
 // The body of an IndexDPQ file: every field and code, bounds-checked on
 // read. The envelope (magic, version, length, checksum) and the atomic
-// write are the Python side's job (pyfaiss_dpq/io.py).
+// write are the Python side's job (pyfaiss_dpq/io.py), which writes this
+// same version number: the one version of the file format.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,10 @@
 
 namespace dpq {
 
-constexpr uint32_t kBodyVersion = 1;
+// 1: pyfaiss-dpq 0.1.0 (L2 float32 norms of every prefix, implied).
+// 2: records the norm storage (kind, prefixes, quantizer centroids).
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestFormatVersion = 1;  // still read
 
 std::vector<uint8_t> serialize(const IndexDPQ& index);
 // Throws std::invalid_argument describing the first inconsistency found.

@@ -34,9 +34,23 @@ class IndexDPQ(faiss.Index):
     nbits : int
         Bits per level: 4 (K=16 codewords) or 8 (K=256).
     metric : int
-        ``faiss.METRIC_L2`` or ``faiss.METRIC_INNER_PRODUCT``. For L2 the
-        index also stores the exact squared norm of every prefix
-        reconstruction (4 bytes per level per vector; see ``bytes_per_vector``).
+        ``faiss.METRIC_L2`` or ``faiss.METRIC_INNER_PRODUCT``. For cosine
+        similarity, L2-normalize the vectors (``faiss.normalize_L2``) and use
+        ``METRIC_L2``: on unit vectors it ranks exactly as cosine does, and
+        the prefix norm ``||r_m||^2`` then corrects each code's length, which
+        inner product ignores. Inner product is for true maximum inner
+        product search.
+    norms : str, optional
+        How an L2 index keeps the prefix norms ``||r_m||^2`` its distances
+        need: ``"float32"`` (exact, 4 bytes per stored prefix), ``"8bit"`` or
+        ``"4bit"`` (non-uniform codes, one 1-D k-means quantizer per prefix,
+        trained by ``train`` or on the first vectors added), or ``"none"``.
+        Where a searched prefix has no float32 norm, the scan ranks with what
+        is kept and re-scores a shortlist exactly (``SearchParametersDPQ.shortlist``):
+        returned distances are always exact. Default: ``"float32"`` for L2,
+        ``"none"`` (the only choice) for inner product.
+    norm_prefixes : sequence of int, optional
+        Keep norms only for these prefixes (1..levels); default every prefix.
 
     Notes
     -----
@@ -45,10 +59,19 @@ class IndexDPQ(faiss.Index):
     ``pyfaiss_dpq.train``).
     """
 
-    def __init__(self, d: int, levels: int, nbits: int = 8, metric: int = faiss.METRIC_L2):
-        # The C++ constructor checks the values (ValueError naming the bad one).
-        self.this = core.new_index(as_int(d, "d"), as_int(levels, "levels"), as_int(nbits, "nbits"),
-                                   as_int(metric, "metric"))
+    NORMS = ("none", "float32", "8bit", "4bit")
+
+    def __init__(self, d: int, levels: int, nbits: int = 8, metric: int = faiss.METRIC_L2,
+                 norms: str | None = None, norm_prefixes=None):
+        # The C++ constructor checks d, levels, nbits and metric (ValueError naming the bad one).
+        d, levels, nbits = as_int(d, "d"), as_int(levels, "levels"), as_int(nbits, "nbits")
+        metric = as_int(metric, "metric")
+        if norms is None:
+            norms = "float32" if metric == faiss.METRIC_L2 else "none"
+        if not isinstance(norms, str) or norms not in self.NORMS:
+            raise ValueError(f"norms must be one of {self.NORMS}, got {norms!r}")
+        prefixes = _norm_prefixes(norm_prefixes, levels, norms)
+        self.this = core.new_index(d, levels, nbits, metric, norms, prefixes)
         _live[int(self.this)] = self
 
     @classmethod
@@ -87,7 +110,7 @@ class IndexDPQ(faiss.Index):
 
     @search_levels.setter
     def search_levels(self, value: int) -> None:
-        core.set_search_levels(self, as_count(value, "search_levels", 1, self.levels))
+        core.set_search_levels(self, as_int(value, "search_levels"))
 
     @property
     def beam_size(self) -> int:
@@ -96,12 +119,54 @@ class IndexDPQ(faiss.Index):
 
     @beam_size.setter
     def beam_size(self, value: int) -> None:
-        core.set_beam_size(self, as_count(value, "beam_size", 1, 1024))
+        core.set_beam_size(self, as_int(value, "beam_size"))
 
     @property
     def bytes_per_vector(self) -> int:
-        """Stored bytes per vector: packed codes plus, for L2, 4 bytes of norm per level."""
+        """Stored bytes per vector: packed codes plus the stored prefix norms (rounded up)."""
         return core.bytes_per_vector(self)
+
+    @property
+    def norms(self) -> str:
+        """How prefix norms are kept: 'none', 'float32', '8bit' or '4bit' (read-only)."""
+        return core.norm_spec(self)[0]
+
+    @property
+    def norm_prefixes(self) -> tuple:
+        """The prefixes whose norms are kept, ascending (read-only)."""
+        return tuple(core.norm_spec(self)[1])
+
+    @property
+    def norm_centroids(self) -> np.ndarray:
+        """Centroids of the norm quantizers, shape (len(norm_prefixes), K), ascending per row.
+
+        Empty until trained (quantized ``norms`` only). Settable while the index is empty.
+        """
+        return core.get_norm_centroids(self)
+
+    @norm_centroids.setter
+    def norm_centroids(self, value) -> None:
+        arr = np.ascontiguousarray(value, dtype=np.float32)
+        core.set_norm_centroids(self, arr)
+
+    def truncated(self, levels: int, norm_prefixes=None) -> "IndexDPQ":
+        """The first ``levels`` levels as an index of their own, without re-encoding.
+
+        Equal to a fresh ``levels``-level index given the same codebooks, norm
+        centroids and codes. It keeps the norms of the stored prefixes <= levels,
+        or only those of ``norm_prefixes`` (stored ones; empty: none). One
+        training and one encoding pass thus serve every memory budget.
+        """
+        self._require_trained()
+        levels = as_count(levels, "levels", 1, self.levels)
+        keep = None
+        if norm_prefixes is not None:
+            keep = [int(p) for p in norm_prefixes]
+            bad = [p for p in keep if p > levels or p not in self.norm_prefixes]
+            if bad or len(set(keep)) != len(keep):
+                raise ValueError(f"norm_prefixes must be distinct stored prefixes <= {levels} "
+                                 f"(stored: {list(self.norm_prefixes)}), got {keep}")
+        return IndexDPQ._adopt(core.truncated(self, levels, keep))
 
     # ------------------------------------------------------------ entry points
     # Arrays are converted here; every rule on their values (finiteness,
@@ -222,7 +287,7 @@ class IndexDPQ(faiss.Index):
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
         return (f"IndexDPQ(d={self.d}, levels={self.levels}, nbits={self.nbits}, metric={metric}, "
-                f"ntotal={self.ntotal}, is_trained={self.is_trained})")
+                f"norms={self.norms!r}, ntotal={self.ntotal}, is_trained={self.is_trained})")
 
 
 class SearchParametersDPQ(faiss.SearchParameters):
@@ -236,15 +301,21 @@ class SearchParametersDPQ(faiss.SearchParameters):
         If > levels, re-score the best ``rerank_k`` candidates with this many levels.
     rerank_k : int
         Number of candidates to re-score (at least k).
+    shortlist : int
+        L2 at a prefix without a float32 norm: how many of the scan's best
+        are re-scored exactly (at least k); 0: ``DEFAULT_SHORTLIST``.
     sel : faiss.IDSelector, optional
         Restrict the search to these ids.
     """
 
-    def __init__(self, levels: int = 0, rerank_levels: int = 0, rerank_k: int = 0, sel=None):
+    DEFAULT_SHORTLIST = core.DEFAULT_SHORTLIST
+
+    def __init__(self, levels: int = 0, rerank_levels: int = 0, rerank_k: int = 0, shortlist: int = 0, sel=None):
         self.this = core.new_search_parameters()
         self.levels = levels
         self.rerank_levels = rerank_levels
         self.rerank_k = rerank_k
+        self.shortlist = shortlist
         if sel is not None:
             self.sel = sel
 
@@ -260,11 +331,32 @@ class SearchParametersDPQ(faiss.SearchParameters):
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
     rerank_k = _field("rerank_k", "How many short-prefix candidates to re-score.")
+    shortlist = _field("shortlist", "How many scan candidates to re-score exactly without float32 norms (0: default).")
     del _field
 
     def __repr__(self) -> str:
         return (f"SearchParametersDPQ(levels={self.levels}, rerank_levels={self.rerank_levels}, "
-                f"rerank_k={self.rerank_k})")
+                f"rerank_k={self.rerank_k}, shortlist={self.shortlist})")
+
+
+def _norm_prefixes(value, levels: int, norms: str) -> list[int]:
+    """The declared norm prefixes as a sorted list ([] = every prefix)."""
+    if value is None:
+        return []
+    if norms == "none":
+        raise ValueError("norm_prefixes needs norms other than 'none'")
+    try:
+        prefixes = [int(p) for p in value]
+    except TypeError as exc:
+        raise TypeError(f"norm_prefixes must be a sequence of ints, got {type(value).__name__}") from exc
+    if not prefixes:
+        raise ValueError("norm_prefixes is empty (use norms='none' to keep no norm)")
+    if len(set(prefixes)) != len(prefixes):
+        raise ValueError(f"norm_prefixes has duplicates: {prefixes}")
+    bad = [p for p in prefixes if not 1 <= p <= levels]
+    if bad:
+        raise ValueError(f"norm_prefixes must be in [1, {levels}], got {bad}")
+    return sorted(prefixes)
 
 
 def downcast(index):

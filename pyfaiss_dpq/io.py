@@ -37,7 +37,8 @@ from ._native import core
 from .index import IndexDPQ, downcast
 
 MAGIC = b"PFDPQIDX"
-FORMAT_VERSION = 1
+# One version number for the envelope and the C++ body (csrc/serialize.h).
+FORMAT_VERSION = core.FORMAT_VERSION
 _ENVELOPE = struct.Struct("<8sIQI")  # magic, version, payload length, crc32
 
 
@@ -266,9 +267,10 @@ def deserialize(data):
     if len(data) < _ENVELOPE.size:
         raise TruncatedFileError(f"index data truncated: {len(data)} bytes, header needs {_ENVELOPE.size}")
     _, version, length, crc = _ENVELOPE.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if not core.OLDEST_FORMAT_VERSION <= version <= FORMAT_VERSION:
         raise UnsupportedVersionError(
-            f"index format version {version} is not supported (this pyfaiss-dpq reads version {FORMAT_VERSION})")
+            f"index format version {version} is not supported (this pyfaiss-dpq reads versions "
+            f"{core.OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})")
     payload = bytes(data[_ENVELOPE.size:])
     if len(payload) < length:
         raise TruncatedFileError(f"index data truncated: payload has {len(payload)} of {length} bytes")

@@ -93,7 +93,7 @@ def test_sa_codec_round_trip(make_index, data, nbits):
 
 
 def test_bytes_per_vector_counts_norms_for_l2(make_index):
-    assert make_index(8, faiss.METRIC_L2).bytes_per_vector == 6 + 4 * 6
+    assert make_index(8, faiss.METRIC_L2).bytes_per_vector == 6 + 4 * 6  # default: float32 norms
     assert make_index(8, faiss.METRIC_INNER_PRODUCT).bytes_per_vector == 6
     assert make_index(4, faiss.METRIC_INNER_PRODUCT).bytes_per_vector == 3
 
@@ -182,3 +182,39 @@ def test_reconstruct_batch_and_n(make_index):
     index = make_index()
     keys = np.array([5, 0, 1499])
     np.testing.assert_array_equal(index.reconstruct_batch(keys), index.reconstruct_n(0, 1500)[keys])
+
+
+def test_search_levels_and_beam_size_change_safely_during_searches(make_index, data):
+    """Writers of search_levels/beam_size race GIL-free searches: each search
+    sees one value or the other, never a torn or out-of-range one."""
+    import threading
+
+    index = make_index()
+    xq = data[2]
+    expected = {m: index.search(xq, 5, params=SearchParametersDPQ(levels=m)) for m in (2, 5)}
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            index.search_levels = 2 if i % 2 else 5
+            index.beam_size = 1 + i % 4
+            i += 1
+
+    def searcher():
+        try:
+            for _ in range(150):
+                D, I = index.search(xq, 5)
+                assert any(np.array_equal(I, e[1]) and np.array_equal(D, e[0]) for e in expected.values())
+        except AssertionError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=searcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join()
+    stop.set()
+    threads[0].join()
+    assert not errors, errors[0]

@@ -229,3 +229,47 @@ def test_killed_writer_leaves_old_file_intact(make_index, tmp_path):
     same_search(old, pyfaiss_dpq.read_index(path), np.zeros((1, 24), np.float32))
     leftovers = [p for p in os.listdir(tmp_path) if p != "index.dpq"]
     assert all(p.startswith(".tmp-") for p in leftovers)
+
+
+# ---------------------------------------------------------------- format versions and norm storage
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_one_format_version_number():
+    from pyfaiss_dpq._native import core
+
+    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 2
+    assert core.OLDEST_FORMAT_VERSION == 1
+
+
+@pytest.mark.parametrize("name, norms", [("l2_4bit", "float32"), ("ip_8bit", "none")])
+def test_files_written_by_0_1_0_still_read(name, norms):
+    """Files written by pyfaiss-dpq 0.1.0 (format 1) search as they did then."""
+    expected = np.load(os.path.join(FIXTURES, "v0.1.0_expected.npz"))
+    path = os.path.join(FIXTURES, f"v0.1.0_{name}.dpq")
+    with open(path, "rb") as f:
+        assert struct.unpack_from("<I", f.read(12), 8)[0] == 1
+    index = pyfaiss_dpq.read_index(path)
+    assert index.norms == norms
+    np.testing.assert_array_equal(index.get_codes(), expected[f"{name}_codes"])
+    D, I = index.search(expected[f"{name}_queries"], 5)
+    np.testing.assert_array_equal(I, expected[f"{name}_I"])
+    np.testing.assert_array_equal(D, expected[f"{name}_D"])
+    # Written again, it is a version-2 file that reads back the same.
+    back = pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(index))
+    same_search(index, back, expected[f"{name}_queries"])
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("norms, prefixes", [("none", None), ("8bit", None), ("4bit", [2, 6]), ("float32", [3])])
+def test_round_trip_keeps_norm_storage(trained, data, nbits, norms, prefixes):
+    index = pyfaiss_dpq.IndexDPQ(24, 6, nbits, faiss.METRIC_L2, norms=norms, norm_prefixes=prefixes)
+    index.codebooks = trained(nbits)
+    index.add(data[1])
+    back = pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(index))
+    assert (back.norms, back.norm_prefixes, back.bytes_per_vector) == (
+        index.norms, index.norm_prefixes, index.bytes_per_vector)
+    np.testing.assert_array_equal(back.norm_centroids, index.norm_centroids)
+    for m in (2, 3, 6):
+        same_search(index, back, data[2], levels=m)

@@ -26,12 +26,13 @@ inline __m256i broadcast16(const uint8_t* p) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+// nc: the block's norm codes (a level's 16 bytes, table m), or null.
 template <int NQ>
-inline void accumulate4(const uint8_t* blk, int m, const uint8_t* const* luts, Acc4* acc) {
+inline void accumulate4(const uint8_t* blk, int m, const uint8_t* nc, const uint8_t* const* luts, Acc4* acc) {
     const __m256i nib = _mm256_set1_epi8(15), shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     for (int q = 0; q < NQ; q++) acc[q] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    auto level = [&](int l) {
-        const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(broadcast16(blk + 16 * l), shift), nib);
+    auto column = [&](const uint8_t* src, int l) {
+        const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(broadcast16(src), shift), nib);
         for (int q = 0; q < NQ; q++) {
             const __m256i r = _mm256_shuffle_epi8(broadcast16(luts[q] + 16 * l), codes);
             acc[q].raw = _mm256_add_epi16(acc[q].raw, r);
@@ -41,10 +42,11 @@ inline void accumulate4(const uint8_t* blk, int m, const uint8_t* const* luts, A
     // Two levels an iteration: the accumulators then keep their registers.
     int l = 0;
     for (; l + 2 <= m; l += 2) {
-        level(l);
-        level(l + 1);
+        column(blk + 16 * l, l);
+        column(blk + 16 * (l + 1), l + 1);
     }
-    if (l < m) level(l);
+    if (l < m) column(blk + 16 * l, l);
+    if (nc) column(nc, m);
 }
 
 // Even-slot sums: lane 0 slots 0, 2, .., 14, lane 1 slots 16, .., 30.
@@ -96,11 +98,10 @@ inline uint32_t test_l24(const Acc4& a, const Norms4& nv, float inv_scale, float
 template <int NQ>
 void scan4_group(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     for (size_t b = bl.b0; b < bl.b1; b++) {
-        if (bl.norms && b + kPrefetchAhead < bl.b1) prefetch_norms(bl, b + kPrefetchAhead);
         Acc4 acc[NQ];
-        accumulate4<NQ>(bl.codes + b * bl.block_bytes, bl.m, t.lut4, acc);
+        accumulate4<NQ>(bl.codes + b * bl.block_bytes, bl.m, bl.block_ncodes(b), t.lut4, acc);
         if (bl.norms) {
-            const Norms4 nv = load_norms4(bl.norms + b * bl.norms_stride, bl.norm_factor);
+            const Norms4 nv = load_norms4(bl.block_norms(b), bl.norm_factor);
             for (int q = 0; q < NQ; q++)
                 if (const uint32_t mk = test_l24(acc[q], nv, t.inv_scale[q], th.fthr[q]))
                     sink.accept(q, b, unfold_mask(mk));
@@ -124,7 +125,7 @@ void scan4(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
 void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint8_t* lut4, uint16_t* out) {
     for (size_t b = 0; b < nblocks; b++) {
         Acc4 acc;
-        accumulate4<1>(codes + b * block_bytes, m, &lut4, &acc);
+        accumulate4<1>(codes + b * block_bytes, m, nullptr, &lut4, &acc);
         alignas(32) uint16_t e[16], o[16];
         _mm256_store_si256(reinterpret_cast<__m256i*>(e), evens(acc));
         _mm256_store_si256(reinterpret_cast<__m256i*>(o), acc.odd);
@@ -202,14 +203,13 @@ void test_l28(const uint64_t* acc, const float* norms, float factor, const Group
 void scan8(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     alignas(32) uint64_t acc[32];
     for (size_t b = bl.b0; b < bl.b1; b++) {
-        if (b + kPrefetchAhead < bl.b1) {
-            prefetch_block(bl, b + kPrefetchAhead);
-            if (bl.norms) prefetch_norms(bl, b + kPrefetchAhead);
-        }
-        for (int s0 = 0; s0 < 32; s0 += 8) accumulate8(bl.codes + b * bl.block_bytes + s0, bl.m, t.lut8, acc + s0);
+        if (b + kPrefetchAhead < bl.b1) prefetch_block(bl, b + kPrefetchAhead);
+        const uint8_t* nc = bl.block_ncodes(b);
+        for (int s0 = 0; s0 < 32; s0 += 8)
+            accumulate8(bl.codes + b * bl.block_bytes + s0, bl.m, t.lut8, nc ? nc + s0 : nullptr, acc + s0);
         uint32_t qmask[kGroup] = {0, 0, 0, 0};
         if (bl.norms)
-            test_l28(acc, bl.norms + b * bl.norms_stride, bl.norm_factor, t, th, qmask);
+            test_l28(acc, bl.block_norms(b), bl.norm_factor, t, th, qmask);
         else
             test_ip8(acc, th, t.nq, qmask);
         for (int q = 0; q < t.nq; q++)

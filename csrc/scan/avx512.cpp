@@ -28,8 +28,10 @@ inline __m512i broadcast32(const uint8_t* p) {
     return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
+// nc: the block's norm codes (a level's 16 bytes, table m), or null. With an
+// odd m it pairs with level m - 1; alone, table m + 1 is a zero pad.
 template <int NQ>
-inline void accumulate4(const uint8_t* blk, int m, const uint8_t* const* luts, Acc4* acc) {
+inline void accumulate4(const uint8_t* blk, int m, const uint8_t* nc, const uint8_t* const* luts, Acc4* acc) {
     const __m512i nib = _mm512_set1_epi8(15);
     const __m512i shift = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
     for (int q = 0; q < NQ; q++) acc[q] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
@@ -41,11 +43,17 @@ inline void accumulate4(const uint8_t* blk, int m, const uint8_t* const* luts, A
             acc[q].odd = _mm512_add_epi16(acc[q].odd, _mm512_srli_epi16(r, 8));
         }
     };
+    auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
     int l = 0;
     for (; l + 2 <= m; l += 2) step(broadcast32(blk + 16 * l), l);
+    if (l < m && nc) {  // the odd last level and the norm codes, tables m - 1 and m
+        step(_mm512_broadcast_i64x4(_mm256_inserti128_si256(_mm256_castsi128_si256(load16(blk + 16 * l)), load16(nc), 1)),
+             l);
+        return;
+    }
     // An odd last level alone (the block may end there); the table after it is zero.
-    if (l < m)
-        step(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * l))), l);
+    if (l < m) step(_mm512_broadcast_i32x4(load16(blk + 16 * l)), l);
+    if (nc) step(_mm512_broadcast_i32x4(load16(nc)), m);
 }
 
 // The 32 sums in fold order (common.h).
@@ -82,11 +90,10 @@ inline uint32_t test_l24(__m512i z, const Norms4& nv, float inv_scale, float fth
 template <int NQ>
 void scan4_group(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     for (size_t b = bl.b0; b < bl.b1; b++) {
-        if (bl.norms && b + kPrefetchAhead < bl.b1) prefetch_norms(bl, b + kPrefetchAhead);
         Acc4 acc[NQ];
-        accumulate4<NQ>(bl.codes + b * bl.block_bytes, bl.m, t.lut4, acc);
+        accumulate4<NQ>(bl.codes + b * bl.block_bytes, bl.m, bl.block_ncodes(b), t.lut4, acc);
         if (bl.norms) {
-            const Norms4 nv = load_norms4(bl.norms + b * bl.norms_stride, bl.norm_factor);
+            const Norms4 nv = load_norms4(bl.block_norms(b), bl.norm_factor);
             for (int q = 0; q < NQ; q++)
                 if (const uint32_t mk = test_l24(fold(acc[q]), nv, t.inv_scale[q], th.fthr[q]))
                     sink.accept(q, b, unfold_mask(mk));
@@ -112,7 +119,7 @@ void scan4(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
 void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint8_t* lut4, uint16_t* out) {
     for (size_t b = 0; b < nblocks; b++) {
         Acc4 acc;
-        accumulate4<1>(codes + b * block_bytes, m, &lut4, &acc);
+        accumulate4<1>(codes + b * block_bytes, m, nullptr, &lut4, &acc);
         alignas(64) uint16_t z[32];
         _mm512_store_si512(z, fold(acc));
         for (int p = 0; p < 32; p++) out[b * 32 + fold_slot(p)] = z[p];

@@ -35,12 +35,14 @@ inline uint32_t unfold_mask(uint32_t mk) {
 // 8-bit codes, up to 4 queries at once: each 64-bit table entry packs the
 // 16-bit quantized values of 4 queries, so one load and one 64-bit add do 4
 // lookups. Lanes never carry into each other: every lane's sum is at most
-// m * floor(32767 / m) < 2^15 (lut.h). Sums of 8 slots, codes read 8 at a time.
-DPQ_ACCUMULATE8_ATTRIBUTES void accumulate8(const uint8_t* c, int m, const uint64_t* t, uint64_t* a) {
+// columns * floor(32767 / columns) < 2^15 (lut.h). Sums of 8 slots, codes
+// read 8 at a time; nc (8 norm codes, or null) is one more column, table m.
+DPQ_ACCUMULATE8_ATTRIBUTES void accumulate8(const uint8_t* c, int m, const uint64_t* t, const uint8_t* nc,
+                                            uint64_t* a) {
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (int l = 0; l < m; l++, c += 32, t += 256) {
+    auto column = [&](const uint8_t* p) {
         uint64_t w;
-        std::memcpy(&w, c, 8);
+        std::memcpy(&w, p, 8);
         a0 += t[w & 255];
         a1 += t[(w >> 8) & 255];
         a2 += t[(w >> 16) & 255];
@@ -49,34 +51,28 @@ DPQ_ACCUMULATE8_ATTRIBUTES void accumulate8(const uint8_t* c, int m, const uint6
         a5 += t[(w >> 40) & 255];
         a6 += t[(w >> 48) & 255];
         a7 += t[w >> 56];
-    }
+    };
+    for (int l = 0; l < m; l++, c += 32, t += 256) column(c);
+    if (nc) column(nc);
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
 }
 
 inline void sums8_blocks(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint64_t* lut8,
                          uint64_t* out) {
     for (size_t b = 0; b < nblocks; b++)
-        for (int s0 = 0; s0 < 32; s0 += 8) accumulate8(codes + b * block_bytes + s0, m, lut8, out + b * 32 + s0);
+        for (int s0 = 0; s0 < 32; s0 += 8)
+            accumulate8(codes + b * block_bytes + s0, m, lut8, nullptr, out + b * 32 + s0);
 }
 
 // 8-bit scans read 32 bytes a level, a block at a time, at a stride that
 // hardware prefetchers follow late: asking for the block a few ahead gains
-// 5-10% (measured) when the codes come from memory. Norms: see below.
+// 5-10% (measured) when the codes come from memory. Prefix norms (floats or
+// codes) are read in order from their own column: prefetchers follow them.
 constexpr size_t kPrefetchAhead = 8;
 
 inline void prefetch_block(const Blocks& bl, size_t b) {
     const char* p = reinterpret_cast<const char*>(bl.codes + b * bl.block_bytes);
     for (size_t o = 0; o < size_t(bl.m) * 32; o += 64) __builtin_prefetch(p + o);
-}
-
-// L2 scans read a block's 32 prefix norms (128 bytes) from an array that
-// keeps all its prefixes together, so consecutive blocks' norms are far
-// apart: no hardware prefetcher follows them. Asking 8 blocks ahead
-// measured 20-30% faster 4-bit L2 scans when the norms come from memory.
-inline void prefetch_norms(const Blocks& bl, size_t b) {
-    const char* p = reinterpret_cast<const char*>(bl.norms + b * bl.norms_stride);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + 64);
 }
 
 // The threshold test of 8-bit sums, in the same 64-bit words: every lane of
@@ -93,14 +89,14 @@ struct LaneTest {
     }
 };
 
-// Inner product: the kernel's thresholds as they stand.
+// Integer test (no float norms): the kernel's thresholds as they stand.
 inline LaneTest lanes_ip(const GroupTables& t, const Thresholds& th) {
     LaneTest lt;
     for (int q = 0; q < t.nq; q++) lt.admit(q, th.qthr[q]);
     return lt;
 }
 
-// L2: for block b, the largest sum that the float test below could admit
+// Float norms: for block b, the largest sum that the float test below could admit
 // for some slot, i.e. with the block's smallest (scaled) norm.
 inline LaneTest lanes_l2(const GroupTables& t, const Thresholds& th, float min_norm) {
     LaneTest lt;
@@ -114,16 +110,13 @@ inline LaneTest lanes_l2(const GroupTables& t, const Thresholds& th, float min_n
 }
 
 // The scan: sums of 8 slots at a time stay in registers, and are tested
-// there; only slots some lane admits go further (for L2, through the exact
-// float test of kernels.h with the slot's own norm) to the sink.
+// there; only slots some lane admits go further (with float norms, through
+// the float test of kernels.h with the slot's own norm) to the sink.
 template <bool L2>
 void scan8_swar(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     for (size_t b = bl.b0; b < bl.b1; b++) {
-        if (b + kPrefetchAhead < bl.b1) {
-            prefetch_block(bl, b + kPrefetchAhead);
-            if (L2) prefetch_norms(bl, b + kPrefetchAhead);
-        }
-        const float* norms = L2 ? bl.norms + b * bl.norms_stride : nullptr;
+        if (b + kPrefetchAhead < bl.b1) prefetch_block(bl, b + kPrefetchAhead);
+        const float* norms = L2 ? bl.block_norms(b) : nullptr;
         LaneTest lt;
         if (L2) {
             float mn = norms[0];
@@ -136,9 +129,10 @@ void scan8_swar(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSin
         if (!lt.live) continue;
         uint32_t qmask[kGroup] = {0, 0, 0, 0};
         const uint8_t* blk = bl.codes + b * bl.block_bytes;
+        const uint8_t* nc = bl.block_ncodes(b);
         for (int s0 = 0; s0 < 32; s0 += 8) {
             uint64_t a[8];
-            accumulate8(blk + s0, bl.m, t.lut8, a);
+            accumulate8(blk + s0, bl.m, t.lut8, nc ? nc + s0 : nullptr, a);
             uint64_t any = 0;
             for (int j = 0; j < 8; j++) any |= lt.thr - a[j];
             if (!(any & lt.live)) continue;

@@ -29,28 +29,39 @@ struct Blocks {
     size_t block_bytes = 0;
     size_t b0 = 0, b1 = 0;           // scan blocks [b0, b1)
     int m = 0;                       // levels read from each block
-    // L2 only: prefix-m norms of block 0; block b's 32 floats are at
-    // norms + b * norms_stride. Null for inner product.
+    // L2 with float prefix norms: block b's 32 floats are block_norms(b);
+    // they enter the threshold test scaled by norm_factor. Null otherwise.
     const float* norms = nullptr;
-    size_t norms_stride = 0;
-    float norm_factor = 1.f;  // norms enter the threshold test scaled by this
+    size_t norms_b0 = 0;  // the block whose norms `norms` points at
+    float norm_factor = 1.f;
+    // L2 with prefix-norm codes as wide as the level codes: one more level,
+    // column m of the tables. Block b's codes are at ncodes + b * ncode_bytes,
+    // laid out as a level of a block (16 bytes of nibbles, or 32 codes). Null
+    // otherwise; the slot test is then the integer one.
+    const uint8_t* ncodes = nullptr;
+    size_t ncode_bytes = 0;
+
+    const float* block_norms(size_t b) const { return norms + (b - norms_b0) * 32; }
+    const uint8_t* block_ncodes(size_t b) const { return ncodes ? ncodes + b * ncode_bytes : nullptr; }
+    int columns() const { return m + (ncodes != nullptr); }
 };
 
 // Quantized tables of a query group. Lanes q >= nq are unused.
 struct GroupTables {
     int nq = 0;
-    // nbits = 4: per query, levels padded with zero tables to a multiple of
+    // Columns: the m levels, then the norm codes' table if Blocks::ncodes.
+    // nbits = 4: per query, columns padded with zero tables to a multiple of
     // 4, 16 bytes each (lut.h: quantize_lut4). Sums4Fn takes the same layout.
     const uint8_t* lut4[kGroup] = {};
-    // nbits = 8: m x 256 entries, 16-bit lane q of entry (l, c) is query q's
+    // nbits = 8: columns x 256 entries, 16-bit lane q of entry (l, c) is query q's
     // quantized table value (lut.h: quantize_lut8).
     const uint64_t* lut8 = nullptr;
     float inv_scale[kGroup] = {};  // quantized units -> distance units
 };
 
 // Admission thresholds of a group, kept current by the sink.
-//   inner product: slot passes iff qsum <= qthr[q] (qthr < 0: nothing passes)
-//   L2:            slot passes iff qsum * inv_scale[q] + norm * norm_factor <= fthr[q]
+//   integer test (no float norms): slot passes iff qsum <= qthr[q] (qthr < 0: nothing passes)
+//   float norms:   slot passes iff qsum * inv_scale[q] + norm * norm_factor <= fthr[q]
 struct Thresholds {
     int32_t qthr[kGroup] = {};
     float fthr[kGroup] = {};

@@ -31,12 +31,21 @@ inline float exact_distance(const CodeLayout& lay, const uint8_t* blk, size_t s,
     return sum_levels(m, lut, 16, init, [&](int l) { return (b[l * 16] >> shift) & 15; });
 }
 
+// The prefix norm a scan at some prefix adds for each vector: the stored
+// float32 or code centroid of that prefix (slot >= 0), or nothing.
+struct ScanNorms {
+    const CodeStore* store = nullptr;
+    const NormQuantizer* quantizer = nullptr;
+    int slot = -1;
+    float at(size_t i) const { return slot < 0 ? 0.f : store->norm_value(i, slot, *quantizer); }
+};
+
 // Distances of every vector of blocks [b0, b1) at prefix m:
-//   out[i] = bias + (norms ? ||r_m(i)||^2 : 0) + sum_{l < m} lut[l * K + code_l(i)]
+//   out[i] = bias + norms.at(i) + sum_{l < m} lut[l * K + code_l(i)]
 // summed as exact_distance does.
 // out holds (b1 - b0) * 32 floats; padding slots of the last block are
 // computed too and must be ignored by the caller.
-void scan_float_scalar(const CodeStore& store, int m, const float* lut, float bias,
+void scan_float_scalar(const CodeStore& store, int m, const float* lut, float bias, const ScanNorms& norms,
                        size_t b0, size_t b1, float* out);
 
 }  // namespace dpq::scan

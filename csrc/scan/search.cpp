@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "../lut.h"
 #include "../topk.h"
 #include "dispatch.h"
 #include "kernels.h"
+#include "rescore.h"
 #include "scan.h"
 
 namespace dpq::scan {
@@ -23,9 +25,47 @@ constexpr size_t kChunkBytes = 64 << 10;
 constexpr size_t kBatchTableBytes = 128 << 10;
 constexpr size_t kMaxBatch = 64;
 
+// How a search at prefix spec.levels treats the prefix norm (L2).
+struct NormPlan {
+    ScanNorms scan;       // what the scan adds to each vector's distance
+    bool column = false;  // norm codes as wide as the level codes: one more kernel column
+    bool floats = false;  // kernels test float norms (the float32 column, or codes decoded per chunk)
+    bool exact = true;    // the scan's distance is the returned one (else: exact re-score)
+};
+
+NormPlan norm_plan(const SearchSpec& spec, bool for_range) {
+    NormPlan p;
+    if (!spec.l2) return p;
+    const NormSpec& ns = spec.store->norm_spec();
+    const int slot = ns.slot(spec.levels);
+    p.exact = slot >= 0 && ns.kind == NormKind::kFloat32;
+    // A range search without exact norms scans without any: ||r||^2 >= 0, so
+    // the norm-free distance is a lower bound that never misses a hit.
+    if (slot < 0 || (for_range && !p.exact)) return p;
+    p.scan = {spec.store, spec.norms, slot};
+    const int nbits = spec.codec->nbits();
+    p.column = (ns.kind == NormKind::kBits4 && nbits == 4) || (ns.kind == NormKind::kBits8 && nbits == 8);
+    p.floats = !p.column;
+    return p;
+}
+
+// A search: its spec and norm plan.
+struct Job : SearchSpec {
+    Job(const SearchSpec& s, bool for_range)
+            : SearchSpec(s), np(norm_plan(s, for_range)), own_norms(s.l2 && !np.exact && !for_range) {}
+    NormPlan np;
+    // The scan's tables carry the norms' own terms ||c_l||^2 (search.h).
+    // Not for range searches: their norm-free scan must stay a lower bound.
+    bool own_norms;
+    int columns() const { return levels + np.column; }  // of the quantized tables
+    bool rescore() const { return rerank_levels > levels || !np.exact; }
+    int final_levels() const { return std::max(levels, rerank_levels); }
+};
+
 // Tables of one query.
 struct QueryTables {
-    const float* lut = nullptr;  // lut_levels x K, in its Batch
+    const float* lut = nullptr;       // lut_levels x K, in its Batch: the exact re-score's
+    const float* scan_lut = nullptr;  // levels x K: the scan's (lut, or lut + ||c||^2)
     float bias = 0;
     QuantizedLut qlut;
 };
@@ -43,34 +83,47 @@ struct Group {
 // The queries one thread takes at a time, in groups.
 struct Batch {
     std::vector<float> luts, biases;  // float tables of every query
+    std::vector<float> scan_luts;     // with the norms' own terms (Job::own_norms)
     std::vector<Group> groups;
 };
 
 int lut_levels(const SearchSpec& s) { return std::max(s.levels, s.rerank_levels); }
 
-Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* luts, const float* biases, size_t q0,
-                 int nq) {
-    const int m = spec.levels;
-    const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
+Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const float* scan_luts, size_t scan_size,
+                 const float* biases, size_t q0, int nq) {
+    const int m = spec.levels, cols = spec.columns(), K = spec.codec->K();
+    const size_t lut_size = size_t(lut_levels(spec)) * K;
     const bool four = spec.codec->nbits() == 4;
-    const size_t lut4_bytes = size_t(padded_levels4(m)) * 16;
+    const size_t lut4_bytes = size_t(padded_levels4(cols)) * 16;
+    // With a norm column, the tables to quantize are the m levels' and the
+    // norm centroids of prefix m.
+    std::vector<float> with_norms;
+    if (spec.np.column) with_norms.resize(size_t(cols) * K);
     Group g;
     g.q0 = q0;
     g.queries.resize(nq);
     g.tables.nq = nq;
     g.quantized = (four ? ks.scan4 : ks.scan8) != nullptr;
     if (g.quantized && four) g.lut4.resize(nq * lut4_bytes);
-    if (g.quantized && !four) g.lut8.assign(size_t(m) * 256, 0);
+    if (g.quantized && !four) g.lut8.assign(size_t(cols) * 256, 0);
     for (int q = 0; q < nq; q++) {
         QueryTables& t = g.queries[q];
         t.lut = luts + q * lut_size;
+        t.scan_lut = scan_luts ? scan_luts + q * scan_size : t.lut;
         t.bias = biases[q];
         if (!g.quantized) continue;
+        const float* src = t.scan_lut;
+        if (spec.np.column) {
+            std::copy(t.scan_lut, t.scan_lut + size_t(m) * K, with_norms.begin());
+            const float* nt = spec.norms->table(spec.np.scan.slot);
+            std::copy(nt, nt + K, with_norms.begin() + size_t(m) * K);
+            src = with_norms.data();
+        }
         if (four) {
             g.tables.lut4[q] = g.lut4.data() + q * lut4_bytes;
-            t.qlut = quantize_lut4(t.lut, m, t.bias, g.lut4.data() + q * lut4_bytes);
+            t.qlut = quantize_lut4(src, cols, t.bias, g.lut4.data() + q * lut4_bytes);
         } else {
-            t.qlut = quantize_lut8(t.lut, m, t.bias, q, g.lut8.data());
+            t.qlut = quantize_lut8(src, cols, t.bias, q, g.lut8.data());
         }
         g.tables.inv_scale[q] = t.qlut.inv_scale;
         g.quantized = t.qlut.ok;  // tables out of float range: the reference scans this group
@@ -81,24 +134,33 @@ Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* luts,
 
 // Queries [q0, q0 + nq) of x: their float tables in one pass over the
 // codebooks, then their quantized tables, group by group.
-Batch make_batch(const SearchSpec& spec, const KernelSet& ks, const float* x, size_t q0, size_t nq) {
+Batch make_batch(const Job& spec, const KernelSet& ks, const float* x, size_t q0, size_t nq) {
     const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
     Batch batch;
     batch.luts.resize(nq * lut_size);
     batch.biases.resize(nq);
     compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), batch.luts.data(),
                  batch.biases.data());
+    const size_t scan_size = size_t(spec.levels) * spec.codec->K();
+    if (spec.own_norms) {
+        batch.scan_luts.resize(nq * scan_size);
+        for (size_t q = 0; q < nq; q++)
+            for (size_t j = 0; j < scan_size; j++)
+                batch.scan_luts[q * scan_size + j] = batch.luts[q * lut_size + j] + spec.codeword_norms[j];
+    }
+    const float* scan_luts = spec.own_norms ? batch.scan_luts.data() : nullptr;
     for (size_t q = 0; q < nq; q += kGroup)
-        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size, batch.biases.data() + q, q0 + q,
-                                          int(std::min<size_t>(kGroup, nq - q))));
+        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size,
+                                          scan_luts ? scan_luts + q * scan_size : nullptr, scan_size,
+                                          batch.biases.data() + q, q0 + q, int(std::min<size_t>(kGroup, nq - q))));
     return batch;
 }
 
 // Queries in a Batch: enough to share each database chunk widely, few
 // enough for their tables to stay in cache and for the threads to share the
 // nq queries evenly (a few batches each, taken dynamically).
-size_t batch_size(const SearchSpec& spec, size_t nq, int nt) {
-    const size_t m = size_t(spec.levels);
+size_t batch_size(const Job& spec, size_t nq, int nt) {
+    const size_t m = size_t(spec.columns());
     const size_t per_query = spec.codec->nbits() == 4 ? size_t(padded_levels4(int(m))) * 16 : m * 256 * 8 / kGroup;
     const size_t cap = std::clamp<size_t>(kBatchTableBytes / per_query, kGroup, kMaxBatch);
     const size_t share = nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt));
@@ -112,7 +174,7 @@ size_t batch_size(const SearchSpec& spec, size_t nq, int nt) {
 template <class Derived>
 class Collector : public BlockSink {
    public:
-    Collector(const SearchSpec& spec, const Group& g)
+    Collector(const Job& spec, const Group& g)
             : spec_(spec), group_(g), layout_(spec.store->layout()), n_(spec.store->size()) {}
 
     Thresholds thresholds;
@@ -120,12 +182,11 @@ class Collector : public BlockSink {
     void accept(int q, size_t b, uint32_t slots) final {
         const QueryTables& t = group_.queries[q];
         const uint8_t* blk = spec_.store->block(b);
-        const float* norms = spec_.store->block_norms(b, spec_.levels);
         bool moved = false;
         for (; slots; slots &= slots - 1) {
             const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
             if (i >= n_) break;  // padding of the last block
-            const float d = exact_distance(layout_, blk, s, spec_.levels, t.lut, t.bias + (norms ? norms[s] : 0.f));
+            const float d = exact_distance(layout_, blk, s, spec_.levels, t.scan_lut, t.bias + spec_.np.scan.at(i));
             moved |= self().offer(q, d, int64_t(i));
         }
         if (moved) refresh(q);
@@ -137,7 +198,7 @@ class Collector : public BlockSink {
         const size_t i0 = c0 * kBlockSize, i1 = std::min(n_, c1 * kBlockSize);
         for (size_t q = 0; q < group_.queries.size(); q++) {
             const QueryTables& t = group_.queries[q];
-            scan_float_scalar(*spec_.store, spec_.levels, t.lut, t.bias, c0, c1, buf.data());
+            scan_float_scalar(*spec_.store, spec_.levels, t.scan_lut, t.bias, spec_.np.scan, c0, c1, buf.data());
             float bound = self().bound_of(int(q));
             for (size_t i = i0; i < i1; i++)
                 if (buf[i - i0] <= bound && self().offer(int(q), buf[i - i0], int64_t(i)))
@@ -166,7 +227,7 @@ class Collector : public BlockSink {
         for (size_t q = 0; q < group_.queries.size(); q++) refresh(int(q));
     }
 
-    const SearchSpec& spec_;
+    const Job& spec_;
     const Group& group_;
     const CodeLayout& layout_;
     size_t n_;
@@ -174,7 +235,7 @@ class Collector : public BlockSink {
 
 class KnnCollector final : public Collector<KnnCollector> {
    public:
-    KnnCollector(const SearchSpec& spec, const Group& g, size_t k) : Collector(spec, g) {
+    KnnCollector(const Job& spec, const Group& g, size_t k) : Collector(spec, g) {
         heaps.assign(g.queries.size(), TopK(k));
         refresh_all();
     }
@@ -191,7 +252,11 @@ class KnnCollector final : public Collector<KnnCollector> {
 
 class RangeCollector final : public Collector<RangeCollector> {
    public:
-    RangeCollector(const SearchSpec& spec, const Group& g, float bound) : Collector(spec, g), bound_(bound) {
+    RangeCollector(const Job& spec, const Group& g, float bound)
+            : Collector(spec, g), bound_(bound), rescorer_(*spec.codec, *spec.store, spec.l2, spec.levels) {
+        // Without exact norms the scan's distance is a lower bound (norm_plan):
+        // admit a float rounding more and decide on the exact distance.
+        admit_ = spec.np.exact ? bound : bound + 1e-5f * std::fabs(bound) + 1e-30f;
         hits.resize(g.queries.size());
         refresh_all();
     }
@@ -199,19 +264,21 @@ class RangeCollector final : public Collector<RangeCollector> {
         for (size_t q = 0; q < hits.size(); q++) hits[q].insert(hits[q].end(), other.hits[q].begin(), other.hits[q].end());
     }
     bool offer(int q, float d, int64_t id) {
+        if (!spec_.np.exact && d <= admit_) d = rescorer_(size_t(id), group_.queries[q].lut, group_.queries[q].bias);
         if (d < bound_ && selected(id)) hits[q].emplace_back(id, d);
         return false;
     }
-    float bound_of(int) const { return bound_; }
+    float bound_of(int) const { return admit_; }
 
     std::vector<RangeHits> hits;
 
    private:
-    float bound_;
+    float bound_, admit_;
+    Rescorer rescorer_;
 };
 
 template <class C>
-void scan_blocks(const SearchSpec& spec, const KernelSet& ks, const std::vector<Group>& groups, std::vector<C>& cols,
+void scan_blocks(const Job& spec, const KernelSet& ks, const std::vector<Group>& groups, std::vector<C>& cols,
                  size_t b0, size_t b1) {
     if (b0 >= b1) return;
     const CodeStore& store = *spec.store;
@@ -222,12 +289,23 @@ void scan_blocks(const SearchSpec& spec, const KernelSet& ks, const std::vector<
     bl.codes = store.block(0);
     bl.block_bytes = lay.block_bytes();
     bl.m = spec.levels;
-    bl.norms = store.block_norms(0, spec.levels);
-    bl.norms_stride = lay.block_norms();
-    std::vector<float> buf;
+    const NormPlan& np = spec.np;
+    if (np.column) {
+        bl.ncodes = store.norm_column(np.scan.slot);
+        bl.ncode_bytes = store.column_format().block_bytes();
+    }
+    const bool decode = np.floats && store.norm_spec().quantized();
+    if (np.floats && !decode) bl.norms = reinterpret_cast<const float*>(store.norm_column(np.scan.slot));
+    std::vector<float> buf, norms;
     for (size_t c0 = b0; c0 < b1; c0 += chunk) {
         bl.b0 = c0;
         bl.b1 = std::min(b1, c0 + chunk);
+        if (decode) {  // norm codes the kernel cannot look up: their centroids, once per chunk
+            norms.resize((bl.b1 - c0) * kBlockSize);
+            for (size_t j = 0; j < norms.size(); j++) norms[j] = np.scan.at(c0 * kBlockSize + j);
+            bl.norms = norms.data();
+            bl.norms_b0 = c0;
+        }
         for (size_t g = 0; g < groups.size(); g++) {
             if (groups[g].quantized) {
                 bl.norm_factor = groups[g].queries[0].qlut.norm_factor();
@@ -242,7 +320,7 @@ void scan_blocks(const SearchSpec& spec, const KernelSet& ks, const std::vector<
 // Runs a search: make(group) builds a collector, finish(group, collector)
 // writes its results.
 template <class C, class Make, class Finish>
-void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish finish) {
+void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
     if (nq == 0) return;
     const KernelSet& ks = active_kernels();
     const size_t nb = CodeLayout::nblocks(spec.store->size());
@@ -289,38 +367,33 @@ void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish fi
 
 }  // namespace
 
-void knn(const SearchSpec& spec, size_t nq, const float* x, size_t k, float* distances, int64_t* labels) {
+void knn(const SearchSpec& search, size_t nq, const float* x, size_t k, float* distances, int64_t* labels) {
+    const Job spec(search, false);
     const bool rerank = spec.rerank_levels > spec.levels;
-    const size_t first_k = rerank ? std::max(spec.rerank_k, k) : k;
+    const size_t first_k = rerank ? std::max(spec.rerank_k, k) : spec.rescore() ? std::max(spec.shortlist, k) : k;
     const float sign = spec.l2 ? 1.f : -1.f;
     const float pad = sign * std::numeric_limits<float>::max();
-    const CodeStore& store = *spec.store;
     run<KnnCollector>(
             spec, nq, x, [&](const Group& g) { return KnnCollector(spec, g, first_k); },
             [&](const Group& g, KnnCollector& c) {
+                if (!spec.rescore()) {
+                    for (size_t q = 0; q < g.queries.size(); q++)
+                        c.heaps[q].extract(distances + (g.q0 + q) * k, labels + (g.q0 + q) * k, pad, sign);
+                    return;
+                }
+                // The scan's best, re-scored exactly (with more levels when re-ranking).
+                Rescorer rescore(*spec.codec, *spec.store, spec.l2, spec.final_levels());
                 for (size_t q = 0; q < g.queries.size(); q++) {
-                    const size_t qi = g.q0 + q;
-                    if (!rerank) {
-                        c.heaps[q].extract(distances + qi * k, labels + qi * k, pad, sign);
-                        continue;
-                    }
-                    // Progressive re-ranking: re-score the prefix candidates with more levels.
                     const QueryTables& t = g.queries[q];
-                    const int L = spec.rerank_levels;
                     TopK best(k);
-                    for (const auto& [d0, id] : c.heaps[q].sorted()) {
-                        const size_t b = size_t(id) / kBlockSize, s = size_t(id) % kBlockSize;
-                        const float* norms = store.block_norms(b, L);
-                        best.push(exact_distance(store.layout(), store.block(b), s, L, t.lut,
-                                                 t.bias + (norms ? norms[s] : 0.f)),
-                                  id);
-                    }
-                    best.extract(distances + qi * k, labels + qi * k, pad, sign);
+                    for (const auto& [d0, id] : c.heaps[q].sorted()) best.push(rescore(size_t(id), t.lut, t.bias), id);
+                    best.extract(distances + (g.q0 + q) * k, labels + (g.q0 + q) * k, pad, sign);
                 }
             });
 }
 
-std::vector<RangeHits> range(const SearchSpec& spec, size_t nq, const float* x, float radius) {
+std::vector<RangeHits> range(const SearchSpec& search, size_t nq, const float* x, float radius) {
+    const Job spec(search, true);
     // Inside the index smaller is better: inner products are negated.
     const float bound = spec.l2 ? radius : -radius;
     std::vector<RangeHits> out(nq);

@@ -4,7 +4,10 @@
 // query's threshold (with the margin of lut.h) to a collector, which
 // re-scores it with the float tables exactly as the reference scan does.
 // Results are therefore those of the float reference, bit for bit: the
-// margin only decides how many candidates get re-scored. Queries are
+// margin only decides how many candidates get re-scored. Where the scan's
+// distance is not the exact one (prefix norms kept as codes or not at all,
+// or progressive re-ranking), its best `shortlist` (`rerank_k`) are
+// re-scored exactly (rescore.h) and the returned distances are those. Queries are
 // processed in groups that share every code load, groups in cache-sized
 // chunks of the database; OpenMP threads split the queries of a batch, or
 // the database when the batch has fewer queries than threads.
@@ -29,10 +32,20 @@ class IdFilter {
 struct SearchSpec {
     const Codec* codec = nullptr;
     const CodeStore* store = nullptr;
+    const NormQuantizer* norms = nullptr;  // the store's quantizer (quantized norm kinds)
+    // levels x K: ||c_lk||^2. L2 scans without a float32 norm add them to
+    // their lookup tables (the norms' own terms, exact), ranking with
+    //   ||q||^2 + sum_l (-2 <q, c_l> + ||c_l||^2) + coded cross terms (or 0),
+    // before the shortlist is re-scored exactly.
+    const float* codeword_norms = nullptr;
     bool l2 = true;
     int levels = 0;         // prefix scanned
     int rerank_levels = 0;  // > levels: re-score rerank_k candidates with this many levels
     size_t rerank_k = 0;
+    // L2 where the store keeps no float32 norm of the scanned prefix: the scan
+    // ranks with what it keeps (norm codes, or no norm) and this many of its
+    // best are re-scored exactly (at least k).
+    size_t shortlist = 0;
     const IdFilter* filter = nullptr;
 };
 
