@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "check.h"
 #include "distance_computer.h"
 #include "scan/search.h"
 
@@ -16,15 +17,8 @@ namespace {
 
 using faiss::idx_t;
 
-void check_finite(idx_t n, int d, const float* x, const char* what) {
-    for (idx_t i = 0; i < n * d; i++)
-        if (!std::isfinite(x[i]))
-            throw std::invalid_argument(std::string(what) + ": input contains NaN or infinity (vector " +
-                                        std::to_string(i / d) + ")");
-}
-
 void check_float32(faiss::NumericType t) {
-    if (t != faiss::Float32) throw std::invalid_argument("IndexDPQ: only float32 vectors are supported");
+    DPQ_CHECK(t == faiss::Float32, std::invalid_argument, "IndexDPQ: only float32 vectors are supported");
 }
 
 // Faiss's IDSelector as the scan's id filter.
@@ -43,17 +37,16 @@ namespace {
 
 // Checks the constructor's arguments before any member is built from them.
 const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms) {
-    if (d <= 0) throw std::invalid_argument("IndexDPQ: d must be positive, got " + std::to_string(d));
-    if (levels <= 0 || levels > 255)
-        throw std::invalid_argument("IndexDPQ: levels must be in [1, 255], got " + std::to_string(levels));
-    if (nbits != 4 && nbits != 8)
-        throw std::invalid_argument("IndexDPQ: nbits must be 4 or 8, got " + std::to_string(nbits));
-    if (metric != faiss::METRIC_L2 && metric != faiss::METRIC_INNER_PRODUCT)
-        throw std::invalid_argument("IndexDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+    DPQ_CHECK(d > 0, std::invalid_argument, "IndexDPQ: d must be positive, got %d", d);
+    DPQ_CHECK(levels >= 1 && levels <= 255, std::invalid_argument, "IndexDPQ: levels must be in [1, 255], got %d",
+              levels);
+    DPQ_CHECK(nbits == 4 || nbits == 8, std::invalid_argument, "IndexDPQ: nbits must be 4 or 8, got %d", nbits);
+    DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
+              "IndexDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", int(metric));
     norms.check(levels);
-    if (metric != faiss::METRIC_L2 && norms.kind != NormKind::kNone)
-        throw std::invalid_argument("IndexDPQ: prefix norms serve METRIC_L2 only (inner product has no norm term); "
-                                    "got norms='" + norm_kind_name(norms.kind) + "'");
+    DPQ_CHECK(metric == faiss::METRIC_L2 || norms.kind == NormKind::kNone, std::invalid_argument,
+              "IndexDPQ: prefix norms serve METRIC_L2 only (inner product has no norm term); got norms='%s'",
+              std::string(norm_kind_name(norms.kind)).c_str());
     return norms;
 }
 
@@ -73,13 +66,13 @@ IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric)
 IndexDPQ* as_dpq(faiss::Index* index) { return dynamic_cast<IndexDPQ*>(index); }
 
 void IndexDPQ::require_trained() const {
-    if (!is_trained) throw std::runtime_error("IndexDPQ: the index is not trained (call train or set codebooks)");
+    DPQ_CHECK(is_trained, std::runtime_error, "IndexDPQ: the index is not trained (call train or set codebooks)");
 }
 
 void IndexDPQ::set_codebooks(const float* C) {
     std::unique_lock lock(mutex_);
-    if (ntotal > 0)
-        throw std::runtime_error("IndexDPQ: cannot replace codebooks while the index holds vectors; reset() first");
+    DPQ_CHECK(ntotal == 0, std::runtime_error,
+              "IndexDPQ: cannot replace codebooks while the index holds vectors; reset() first");
     check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexDPQ.codebooks");
     codec_.set_codebooks(C);
     const int K = codec_.K();
@@ -97,8 +90,8 @@ void IndexDPQ::set_codebooks(const float* C) {
 
 void IndexDPQ::set_norm_centroids(const std::vector<float>& c) {
     std::unique_lock lock(mutex_);
-    if (ntotal > 0)
-        throw std::runtime_error("IndexDPQ: cannot replace norm centroids while the index holds vectors; reset() first");
+    DPQ_CHECK(ntotal == 0, std::runtime_error,
+              "IndexDPQ: cannot replace norm centroids while the index holds vectors; reset() first");
     norm_q_.set_centroids(c);
 }
 
@@ -136,15 +129,15 @@ void IndexDPQ::train_norms(idx_t n, const float* x) {
 
 void IndexDPQ::get_codes(idx_t i0, idx_t n, uint8_t* codes) const {
     std::shared_lock lock(mutex_);
-    if (i0 < 0 || n < 0 || i0 + n > ntotal) throw std::out_of_range("IndexDPQ: code range out of bounds");
+    DPQ_CHECK(i0 >= 0 && n >= 0 && i0 + n <= ntotal, std::out_of_range, "IndexDPQ: code range out of bounds");
     for (idx_t i = 0; i < n; i++) store_.get_code(size_t(i0 + i), codes + i * levels());
 }
 
 void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
-    if (n < 0) throw std::invalid_argument("IndexDPQ: negative count");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ: negative count");
     const int K = codec_.K();
     for (idx_t i = 0; i < n * levels(); i++)
-        if (codes[i] >= K) throw std::invalid_argument("IndexDPQ: code value out of range for nbits");
+        DPQ_CHECK(codes[i] < K, std::invalid_argument, "IndexDPQ: code value out of range for nbits");
     std::vector<float> norms;
     if (norm_spec().kind != NormKind::kNone) norms = norm_terms(size_t(n), codes);
     std::unique_lock lock(mutex_);
@@ -158,9 +151,8 @@ void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
 
 void IndexDPQ::train(idx_t n, const float* x) {
     const int L = levels(), K = codec_.K();
-    if (n < K)
-        throw std::invalid_argument("IndexDPQ.train: need at least " + std::to_string(K) +
-                                    " training vectors (K codewords per level), got " + std::to_string(n));
+    DPQ_CHECK(n >= K, std::invalid_argument,
+              "IndexDPQ.train: need at least %d training vectors (K codewords per level), got %lld", K, (long long)n);
     check_finite(n, d, x, "IndexDPQ.train");
     // Progressive residual k-means: level l clusters what levels < l left.
     std::vector<float> residual(x, x + size_t(n) * d);
@@ -192,7 +184,7 @@ void IndexDPQ::train_ex(idx_t n, const void* x, faiss::NumericType t) {
 
 void IndexDPQ::add(idx_t n, const float* x) {
     require_trained();
-    if (n < 0) throw std::invalid_argument("IndexDPQ.add: negative count");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.add: negative count");
     check_finite(n, d, x, "IndexDPQ.add");
     std::vector<uint8_t> codes(size_t(n) * levels());
     codec_.encode(size_t(n), x, codes.data(), beam_size);
@@ -205,15 +197,15 @@ void IndexDPQ::add_ex(idx_t n, const void* x, faiss::NumericType t) {
 }
 
 void IndexDPQ::add_with_ids_ex(idx_t, const void*, faiss::NumericType, const idx_t*) {
-    throw std::runtime_error("IndexDPQ: add_with_ids is not supported; wrap the index in faiss.IndexIDMap2");
+    DPQ_CHECK(false, std::runtime_error, "IndexDPQ: add_with_ids is not supported; wrap the index in faiss.IndexIDMap2");
 }
 
 void IndexDPQ::add_sa_codes(idx_t n, const uint8_t* bytes, const idx_t* xids) {
     require_trained();
-    if (xids) throw std::runtime_error("IndexDPQ: add_sa_codes takes no ids; wrap the index in faiss.IndexIDMap2");
+    DPQ_CHECK(!xids, std::runtime_error, "IndexDPQ: add_sa_codes takes no ids; wrap the index in faiss.IndexIDMap2");
     std::vector<uint8_t> codes(size_t(n) * levels());
-    if (!codec_.unpack(size_t(n), bytes, codes.data()))
-        throw std::invalid_argument("IndexDPQ.add_sa_codes: a code has bits set past its last level");
+    DPQ_CHECK(codec_.unpack(size_t(n), bytes, codes.data()), std::invalid_argument,
+              "IndexDPQ.add_sa_codes: a code has bits set past its last level");
     add_codes(n, codes.data());
 }
 
@@ -238,21 +230,21 @@ size_t IndexDPQ::remove_ids(const faiss::IDSelector& sel) {
 
 void IndexDPQ::check_compatible_for_merge(const faiss::Index& other_in) const {
     auto* other = dynamic_cast<const IndexDPQ*>(&other_in);
-    if (!other) throw std::invalid_argument("IndexDPQ.merge_from: the other index is not an IndexDPQ");
-    if (other->d != d || other->metric_type != metric_type || other->levels() != levels() ||
-        other->nbits() != nbits() || !(other->norm_spec() == norm_spec()))
-        throw std::invalid_argument("IndexDPQ.merge_from: d, metric, levels, nbits or norm storage differ");
-    if (other->codec_.codebooks() != codec_.codebooks())
-        throw std::invalid_argument("IndexDPQ.merge_from: the codebooks differ");
-    if (other->ntotal > 0 && ntotal > 0 && other->norm_q_.centroids() != norm_q_.centroids())
-        throw std::invalid_argument("IndexDPQ.merge_from: the norm centroids differ");
+    DPQ_CHECK(other, std::invalid_argument, "IndexDPQ.merge_from: the other index is not an IndexDPQ");
+    DPQ_CHECK(other->d == d && other->metric_type == metric_type && other->levels() == levels() &&
+                      other->nbits() == nbits() && other->norm_spec() == norm_spec(),
+              std::invalid_argument, "IndexDPQ.merge_from: d, metric, levels, nbits or norm storage differ");
+    DPQ_CHECK(other->codec_.codebooks() == codec_.codebooks(), std::invalid_argument,
+              "IndexDPQ.merge_from: the codebooks differ");
+    DPQ_CHECK(other->ntotal == 0 || ntotal == 0 || other->norm_q_.centroids() == norm_q_.centroids(),
+              std::invalid_argument, "IndexDPQ.merge_from: the norm centroids differ");
 }
 
 void IndexDPQ::merge_from(faiss::Index& other_in, idx_t add_id) {
-    if (add_id != 0) throw std::invalid_argument("IndexDPQ.merge_from: add_id must be 0 (ids are sequential)");
+    DPQ_CHECK(add_id == 0, std::invalid_argument, "IndexDPQ.merge_from: add_id must be 0 (ids are sequential)");
     check_compatible_for_merge(other_in);
     auto& other = dynamic_cast<IndexDPQ&>(other_in);
-    if (&other == this) throw std::invalid_argument("IndexDPQ.merge_from: cannot merge an index into itself");
+    DPQ_CHECK(&other != this, std::invalid_argument, "IndexDPQ.merge_from: cannot merge an index into itself");
     std::vector<uint8_t> codes(size_t(other.ntotal) * levels());
     other.get_codes(0, other.ntotal, codes.data());
     add_codes(other.ntotal, codes.data());
@@ -280,10 +272,9 @@ void IndexDPQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
 
 void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
     std::shared_lock lock(mutex_);
-    if (i < 0 || i >= ntotal)
-        throw std::out_of_range("IndexDPQ.reconstruct: key " + std::to_string(i) + " out of range [0, " +
-                                std::to_string(ntotal) + ")");
-    if (m < 1 || m > levels()) throw std::invalid_argument("IndexDPQ.reconstruct: levels out of range");
+    DPQ_CHECK(i >= 0 && i < ntotal, std::out_of_range, "IndexDPQ.reconstruct: key %lld out of range [0, %lld)",
+              (long long)i, (long long)ntotal);
+    DPQ_CHECK(m >= 1 && m <= levels(), std::invalid_argument, "IndexDPQ.reconstruct: levels out of range");
     std::vector<uint8_t> code(levels());
     store_.get_code(size_t(i), code.data());
     codec_.decode(1, code.data(), m, recons);
@@ -291,15 +282,13 @@ void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
 
 std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* keep) const {
     require_trained();
-    if (m < 1 || m > levels())
-        throw std::invalid_argument("IndexDPQ.truncated: levels must be in [1, " + std::to_string(levels()) +
-                                    "], got " + std::to_string(m));
+    DPQ_CHECK(m >= 1 && m <= levels(), std::invalid_argument, "IndexDPQ.truncated: levels must be in [1, %d], got %d",
+              levels(), m);
     NormSpec spec = norm_spec().truncated(m);
     if (keep) {
         for (int p : *keep)
-            if (p > m || norm_spec().slot(p) < 0)
-                throw std::invalid_argument("IndexDPQ.truncated: norm prefix " + std::to_string(p) +
-                                            " is not stored or exceeds " + std::to_string(m));
+            DPQ_CHECK(p <= m && norm_spec().slot(p) >= 0, std::invalid_argument,
+                      "IndexDPQ.truncated: norm prefix %d is not stored or exceeds %d", p, m);
         spec.prefixes = *keep;
         std::sort(spec.prefixes.begin(), spec.prefixes.end());
         if (spec.prefixes.empty()) spec.kind = NormKind::kNone;
@@ -337,7 +326,7 @@ void IndexDPQ::reconstruct_batch(idx_t n, const idx_t* keys, float* recons) cons
 }
 
 void IndexDPQ::reconstruct_n(idx_t i0, idx_t ni, float* recons) const {
-    if (i0 < 0 || ni < 0 || i0 + ni > ntotal) throw std::out_of_range("IndexDPQ.reconstruct_n: range out of bounds");
+    DPQ_CHECK(i0 >= 0 && ni >= 0 && i0 + ni <= ntotal, std::out_of_range, "IndexDPQ.reconstruct_n: range out of bounds");
     for (idx_t i = 0; i < ni; i++) reconstruct(i0 + i, recons + size_t(i) * d);
 }
 
@@ -350,32 +339,30 @@ IndexDPQ::Plan IndexDPQ::make_plan(idx_t k, const faiss::SearchParameters* param
         if (auto* p = dynamic_cast<const SearchParametersDPQ*>(params)) {
             if (p->levels) plan.levels = p->levels;
             plan.rerank_levels = p->rerank_levels;
-            if (p->rerank_k < 0) throw std::invalid_argument("SearchParametersDPQ: rerank_k must be >= 0");
-            if (p->shortlist < 0) throw std::invalid_argument("SearchParametersDPQ: shortlist must be >= 0");
+            DPQ_CHECK(p->rerank_k >= 0, std::invalid_argument, "SearchParametersDPQ: rerank_k must be >= 0");
+            DPQ_CHECK(p->shortlist >= 0, std::invalid_argument, "SearchParametersDPQ: shortlist must be >= 0");
             plan.rerank_k = size_t(p->rerank_k);
             if (p->shortlist) plan.shortlist = size_t(p->shortlist);
         }
     }
     const int L = levels();
-    if (plan.levels < 1 || plan.levels > L)
-        throw std::invalid_argument("IndexDPQ.search: levels must be in [1, " + std::to_string(L) + "], got " +
-                                    std::to_string(plan.levels));
-    if (plan.rerank_levels) {
-        if (plan.rerank_levels < plan.levels || plan.rerank_levels > L)
-            throw std::invalid_argument("SearchParametersDPQ: rerank_levels must be in [levels, " +
-                                        std::to_string(L) + "], got " + std::to_string(plan.rerank_levels));
-        plan.rerank_k = std::max(plan.rerank_k, size_t(k));
-    } else if (plan.rerank_k) {
-        throw std::invalid_argument("SearchParametersDPQ: rerank_k needs rerank_levels");
-    }
+    DPQ_CHECK(plan.levels >= 1 && plan.levels <= L, std::invalid_argument,
+              "IndexDPQ.search: levels must be in [1, %d], got %d", L, plan.levels);
+    // levels=0 means the index's search_levels here too: [levels, L] is checked after it is resolved.
+    DPQ_CHECK(!plan.rerank_levels || (plan.rerank_levels >= plan.levels && plan.rerank_levels <= L),
+              std::invalid_argument, "SearchParametersDPQ: rerank_levels must be in [levels=%d, %d], got %d",
+              plan.levels, L, plan.rerank_levels);
+    DPQ_CHECK(plan.rerank_levels || !plan.rerank_k, std::invalid_argument,
+              "SearchParametersDPQ: rerank_k needs rerank_levels");
+    if (plan.rerank_levels) plan.rerank_k = std::max(plan.rerank_k, size_t(k));
     return plan;
 }
 
 void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
                       const faiss::SearchParameters* params) const {
     require_trained();
-    if (k <= 0) throw std::invalid_argument("IndexDPQ.search: k must be positive, got " + std::to_string(k));
-    if (n < 0) throw std::invalid_argument("IndexDPQ.search: negative number of queries");
+    DPQ_CHECK(k > 0, std::invalid_argument, "IndexDPQ.search: k must be positive, got %lld", (long long)k);
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexDPQ.search");
     const Plan plan = make_plan(k, params);
     std::shared_lock lock(mutex_);
@@ -398,7 +385,7 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     require_trained();
     check_finite(n, d, x, "IndexDPQ.range_search");
     const Plan plan = make_plan(1, params);
-    if (plan.rerank_levels) throw std::invalid_argument("IndexDPQ.range_search: re-ranking is not supported");
+    DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
     const scan::SearchSpec spec{&codec_,      &store_, &norm_q_, codeword_norms_.data(), is_l2(),
