@@ -1,6 +1,6 @@
 // The body of an IndexDPQ file: every field and code, bounds-checked on
 // read. The envelope (magic, version, length, checksum) and the atomic
-// write are the Python side's job (pyfaiss_dpq/io.py), which writes this
+// write are the Python side's job (pyfaiss_dpq/persist.py), which writes this
 // same version number: the one version of the file format.
 #pragma once
 

@@ -6,7 +6,7 @@ levels can be searched with any prefix of m <= L levels.
 
 from ._native import SUPPORTED_FAISS
 from .index import IndexDPQ, SearchParametersDPQ, downcast
-from .io import (
+from .persist import (
     ChecksumError,
     CorruptIndexError,
     IndexFileError,

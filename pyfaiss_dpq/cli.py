@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from . import io as dpq_io
+from . import persist as dpq_io
 from .data import load_vectors
 from .index import IndexDPQ, downcast
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import pyfaiss_dpq
 from pyfaiss_dpq import SearchParametersDPQ
-from pyfaiss_dpq import io as dpq_io
+from pyfaiss_dpq import persist as dpq_io
 
 
 def same_search(a, b, xq, levels=None):
@@ -82,7 +82,7 @@ def test_hooks_leave_plain_faiss_indexes_alone(tmp_path, data):
     path = str(tmp_path / "flat.index")
     faiss.write_index(flat, path)
     with open(path, "rb") as f:
-        assert not pyfaiss_dpq.io.is_dpq_data(f.read(8))
+        assert not pyfaiss_dpq.persist.is_dpq_data(f.read(8))
     assert faiss.read_index(path).ntotal == 1500
 
 
@@ -212,7 +212,7 @@ def test_killed_writer_leaves_old_file_intact(make_index, tmp_path):
     # killed while it writes (it stops itself inside the write).
     script = textwrap.dedent(f"""
         import os, signal, numpy as np, faiss, pyfaiss_dpq
-        from pyfaiss_dpq import io
+        from pyfaiss_dpq import persist
         index = pyfaiss_dpq.IndexDPQ(32, 8, 8, faiss.METRIC_INNER_PRODUCT)
         index.codebooks = np.random.default_rng(0).standard_normal((8, 256, 32)).astype('float32')
         index.add_codes(np.random.default_rng(1).integers(0, 256, (400_000, 8)))
@@ -220,7 +220,7 @@ def test_killed_writer_leaves_old_file_intact(make_index, tmp_path):
         def die(fd):
             os.kill(os.getpid(), signal.SIGKILL)
         os.fsync = die
-        io.write_index(index, {str(path)!r})
+        persist.write_index(index, {str(path)!r})
     """)
     # cwd: never the repository root, whose source tree would shadow the install.
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path)
