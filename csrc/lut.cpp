@@ -71,28 +71,40 @@ extern "C" void sgemm_(const char* transa, const char* transb, const int* m, con
                        const float* beta, float* c, const int* ldc);
 
 enum class LutKernel { kAuto, kBlas, kSimd, kScalar };
-constexpr const char* kLutKernelNames[] = {"auto", "blas", "simd", "scalar"};
-// auto is sgemm: at 384-d, 32 levels of 256 codewords and 256 queries it
-// measured 1.3-1.9x the FMA kernel's throughput (benchmarks/peers.py --luts).
-constexpr LutKernel kDefaultLutKernel = LutKernel::kBlas;
+constexpr const char* kLutKernelNames[] = {"auto", "blas", "simd", "scalar"};  // by LutKernel value
+// auto is the FMA kernel: on this project's 2-core Sapphire Rapids VM
+// (shared), tables of 32 levels x 256 codewords at 384-d for 8 / 64 / 256
+// queries at once, one thread, came 7x / 2x / 1.8x faster than OpenBLAS
+// sgemm with the padding below (benchmarks/peers.py luts re-measures it).
+constexpr LutKernel kDefaultLutKernel = LutKernel::kSimd;
 std::atomic<LutKernel> forced_lut{LutKernel::kAuto};
 
 LutKernel lut_kernel_named(const std::string& name) {
     for (int i = 0; i < 4; i++)
         if (name == kLutKernelNames[i]) return LutKernel(i);
-    throw std::invalid_argument("lookup-table kernel '" + name + "' is unknown (auto, blas, simd or scalar)");
+    throw std::invalid_argument("lookup-table kernel '" + name + "' is unknown (auto, simd, blas or scalar)");
 }
 
-// luts (nq x n, row-major) = scale * x (nq x d) . C (n x d)^T as one column-major
-// sgemm: luts^T = C^T' x^T. Scaling by -1 or -2 is exact, so folding it
-// into alpha changes no bit.
+// luts (nq x n, row-major) = scale * x (nq x d) . C (n x d)^T, queries as
+// sgemm's M dimension. OpenBLAS picks its kernels by the matrix shape, and
+// their sums differ in the last bits; measured, a query gets the same sums
+// wherever it sits in a call of one fixed shape. So every call has kRows
+// queries (zero-padded): tables never depend on how a search splits its
+// queries over threads. The column-major product is transposed into luts.
+// Scaling by -1 or -2 is exact, so folding it into alpha changes no bit.
 void blas_tables(const float* x, size_t nq, const float* C, size_t n, int d, float scale, float* luts) {
     const int N = int(n), D = d;
     const float beta = 0.f;
-    constexpr size_t kMaxRows = 1 << 16;  // keeps every BLAS int argument small
-    for (size_t q0 = 0; q0 < nq; q0 += kMaxRows) {
-        const int Q = int(std::min(kMaxRows, nq - q0));
-        sgemm_("T", "N", &N, &Q, &D, &scale, C, &D, x + q0 * d, &D, &beta, luts + q0 * n, &N);
+    constexpr size_t kRows = 64;  // queries per sgemm: the transposed product stays in cache
+    std::vector<float> t(kRows * n), xp(kRows * d, 0.f);
+    const int R = int(kRows);
+    for (size_t q0 = 0; q0 < nq; q0 += kRows) {
+        const int Q = int(std::min(kRows, nq - q0));
+        std::copy(x + q0 * d, x + (q0 + Q) * d, xp.begin());
+        std::fill(xp.begin() + size_t(Q) * d, xp.end(), 0.f);
+        sgemm_("T", "N", &R, &N, &D, &scale, xp.data(), &D, C, &D, &beta, t.data(), &R);
+        for (int q = 0; q < Q; q++)
+            for (size_t j = 0; j < n; j++) luts[(q0 + q) * n + j] = t[j * R + q];
     }
 }
 
@@ -133,7 +145,7 @@ float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float
     return bias;
 }
 
-std::vector<std::string> lut_kernels() { return {"blas", "simd", "scalar"}; }
+std::vector<std::string> lut_kernels() { return {"simd", "blas", "scalar"}; }
 
 std::string force_lut_kernel(const std::string& name) {
     return kLutKernelNames[int(forced_lut.exchange(lut_kernel_named(name)))];

@@ -39,13 +39,15 @@ void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int le
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut);
 
 // The kernel compute_luts multiplies with:
-//   "blas"   sgemm of the OpenBLAS bundled with the faiss wheel (the default:
-//            measured faster, see lut.cpp),
-//   "simd"   the fastest scan kernel set's register-blocked FMA dot products,
+//   "simd"   the fastest scan kernel set's register-blocked FMA dot products
+//            (the default: measured faster than sgemm, see lut.cpp),
+//   "blas"   sgemm of the OpenBLAS bundled with the faiss wheel, in calls of
+//            a fixed number of queries (slow for a few queries),
 //   "scalar" the plain loop, the reference the others are tested against.
 // Their tables agree to float rounding, not bit for bit (summation orders
-// differ); a search takes all its tables from one kernel.
-std::vector<std::string> lut_kernels();
+// differ). Each gives a query the same tables whatever the other queries of
+// the call, and a search takes all its tables from one kernel.
+std::vector<std::string> lut_kernels();  // {"simd", "blas", "scalar"}
 // "auto" or one of lut_kernels(); throws std::invalid_argument otherwise.
 // Returns the previous setting.
 std::string force_lut_kernel(const std::string& name);

@@ -109,4 +109,4 @@ def test_unknown_kernel_is_a_clear_error(index, minilm):
         core.lookup_tables("gemm", index, minilm[1], 1, True)
     with pytest.raises(ValueError, match="levels"):
         core.lookup_tables("blas", index, minilm[1], index.levels + 1, True)
-    assert core.lut_kernels() == ["blas", "simd", "scalar"]
+    assert core.lut_kernels() == ["simd", "blas", "scalar"]

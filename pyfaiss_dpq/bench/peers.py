@@ -333,6 +333,8 @@ def markdown(results: dict) -> str:
            f"Machine: {results['machine']}", "", f"Data: {results['data']}", "",
            f"Recall 10@10 against exact inner-product neighbours; QPS = median of {results['config']['qps_runs']} "
            f"timed searches of all {results['config']['n_queries']} queries (one batch).", ""]
+    if not results.get("complete", True):
+        out += ["**Incomplete run**: the budgets measured so far.", ""]
     out += [f"- {n}" for n in results["notes"]] + [""]
     out += ["## IndexDPQ against the best of ScaNN, PQ fast-scan and RQ fast-scan (codes only)", "",
             "QPS of each side's fastest point reaching the recall target (- : not reached); ratio = DPQ / peer.", "",
@@ -398,6 +400,8 @@ def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=list(BUDGETS),
                         help="--curves: code bytes per vector (default 8,16,32,48)")
     parser.add_argument("--queries", type=int, default=1000, help="--curves: held-out queries (default 1000)")
+    parser.add_argument("--train-size", type=int, default=20000,
+                        help="--curves: base vectors every method trains on (default 20000)")
 
 
 def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
@@ -406,13 +410,25 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
     threads = sorted({1, args.threads or faiss.omp_get_max_threads()})
     log = print
     base, queries, desc = load_minilm(args.extra_embeddings, args.queries)
-    train = base[np.random.default_rng(1).permutation(len(base))[:min(len(base), 20000)]]
+    train = base[np.random.default_rng(1).permutation(len(base))[:min(len(base), args.train_size)]]
     gt = exact_neighbours(base, queries, K)
     meter = Meter(queries, gt, threads, args.qps_runs, log)
     notes = []
     log(desc)
     before = faiss.omp_get_max_threads()
     curves: "list[Curve]" = []
+    config = {"threads": threads, "qps_runs": args.qps_runs, "n_queries": len(queries), "n_train": len(train),
+              "budgets": args.budgets, "k": K, "lut_kernel": _lut_kernel()}
+
+    def write(final: bool) -> None:  # after every budget, so that a long run leaves what it measured
+        results = {"date": datetime.date.today().isoformat(), "command": command, "machine": machine, "data": desc,
+                   "config": config, "complete": final, "notes": notes, "curves": [asdict(c) for c in curves],
+                   "goal": goal_rows(curves, args.budgets, threads)}
+        (out / "curves.json").write_text(json.dumps(results, indent=1))
+        if final and not args.no_plots:
+            write_plots(results, out)
+        (out / "curves.md").write_text(markdown(results))
+
     try:
         models = dpq_models(train, base, args.budgets, log)
         why = scann_status()
@@ -427,19 +443,12 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
             if not why:
                 curves += measure_scann(meter, base, b)
             curves.append(measure_dpq_refine(meter, models[4], b, 4, base))
+            write(False)
         curves.append(measure_rabitq(meter, train, base, args.budgets))
         curves.append(measure_hnsw(meter, base))
     finally:
         faiss.omp_set_num_threads(before)
-    results = {"date": datetime.date.today().isoformat(), "command": command, "machine": machine, "data": desc,
-               "config": {"threads": threads, "qps_runs": args.qps_runs, "n_queries": len(queries),
-                          "budgets": args.budgets, "k": K, "lut_kernel": _lut_kernel()},
-               "notes": notes, "curves": [asdict(c) for c in curves],
-               "goal": goal_rows(curves, args.budgets, threads)}
-    (out / "curves.json").write_text(json.dumps(results, indent=1))
-    if not args.no_plots:
-        write_plots(results, out)
-    (out / "curves.md").write_text(markdown(results))
+    write(True)
     log(f"wrote {out / 'curves.md'}, {out / 'curves.json'}" + ("" if args.no_plots else " and plots"))
     return 0
 
