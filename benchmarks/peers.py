@@ -6,15 +6,16 @@ Two measurements, each one command:
             HNSW at equal bytes per vector (pyfaiss_dpq/bench/peers.py; the
             same as ``pyfaiss-dpq bench --curves``).
 
-``luts``    8-bit search at m = 32 with this build's lookup tables (one sgemm
-            over a block of queries) against the same search with the FMA
-            table kernel, and against another build of the package (``--today
+``luts``    Lookup tables of 32 levels x 256 codewords at 384-d: our FMA table
+            kernel against BLAS sgemm (numpy's matmul, OpenBLAS) for 8, 64
+            and 256 queries at once, one thread. Then 8-bit search at m = 32
+            with this build against another build of the package (``--today
             DIR``: a source tree whose pyfaiss_dpq/ holds its own compiled
-            _core, e.g. the commit before this work). Every build runs in its
-            own process on the same saved codes and queries, rounds
-            alternating between builds; QPS is the median over rounds of each
-            round's median of --runs searches. Then thread scaling: QPS at 2
-            threads over 1 thread for batches of 100 and 1000 queries.
+            _core, e.g. the commit before this work), each in its own process
+            on the same saved codes and queries, rounds alternating between
+            builds; QPS is the median over rounds of each round's median of
+            --runs searches. Then thread scaling: QPS at 2 threads over 1
+            thread for batches of 100 and 1000 queries.
 
     python benchmarks/peers.py curves --out results/curves [--extra-embeddings X.npz ...]
     python benchmarks/peers.py luts --today /tmp/today --out results/luts
@@ -31,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +87,46 @@ def make_codes(extra: "list[Path]", levels: int, nbits: int, n_queries: int, pat
     return desc
 
 
+def table_kernels(codes: Path, runs: int) -> dict:
+    """Queries per second of tables: FMA kernel (lookup_tables) and sgemm (numpy matmul), one thread."""
+    import faiss
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency: the bench extra
+
+    from pyfaiss_dpq import IndexDPQ
+    from pyfaiss_dpq._native import core
+
+    z = np.load(codes)
+    C, xq = z["codebooks"], z["queries"]
+    index = IndexDPQ(C.shape[2], C.shape[0], 8, faiss.METRIC_INNER_PRODUCT)
+    index.codebooks = C
+    flat = np.ascontiguousarray(C.reshape(-1, C.shape[2]))
+    faiss.omp_set_num_threads(1)
+    out = {}
+    with threadpool_limits(limits=1):  # numpy's BLAS on one thread, as our kernel
+        for nq in (8, 64, 256):
+            q = np.ascontiguousarray(xq[:nq])
+            for name, fn in (("FMA kernel", lambda: core.lookup_tables("simd", index, q, C.shape[0], False)),
+                             ("sgemm (numpy)", lambda: -(q @ flat.T))):
+                times = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t0)
+                out.setdefault(name, {})[str(nq)] = nq / statistics.median(times)
+                print(f"tables of {nq:3d} queries at once, {name:<14}: {out[name][str(nq)]:7.0f} queries/s")
+    return out
+
+
 def run_luts(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
-    builds = {"this build, sgemm tables": (ROOT, "blas"), "this build, FMA tables": (ROOT, "simd")}
+    builds = {"this build": (ROOT, None)}
     if args.today:
         builds["today (--today build)"] = (args.today, None)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "codes.npz"
         desc = make_codes(args.extra_embeddings, args.levels, 8, args.queries, data)
         print(desc)
+        tables = table_kernels(data, 2 * args.runs + 1)
         rows = {}
         cfg = {"nbits": 8, "m": args.levels, "threads": 1, "nq": args.queries, "runs": args.runs}
         for r in range(args.rounds):
@@ -104,17 +137,22 @@ def run_luts(args) -> int:
         scaling = {}
         for nq in (100, 1000):
             for r in range(args.rounds):
-                one, two = (timed_build(ROOT, data, dict(cfg, nq=nq, threads=t, lut_kernel="blas"))["qps"]
+                one, two = (timed_build(ROOT, data, dict(cfg, nq=nq, threads=t))["qps"]
                             for t in (1, 2))
                 scaling.setdefault(nq, []).append(two / one)
                 print(f"round {r + 1}: {nq} queries, 2 threads / 1 thread = {two / one:.2f} ({one:.0f}, {two:.0f} QPS)")
     qps = {name: statistics.median(v) for name, v in rows.items()}
     results = {"data": desc, "config": vars(args) | {"out": str(args.out), "today": str(args.today),
                                                       "extra_embeddings": [str(p) for p in args.extra_embeddings]},
-               "load_average": list(os.getloadavg()), "qps_1_thread_rounds": rows, "qps_1_thread": qps,
+               "load_average": list(os.getloadavg()), "tables_queries_per_s": tables,
+               "qps_1_thread_rounds": rows, "qps_1_thread": qps,
                "thread_scaling_rounds": {str(k): v for k, v in scaling.items()},
                "thread_scaling": {str(k): statistics.median(v) for k, v in scaling.items()}}
-    lines = [f"8-bit IndexDPQ, m = {args.levels}, {args.queries} queries, 1 thread; {desc}", "",
+    lines = [f"Lookup tables, {args.levels} levels x 256 codewords, 1 thread (queries/s):", "",
+             "| kernel | " + " | ".join(f"{nq} queries at once" for nq in tables["FMA kernel"]) + " |",
+             "|---|" + "---|" * len(tables["FMA kernel"])]
+    lines += [f"| {k} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |" for k, row in tables.items()]
+    lines += ["", f"8-bit IndexDPQ, m = {args.levels}, {args.queries} queries, 1 thread; {desc}", "",
              "| build | QPS (median of rounds) | vs today |", "|---|---|---|"]
     ref = qps.get("today (--today build)")
     for name, v in qps.items():

@@ -65,61 +65,24 @@ QuantizedLut quantize(const float* lut, int m, int K, float bias, int qmax, Put 
 
 namespace {
 
-// BLAS from the OpenBLAS the faiss wheel bundles (CMakeLists.txt links it).
-extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-                       const float* beta, float* c, const int* ldc);
-
-enum class LutKernel { kAuto, kBlas, kSimd, kScalar };
-constexpr const char* kLutKernelNames[] = {"auto", "blas", "simd", "scalar"};  // by LutKernel value
-// auto is the FMA kernel: on this project's 2-core Sapphire Rapids VM
-// (shared), tables of 32 levels x 256 codewords at 384-d for 8 / 64 / 256
-// queries at once, one thread, came 7x / 2x / 1.8x faster than OpenBLAS
-// sgemm with the padding below (benchmarks/peers.py luts re-measures it).
-constexpr LutKernel kDefaultLutKernel = LutKernel::kSimd;
+enum class LutKernel { kAuto, kSimd, kScalar };
+constexpr const char* kLutKernelNames[] = {"auto", "simd", "scalar"};  // by LutKernel value
 std::atomic<LutKernel> forced_lut{LutKernel::kAuto};
 
 LutKernel lut_kernel_named(const std::string& name) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 3; i++)
         if (name == kLutKernelNames[i]) return LutKernel(i);
-    throw std::invalid_argument("lookup-table kernel '" + name + "' is unknown (auto, simd, blas or scalar)");
-}
-
-// luts (nq x n, row-major) = scale * x (nq x d) . C (n x d)^T, queries as
-// sgemm's M dimension. OpenBLAS picks its kernels by the matrix shape, and
-// their sums differ in the last bits; measured, a query gets the same sums
-// wherever it sits in a call of one fixed shape. So every call has kRows
-// queries (zero-padded): tables never depend on how a search splits its
-// queries over threads. The column-major product is transposed into luts.
-// Scaling by -1 or -2 is exact, so folding it into alpha changes no bit.
-void blas_tables(const float* x, size_t nq, const float* C, size_t n, int d, float scale, float* luts) {
-    const int N = int(n), D = d;
-    const float beta = 0.f;
-    constexpr size_t kRows = 64;  // queries per sgemm: the transposed product stays in cache
-    std::vector<float> t(kRows * n), xp(kRows * d, 0.f);
-    const int R = int(kRows);
-    for (size_t q0 = 0; q0 < nq; q0 += kRows) {
-        const int Q = int(std::min(kRows, nq - q0));
-        std::copy(x + q0 * d, x + (q0 + Q) * d, xp.begin());
-        std::fill(xp.begin() + size_t(Q) * d, xp.end(), 0.f);
-        sgemm_("T", "N", &R, &N, &D, &scale, xp.data(), &D, C, &D, &beta, t.data(), &R);
-        for (int q = 0; q < Q; q++)
-            for (size_t j = 0; j < n; j++) luts[(q0 + q) * n + j] = t[j * R + q];
-    }
+    throw std::invalid_argument("lookup-table kernel '" + name + "' is unknown (auto, simd or scalar)");
 }
 
 void compute_luts_kernel(LutKernel kernel, const Codec& codec, bool l2, size_t nq, const float* x, int levels,
                          float* luts, float* biases) {
     const int d = codec.d();
-    const size_t n = size_t(levels) * codec.K();
-    const float scale = l2 ? -2.f : -1.f;
+    const size_t n = size_t(levels) * codec.K();  // the first `levels` codebooks are contiguous
     const scan::DotsFn dots = (kernel == LutKernel::kScalar ? scan::kScalar : scan::fastest_kernels()).dots;
-    if (kernel == LutKernel::kBlas && nq > 0) {
-        blas_tables(x, nq, codec.codeword(0, 0), n, d, scale, luts);
-    } else {
-        dots(x, nq, codec.codeword(0, 0), n, d, luts, n);
-        for (size_t i = 0; i < nq * n; i++) luts[i] *= scale;
-    }
+    dots(x, nq, codec.codeword(0, 0), n, d, luts, n);
+    const float scale = l2 ? -2.f : -1.f;
+    for (size_t i = 0; i < nq * n; i++) luts[i] *= scale;
     for (size_t q = 0; q < nq; q++) {
         biases[q] = 0.f;
         if (l2) dots(x + q * d, 1, x + q * d, 1, d, biases + q, 1);
@@ -129,14 +92,12 @@ void compute_luts_kernel(LutKernel kernel, const Codec& codec, bool l2, size_t n
 }  // namespace
 
 void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases) {
-    const LutKernel k = forced_lut.load();
-    compute_luts_kernel(k == LutKernel::kAuto ? kDefaultLutKernel : k, codec, l2, nq, x, levels, luts, biases);
+    compute_luts_kernel(forced_lut.load(), codec, l2, nq, x, levels, luts, biases);
 }
 
 void compute_luts_with(const std::string& kernel, const Codec& codec, bool l2, size_t nq, const float* x, int levels,
                        float* luts, float* biases) {
-    const LutKernel k = lut_kernel_named(kernel);
-    compute_luts_kernel(k == LutKernel::kAuto ? kDefaultLutKernel : k, codec, l2, nq, x, levels, luts, biases);
+    compute_luts_kernel(lut_kernel_named(kernel), codec, l2, nq, x, levels, luts, biases);
 }
 
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut) {
@@ -145,7 +106,7 @@ float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float
     return bias;
 }
 
-std::vector<std::string> lut_kernels() { return {"simd", "blas", "scalar"}; }
+std::vector<std::string> lut_kernels() { return {"simd", "scalar"}; }
 
 std::string force_lut_kernel(const std::string& name) {
     return kLutKernelNames[int(forced_lut.exchange(lut_kernel_named(name)))];
@@ -153,7 +114,7 @@ std::string force_lut_kernel(const std::string& name) {
 
 std::string active_lut_kernel() {
     const LutKernel k = forced_lut.load();
-    return kLutKernelNames[int(k == LutKernel::kAuto ? kDefaultLutKernel : k)];
+    return kLutKernelNames[int(k == LutKernel::kAuto ? LutKernel::kSimd : k)];
 }
 
 float QuantizedLut::admit(float T) const { return T + err + rel * (magnitude + std::fabs(T)); }

@@ -241,7 +241,7 @@ PYBIND11_MODULE(_core, m) {
     });
 
     // Lookup-table kernels (lut.h): which exist, forcing one, and the tables one computes.
-    m.def("lut_kernels", &dpq::lut_kernels, "Lookup-table kernels: simd (the default), blas, scalar.");
+    m.def("lut_kernels", &dpq::lut_kernels, "Lookup-table kernels: simd (the default), scalar.");
     m.def("set_lut_kernel", &dpq::force_lut_kernel, py::arg("name"),
           "Force a lookup-table kernel ('auto' restores the default); returns the previous setting.");
     m.def("active_lut_kernel", &dpq::active_lut_kernel);

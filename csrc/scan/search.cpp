@@ -40,19 +40,10 @@ struct Group {
     bool quantized = false;  // scanned by the fast kernel, else by the reference
 };
 
-// The queries one thread takes at a time, in groups; their float tables
-// live in the TableBlock the batch was cut from.
+// The queries one thread takes at a time, in groups.
 struct Batch {
+    std::vector<float> luts, biases;  // float tables of every query
     std::vector<Group> groups;
-};
-
-// Float tables of a block of queries, computed before its batches are
-// scanned: one matrix product per thread streams each codebook from memory
-// once per block rather than once per batch (an 8-bit batch holds a few
-// queries; at 384-d 32 levels of codebooks are 12.6 MB).
-struct TableBlock {
-    size_t q0 = 0;
-    std::vector<float> luts, biases;
 };
 
 int lut_levels(const SearchSpec& s) { return std::max(s.levels, s.rerank_levels); }
@@ -88,43 +79,19 @@ Group make_group(const SearchSpec& spec, const KernelSet& ks, const float* luts,
     return g;
 }
 
-// Tables of queries [q0, q0 + nq) of x, the block split evenly over nt threads.
-TableBlock make_tables(const SearchSpec& spec, const float* x, size_t q0, size_t nq, int nt) {
-    const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K(), d = size_t(spec.codec->d());
-    TableBlock tb;
-    tb.q0 = q0;
-    tb.luts.resize(nq * lut_size);
-    tb.biases.resize(nq);
-    const size_t parts = std::min<size_t>(size_t(nt), nq);
-#pragma omp parallel for schedule(static, 1) if (parts > 1)
-    for (size_t p = 0; p < parts; p++) {
-        const size_t a = nq * p / parts, b = nq * (p + 1) / parts;
-        compute_luts(*spec.codec, spec.l2, b - a, x + (q0 + a) * d, lut_levels(spec), tb.luts.data() + a * lut_size,
-                     tb.biases.data() + a);
-    }
-    return tb;
-}
-
-// Queries [q0, q0 + nq) of x, inside TableBlock tb: their quantized tables,
-// group by group.
-Batch make_batch(const SearchSpec& spec, const KernelSet& ks, const TableBlock& tb, size_t q0, size_t nq) {
+// Queries [q0, q0 + nq) of x: their float tables in one pass over the
+// codebooks, then their quantized tables, group by group.
+Batch make_batch(const SearchSpec& spec, const KernelSet& ks, const float* x, size_t q0, size_t nq) {
     const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
     Batch batch;
-    for (size_t q = 0; q < nq; q += kGroup) {
-        const size_t i = q0 + q - tb.q0;
-        batch.groups.push_back(make_group(spec, ks, tb.luts.data() + i * lut_size, tb.biases.data() + i, q0 + q,
+    batch.luts.resize(nq * lut_size);
+    batch.biases.resize(nq);
+    compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), batch.luts.data(),
+                 batch.biases.data());
+    for (size_t q = 0; q < nq; q += kGroup)
+        batch.groups.push_back(make_group(spec, ks, batch.luts.data() + q * lut_size, batch.biases.data() + q, q0 + q,
                                           int(std::min<size_t>(kGroup, nq - q))));
-    }
     return batch;
-}
-
-// Queries in a TableBlock: as many as kTableBytes of float tables hold,
-// blocks of a search made equal.
-constexpr size_t kTableBytes = 32 << 20;
-size_t table_block_size(const SearchSpec& spec, size_t nq) {
-    const size_t per_query = size_t(lut_levels(spec)) * spec.codec->K() * sizeof(float);
-    const size_t cap = std::max<size_t>(1, kTableBytes / per_query), nblocks = (nq + cap - 1) / cap;
-    return (nq + nblocks - 1) / nblocks;
 }
 
 // Queries in a Batch: enough to share each database chunk widely, few
@@ -284,28 +251,22 @@ void run(const SearchSpec& spec, size_t nq, const float* x, Make make, Finish fi
     const bool tiny = double(nq) * double(nb * kBlockSize) * spec.levels < 1e6;
     const int nt = tiny ? 1 : omp_get_max_threads();
     if (nq >= size_t(nt) || nt == 1) {
-        const size_t block = table_block_size(spec, nq);
-        for (size_t t0 = 0; t0 < nq; t0 += block) {
-            const size_t tn = std::min(block, nq - t0);
-            const TableBlock tb = make_tables(spec, x, t0, tn, nt);
-            const size_t size = batch_size(spec, tn, nt), nbatch = (tn + size - 1) / size;
+        const size_t size = batch_size(spec, nq, nt), nbatch = (nq + size - 1) / size;
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
-            for (size_t s = 0; s < nbatch; s++) {
-                const Batch batch = make_batch(spec, ks, tb, t0 + s * size, std::min(size, tn - s * size));
-                const std::vector<Group>& groups = batch.groups;
-                std::vector<C> cols;
-                cols.reserve(groups.size());
-                for (const Group& g : groups) cols.push_back(make(g));
-                scan_blocks(spec, ks, groups, cols, 0, nb);
-                for (size_t g = 0; g < groups.size(); g++) finish(groups[g], cols[g]);
-            }
+        for (size_t s = 0; s < nbatch; s++) {
+            const Batch batch = make_batch(spec, ks, x, s * size, std::min(size, nq - s * size));
+            const std::vector<Group>& groups = batch.groups;
+            std::vector<C> cols;
+            cols.reserve(groups.size());
+            for (const Group& g : groups) cols.push_back(make(g));
+            scan_blocks(spec, ks, groups, cols, 0, nb);
+            for (size_t g = 0; g < groups.size(); g++) finish(groups[g], cols[g]);
         }
         return;
     }
     // Fewer queries than threads: every thread scans a slice of the
     // database for all of them; slices merge in order (ids ascending).
-    const TableBlock tb = make_tables(spec, x, 0, nq, 1);
-    const Batch batch = make_batch(spec, ks, tb, 0, nq);
+    const Batch batch = make_batch(spec, ks, x, 0, nq);
     const std::vector<Group>& groups = batch.groups;
     std::vector<C> cols;
     cols.reserve(groups.size());
