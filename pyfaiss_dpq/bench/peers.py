@@ -425,7 +425,7 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
                    "config": config, "complete": final, "notes": notes, "curves": [asdict(c) for c in curves],
                    "goal": goal_rows(curves, args.budgets, threads)}
         (out / "curves.json").write_text(json.dumps(results, indent=1))
-        if final and not args.no_plots:
+        if not args.no_plots:
             write_plots(results, out)
         (out / "curves.md").write_text(markdown(results))
 
