@@ -112,8 +112,7 @@ def embed(sentences: list[str], batch_size: int, threads: int) -> np.ndarray:
     chunks = []
     for start in tqdm(range(0, len(sentences), batch_size), desc="embedding", unit="batch"):
         batch = sentences[start:start + batch_size]
-        # encode sorts a chunk by length: small mini-batches then pad little (2-3x faster)
-        chunks.append(model.encode(batch, batch_size=16, normalize_embeddings=True,
+        chunks.append(model.encode(batch, batch_size=batch_size, normalize_embeddings=True,
                                    convert_to_numpy=True, show_progress_bar=False))
     return np.concatenate(chunks).astype(np.float32)
 
