@@ -186,7 +186,7 @@ def measure_dpq_refine(meter: Meter, model, budget: int, nbits: int, base: np.nd
 def _refine_flat(index: faiss.Index, base: np.ndarray) -> faiss.IndexRefineFlat:
     """IndexRefineFlat over a filled index: the float vectors of `base` beside its codes."""
     refine = faiss.IndexRefineFlat(index, faiss.swig_ptr(base))
-    refine.base_ref = index  # the SWIG object does not own its base index
+    refine.referenced_objects = [index]  # the SWIG object does not own its base index
     return refine
 
 
