@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from pyfaiss_dpq import SearchParametersDPQ
-from pyfaiss_dpq.demo import label_map, split_digits
+from pyfaiss_dpq.bench.metrics import mean_average_precision
+from pyfaiss_dpq.demo import split_digits
 from pyfaiss_dpq.train import DPQTrainer
 
 SETTINGS = [  # (mode, levels, nbits)
@@ -38,7 +39,7 @@ def map_by_length(model, ib, iq, yb, yq) -> list[float]:
     index = model.to_index()
     index.add(model.encode(ib))
     fq = model.encode(iq)
-    return [label_map(index.search(fq, len(ib), params=SearchParametersDPQ(levels=m))[1], yb, yq)
+    return [mean_average_precision(index.search(fq, len(ib), params=SearchParametersDPQ(levels=m))[1], yb, yq, len(ib))
             for m in range(1, model.levels + 1)]
 
 

@@ -26,7 +26,7 @@ import torch
 import pyfaiss_dpq
 from pyfaiss_dpq import SearchParametersDPQ
 from pyfaiss_dpq.data import load_text_embeddings
-from pyfaiss_dpq.demo import recall_at_k
+from pyfaiss_dpq.bench.metrics import recall_at
 from pyfaiss_dpq.train import DPQTrainer
 
 CONFIGS = [(8, 4), (4, 8)]  # (levels, nbits): 4 bytes per vector each
@@ -55,7 +55,7 @@ def main() -> None:
         rq.train(xb)
         rq.add(xb)
         rq_s = time.perf_counter() - t0
-        print(f"| {levels} x {nbits} | faiss IndexResidualQuantizer | {recall_at_k(rq.search(xq, 10)[1], gt):.4f} "
+        print(f"| {levels} x {nbits} | faiss IndexResidualQuantizer | {recall_at(rq.search(xq, 10)[1], gt, 10, 10):.4f} "
               f"| | {rq_s:.1f} |")
         t0 = time.perf_counter()
         kmeans = pyfaiss_dpq.IndexDPQ(x.shape[1], levels, nbits, ip)
@@ -71,7 +71,7 @@ def main() -> None:
 
 def _report(levels, nbits, name, index, xb, xq, gt, seconds) -> None:
     index.add(xb)
-    rec = [recall_at_k(index.search(xq, 10, params=SearchParametersDPQ(levels=m))[1], gt)
+    rec = [recall_at(index.search(xq, 10, params=SearchParametersDPQ(levels=m))[1], gt, 10, 10)
            for m in range(1, levels + 1)]
     print(f"| {levels} x {nbits} | {name} | {rec[-1]:.4f} | {' / '.join(f'{r:.3f}' for r in rec)} | {seconds:.1f} |",
           flush=True)

@@ -1,9 +1,11 @@
 #include "lut.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "scan/dispatch.h"
@@ -61,23 +63,58 @@ QuantizedLut quantize(const float* lut, int m, int K, float bias, int qmax, Put 
 
 }  // namespace
 
-void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases) {
-    const int d = codec.d(), K = codec.K();
-    const scan::DotsFn dots = scan::fastest_kernels().dots;
-    const size_t stride = size_t(levels) * K;
-    for (int l = 0; l < levels; l++) dots(x, nq, codec.codeword(l, 0), size_t(K), d, luts + size_t(l) * K, stride);
+namespace {
+
+enum class LutKernel { kAuto, kSimd, kScalar };
+constexpr const char* kLutKernelNames[] = {"auto", "simd", "scalar"};  // by LutKernel value
+std::atomic<LutKernel> forced_lut{LutKernel::kAuto};
+
+LutKernel lut_kernel_named(const std::string& name) {
+    for (int i = 0; i < 3; i++)
+        if (name == kLutKernelNames[i]) return LutKernel(i);
+    throw std::invalid_argument("lookup-table kernel '" + name + "' is unknown (auto, simd or scalar)");
+}
+
+void compute_luts_kernel(LutKernel kernel, const Codec& codec, bool l2, size_t nq, const float* x, int levels,
+                         float* luts, float* biases) {
+    const int d = codec.d();
+    const size_t n = size_t(levels) * codec.K();  // the first `levels` codebooks are contiguous
+    const scan::DotsFn dots = (kernel == LutKernel::kScalar ? scan::kScalar : scan::fastest_kernels()).dots;
+    dots(x, nq, codec.codeword(0, 0), n, d, luts, n);
     const float scale = l2 ? -2.f : -1.f;
-    for (size_t i = 0; i < nq * stride; i++) luts[i] *= scale;
+    for (size_t i = 0; i < nq * n; i++) luts[i] *= scale;
     for (size_t q = 0; q < nq; q++) {
         biases[q] = 0.f;
         if (l2) dots(x + q * d, 1, x + q * d, 1, d, biases + q, 1);
     }
 }
 
+}  // namespace
+
+void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases) {
+    compute_luts_kernel(forced_lut.load(), codec, l2, nq, x, levels, luts, biases);
+}
+
+void compute_luts_with(const std::string& kernel, const Codec& codec, bool l2, size_t nq, const float* x, int levels,
+                       float* luts, float* biases) {
+    compute_luts_kernel(lut_kernel_named(kernel), codec, l2, nq, x, levels, luts, biases);
+}
+
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut) {
     float bias;
     compute_luts(codec, l2, 1, q, levels, lut, &bias);
     return bias;
+}
+
+std::vector<std::string> lut_kernels() { return {"simd", "scalar"}; }
+
+std::string force_lut_kernel(const std::string& name) {
+    return kLutKernelNames[int(forced_lut.exchange(lut_kernel_named(name)))];
+}
+
+std::string active_lut_kernel() {
+    const LutKernel k = forced_lut.load();
+    return kLutKernelNames[int(k == LutKernel::kAuto ? LutKernel::kSimd : k)];
 }
 
 float QuantizedLut::admit(float T) const { return T + err + rel * (magnitude + std::fabs(T)); }

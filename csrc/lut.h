@@ -22,6 +22,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "codec.h"
 
@@ -29,10 +31,28 @@ namespace dpq {
 
 // Tables of nq queries x (nq x d) for the first `levels` levels:
 // luts[q * levels * K + l * K + k]; biases[q] = ||x_q||^2 for L2, 0 for IP.
-// Each codebook streams from memory once per call: batch the queries.
+// The products of all queries with all levels' codewords are one blocked
+// matrix product (scan/kernels.h DotsFn), so each codebook streams from
+// memory once per call: batch the queries.
 void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases);
 // One query's tables (levels x K); returns its bias.
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut);
+
+// The kernel compute_luts multiplies with:
+//   "simd"   the fastest scan kernel set's register-blocked FMA dot products
+//            (the default; BLAS sgemm measured slower, benchmarks/peers.py luts),
+//   "scalar" the plain loop, the reference "simd" is tested against.
+// Their tables agree to float rounding, not bit for bit (summation orders
+// differ); each gives a query the same tables whatever the other queries of
+// the call, and a search takes all its tables from one kernel.
+std::vector<std::string> lut_kernels();
+// "auto" (simd) or one of lut_kernels(); throws std::invalid_argument
+// otherwise. Returns the previous setting.
+std::string force_lut_kernel(const std::string& name);
+std::string active_lut_kernel();
+// compute_luts with a named kernel (for tests and benchmarks).
+void compute_luts_with(const std::string& kernel, const Codec& codec, bool l2, size_t nq, const float* x, int levels,
+                       float* luts, float* biases);
 
 struct QuantizedLut {
     float base = 0;       // bias + sum_l lo_l

@@ -380,6 +380,23 @@ PYBIND11_MODULE(_core, m) {
         return out;
     });
 
+    // Lookup-table kernels (lut.h): which exist, forcing one, and the tables one computes.
+    m.def("lut_kernels", &dpq::lut_kernels, "Lookup-table kernels: simd (the default), scalar.");
+    m.def("set_lut_kernel", &dpq::force_lut_kernel, py::arg("name"),
+          "Force a lookup-table kernel ('auto' restores the default); returns the previous setting.");
+    m.def("active_lut_kernel", &dpq::active_lut_kernel);
+    m.def("lookup_tables", [](const std::string& kernel, py::handle p, FloatArray x, int levels, bool l2) {
+        const IndexDPQ& index = dpq_of(p);
+        const dpq::Codec& codec = index.codec();
+        if (x.ndim() != 2 || x.shape(1) != codec.d() || levels < 1 || levels > codec.levels())
+            throw std::invalid_argument("lookup_tables: x (nq, d) and 1 <= levels <= index levels expected");
+        const size_t nq = size_t(x.shape(0));
+        py::array_t<float> luts({nq, size_t(levels), size_t(codec.K())});
+        py::array_t<float> biases(nq);
+        dpq::compute_luts_with(kernel, codec, l2, nq, x.data(), levels, luts.mutable_data(), biases.mutable_data());
+        return py::make_tuple(luts, biases);
+    });
+
     // C++ exceptions from our own calls reach Python as ValueError / IndexError.
     py::register_exception_translator([](std::exception_ptr p) {
         try {

@@ -16,41 +16,20 @@ split into a database (90%) and held-out queries (10%, stratified).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import faiss
 import numpy as np
 
+from .bench.metrics import mean_average_precision, queries_per_second, recall_at
 from .data import load_digits_images
 from .index import IndexDPQ, SearchParametersDPQ
 
+THREADS = faiss.omp_get_max_threads()  # searches time with Faiss's default thread count
 TRAIN_HINT = "pip install torch==2.13.0 && pip install 'pyfaiss-dpq[train]'"
 
 
 # ---------------------------------------------------------------- measures
-def recall_at_k(ids: np.ndarray, gt: np.ndarray, k: int = 10) -> float:
-    """Mean fraction of the true k nearest neighbours (gt, (nq, >=k)) among the k results (ids)."""
-    return float(np.mean([len(np.intersect1d(a[:k], b[:k])) / k for a, b in zip(ids, gt)]))
-
-
-def label_map(ids: np.ndarray, labels_base: np.ndarray, labels_queries: np.ndarray) -> float:
-    """Mean average precision of label retrieval; ids (nq, n) rank the whole database."""
-    rel = labels_base[ids] == labels_queries[:, None]
-    precision = np.cumsum(rel, 1) / np.arange(1, ids.shape[1] + 1)
-    return float(((precision * rel).sum(1) / np.maximum(rel.sum(1), 1)).mean())
-
-
-def _qps(search, n_queries: int, runs: int = 5) -> float:
-    search()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        search()
-        times.append(time.perf_counter() - t0)
-    return n_queries / statistics.median(times)
-
-
 def pq_index(x_train: np.ndarray, m: int, metric=faiss.METRIC_L2):
     """faiss.IndexPQ with m 8-bit sub-quantizers; inputs zero-padded to a multiple of m."""
     pad = (-x_train.shape[1]) % m
@@ -81,12 +60,12 @@ def torch_free_part(xb: np.ndarray, xq: np.ndarray, levels: int) -> None:
     print(f"    {'bytes':>5} | {'DPQ prefix':>10} {'QPS':>9} | {'IndexPQ':>8} {'QPS':>9}")
     for m in range(1, levels + 1):
         params = SearchParametersDPQ(levels=m)
-        r_dpq = recall_at_k(index.search(xq, 10, params=params)[1], gt)
-        q_dpq = _qps(lambda: index.search(many, 10, params=params), len(many))
+        r_dpq = recall_at(index.search(xq, 10, params=params)[1], gt, 10, 10)
+        q_dpq = queries_per_second(lambda: index.search(many, 10, params=params), len(many), THREADS, 5)
         pq, pad = pq_index(xb, m)
         pq.add(pad(xb))
-        r_pq = recall_at_k(pq.search(pad(xq), 10)[1], gt)
-        q_pq = _qps(lambda: pq.search(pad(many), 10), len(many))
+        r_pq = recall_at(pq.search(pad(xq), 10)[1], gt, 10, 10)
+        q_pq = queries_per_second(lambda: pq.search(pad(many), 10), len(many), THREADS, 5)
         print(f"    {m:>5} | {r_dpq:>10.3f} {q_dpq:>9.0f} | {r_pq:>8.3f} {q_pq:>9.0f}")
     print("    One IndexDPQ serves all rows (prefix m); IndexPQ is trained once per row. With L2 the "
           f"IndexDPQ also stores exact prefix norms ({index.bytes_per_vector} B/vector at {levels} levels).")
@@ -111,15 +90,15 @@ def trained_part(ib, iq, yb, yq, levels: int, epochs: int | None, seed: int, qui
     xb, xq = ib.reshape(n, -1), iq.reshape(len(iq), -1)
     rows, pq_seconds = [], 0.0
     for m in range(1, levels + 1):
-        dpq_map = label_map(index.search(fq, n, params=SearchParametersDPQ(levels=m))[1], yb, yq)
+        dpq_map = mean_average_precision(index.search(fq, n, params=SearchParametersDPQ(levels=m))[1], yb, yq, n)
         t0 = time.perf_counter()
         pq, pad = pq_index(xb, m)
         pq_seconds += time.perf_counter() - t0
         pq.add(pad(xb))
-        raw_map = label_map(pq.search(pad(xq), n)[1], yb, yq)
+        raw_map = mean_average_precision(pq.search(pad(xq), n)[1], yb, yq, n)
         pqf, padf = pq_index(fb, m, faiss.METRIC_INNER_PRODUCT)
         pqf.add(padf(fb))
-        feat_map = label_map(pqf.search(padf(fq), n)[1], yb, yq)
+        feat_map = mean_average_precision(pqf.search(padf(fq), n)[1], yb, yq, n)
         rows.append((8 * m, dpq_map, raw_map, feat_map))
     print("    label-retrieval mAP over the whole database (held-out queries); every row is m bytes per vector")
     print(f"    {'bits':>4} | {'DPQ (1 model)':>13} | {'PQ raw pixels':>13} | {'PQ DPQ feats':>12}")

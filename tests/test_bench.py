@@ -1,5 +1,6 @@
 import argparse
 import json
+import sys
 
 import faiss
 import h5py
@@ -169,3 +170,94 @@ def test_bad_arguments_are_refused(tmp_path):
             parser.parse_args(argv)
     with pytest.raises(ValueError, match="unknown dataset 'nosuch'"):
         run_bench(parser.parse_args(["--dataset", "nosuch", "--out", str(tmp_path)]))
+
+
+# ---------------------------------------------------------------- issue 14: no bench extra
+def test_peak_rss_needs_no_psutil(monkeypatch):
+    from pyfaiss_dpq.bench.metrics import PeakRSS
+
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` now raises ImportError
+    with PeakRSS() as mem:
+        block = np.ones(8 * 2**20, dtype=np.uint8)  # 8 MiB, touched
+    assert block.sum() == block.size
+    assert mem.start_rss > 0 and mem.delta_mb >= 4
+
+
+def test_bench_without_its_extra_names_the_extra(monkeypatch, capsys):
+    import importlib.util
+
+    from pyfaiss_dpq import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tqdm" else real(name, *a))
+    assert cli.main(["bench", "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "tqdm" in err and "pip install 'pyfaiss-dpq[bench]'" in err
+
+
+def test_demo_and_bench_share_one_recall_and_qps():
+    from pyfaiss_dpq import demo
+    from pyfaiss_dpq.bench import metrics
+
+    assert demo.recall_at is metrics.recall_at and demo.queries_per_second is metrics.queries_per_second
+    assert not hasattr(demo, "recall_at_k") and not hasattr(demo, "_qps") and not hasattr(demo, "label_map")
+
+
+# ---------------------------------------------------------------- curves (bench/peers.py)
+def _curve(method, group, points):
+    from pyfaiss_dpq.bench.peers import Curve
+
+    return Curve(method, group, f"{method} config", 8,
+                 [{"knobs": {"x": i}, "recall": r, "qps": {"1": q1, "2": q2}} for i, (r, q1, q2) in enumerate(points)])
+
+
+def test_qps_at_a_target_is_the_fastest_point_reaching_it():
+    c = _curve("IndexDPQ 8-bit", "8 B", [(0.4, 9000, 15000), (0.6, 5000, 9000), (0.8, 1000, 1900), (0.75, 800, 1500)])
+    assert c.qps_at(0.5, 1) == 5000 and c.qps_at(0.7, 2) == 1900 and c.qps_at(0.9, 1) is None
+    assert c.max_recall == 0.8
+
+
+def test_goal_rows_compare_dpq_with_the_best_named_peer():
+    from pyfaiss_dpq.bench.peers import goal_rows, markdown
+
+    curves = [_curve("IndexDPQ 8-bit", "8 B", [(0.55, 4000, 7000), (0.72, 2000, 3500)]),
+              _curve("IndexDPQ 4-bit", "8 B", [(0.52, 6000, 9000)]),
+              _curve("ScaNN AH", "8 B", [(0.51, 3000, 5000)]),
+              _curve("PQFastScan", "8 B", [(0.6, 5000, 4000)]),
+              _curve("HNSWFlat", "floats", [(0.99, 99999, 99999)]),  # not a goal peer
+              _curve("ScaNN AH+reorder", "8 B + floats", [(0.95, 99999, 99999)])]  # other group
+    rows = goal_rows(curves, [8], [1, 2])
+    r = {(x["threads"], x["target"]): x for x in rows if "target" in x}
+    assert r[(1, 0.5)]["dpq_qps"] == 6000 and r[(1, 0.5)]["dpq_method"] == "IndexDPQ 4-bit"
+    assert r[(1, 0.5)]["peer_qps"] == 5000 and r[(1, 0.5)]["peer_method"] == "PQFastScan"
+    assert r[(1, 0.5)]["ratio"] == pytest.approx(1.2)
+    assert r[(2, 0.5)]["peer_qps"] == 5000 and r[(2, 0.5)]["peer_method"] == "ScaNN AH"
+    assert r[(1, 0.7)]["peer_qps"] is None and r[(1, 0.7)]["ratio"] is None
+    assert rows[-1] == {"budget": 8, "max_recall_dpq": 0.72, "max_recall_peers": 0.6}
+    results = {"date": "d", "command": "c", "machine": "m", "data": "x", "notes": ["ScaNN skipped: why"],
+               "config": {"threads": [1, 2], "qps_runs": 3, "n_queries": 10},
+               "curves": [vars(c) for c in curves], "goal": rows}
+    md = markdown(results)
+    assert "ScaNN skipped: why" in md and "| PQFastScan | PQFastScan config | 8 |" in md
+    assert "| 8 | 1 | 0.5 | 6000 (IndexDPQ 4-bit) | 5000 (PQFastScan) | 1.20 |" in md
+
+
+def test_minilm_loader_adds_distinct_sentences_only(tmp_path):
+    import importlib.resources as resources
+
+    from pyfaiss_dpq.bench.peers import load_minilm
+    from pyfaiss_dpq.data import load_text_embeddings
+
+    shipped = load_text_embeddings()
+    with np.load(resources.files("pyfaiss_dpq") / "datasets" / "minilm_text.npz") as z:
+        hashes = z["sentence_hash"]
+    rng = np.random.default_rng(0)
+    new = rng.standard_normal((30, shipped.shape[1])).astype(np.float16)
+    extra = tmp_path / "extra.npz"
+    # 30 new sentences and 5 already shipped (same hash): only the 30 are added
+    np.savez(extra, embeddings=np.concatenate([new, shipped[:5].astype(np.float16)]),
+             sentence_hash=np.concatenate([np.arange(30, dtype=np.uint64) + 1, hashes[:5]]))
+    base, queries, desc = load_minilm([extra], 100)
+    assert len(base) + len(queries) == len(shipped) + 30
+    assert np.allclose(np.linalg.norm(base, axis=1), 1, atol=1e-5)
+    assert "extra.npz (35)" in desc

@@ -8,7 +8,8 @@ torch = pytest.importorskip("torch")
 
 import pyfaiss_dpq  # noqa: E402
 from pyfaiss_dpq import SearchParametersDPQ  # noqa: E402
-from pyfaiss_dpq.demo import label_map, pq_index, recall_at_k, split_digits  # noqa: E402
+from pyfaiss_dpq.bench.metrics import mean_average_precision, recall_at  # noqa: E402
+from pyfaiss_dpq.demo import pq_index, split_digits  # noqa: E402
 from pyfaiss_dpq.train import DPQModel, DPQTrainer  # noqa: E402
 
 LEVELS = 4
@@ -53,7 +54,7 @@ def unsupervised(embeddings):
 
 def _dpq_map(model, index, iq, yb, yq, m):
     ids = index.search(model.encode(iq), index.ntotal, params=SearchParametersDPQ(levels=m))[1]
-    return label_map(ids, yb, yq)
+    return mean_average_precision(ids, yb, yq, ids.shape[1])
 
 
 def test_supervised_map_beats_pq_at_every_length(supervised, digits):
@@ -64,7 +65,7 @@ def test_supervised_map_beats_pq_at_every_length(supervised, digits):
     for m in range(1, LEVELS + 1):
         pq, pad = pq_index(xb, m)  # IndexPQ with m bytes on the raw pixels, trained for this length alone
         pq.add(pad(xb))
-        pq_map = label_map(pq.search(pad(xq), len(xb))[1], yb, yq)
+        pq_map = mean_average_precision(pq.search(pad(xq), len(xb))[1], yb, yq, len(xb))
         dpq_map = _dpq_map(supervised, index, iq, yb, yq, m)
         # measured: DPQ 0.99 at every length, PQ 0.66-0.69
         assert dpq_map >= 0.95 and dpq_map >= pq_map + 0.2, (m, dpq_map, pq_map)
@@ -124,8 +125,8 @@ def test_unsupervised_beats_faiss_residual_quantizer(unsupervised, embeddings):
     index = unsupervised.to_index("ip")
     index.add(xb)
     assert index.bytes_per_vector == rq.sa_code_size() == 4
-    rq_recall = recall_at_k(rq.search(xq, 10)[1], gt)
-    dpq_recall = recall_at_k(index.search(xq, 10)[1], gt)
+    rq_recall = recall_at(rq.search(xq, 10)[1], gt, 10, 10)
+    dpq_recall = recall_at(index.search(xq, 10)[1], gt, 10, 10)
     # measured: DPQ 0.407, faiss RQ (beam 5) 0.372
     assert dpq_recall >= rq_recall + 0.015, (dpq_recall, rq_recall)
 

@@ -1,7 +1,11 @@
-"""Retrieval quality and resource measurements used by the benchmark."""
+"""Retrieval quality and resource measurements: the benchmark's and the demo's one definition.
+
+Needs only numpy and faiss (no bench extra), so the demo can use it too.
+"""
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -62,6 +66,20 @@ def queries_per_second(search: Callable[[], object], n_queries: int, threads: in
     return n_queries / statistics.median(times)
 
 
+def _rss_bytes() -> int:
+    """This process's resident set size, from /proc (Linux) or psutil where installed."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        raise RuntimeError("measuring build memory needs /proc or psutil: pip install 'pyfaiss-dpq[bench]'") from None
+    return psutil.Process().memory_info().rss
+
+
 class PeakRSS:
     """Context manager sampling this process's resident set size in a thread.
 
@@ -71,9 +89,6 @@ class PeakRSS:
     """
 
     def __init__(self, interval: float = 0.002):
-        import psutil
-
-        self._process = psutil.Process()
         self._interval = interval
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -81,11 +96,11 @@ class PeakRSS:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
+            self.peak_rss = max(self.peak_rss, _rss_bytes())
             self._stop.wait(self._interval)
 
     def __enter__(self) -> "PeakRSS":
-        self.start_rss = self.peak_rss = self._process.memory_info().rss
+        self.start_rss = self.peak_rss = _rss_bytes()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -93,7 +108,7 @@ class PeakRSS:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
+        self.peak_rss = max(self.peak_rss, _rss_bytes())
 
     @property
     def delta_mb(self) -> float:

@@ -17,13 +17,13 @@ from typing import Callable, Optional
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from .. import __version__
 from ..data import Dataset, load_dataset
 from ..index import IndexDPQ, SearchParametersDPQ, downcast
 from . import report
 from .baselines import METHODS, PLANNERS, Plan, stored_bytes_per_vector
+from .peers import add_curve_arguments, run_curves
 from .metrics import PeakRSS, mean_average_precision, queries_per_second, recall_at, timed
 
 
@@ -88,6 +88,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads for training and encoding, the same for every method (default 1: "
                              "stable timings on a shared machine)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_curve_arguments(parser)
 
 
 # ---------------------------------------------------------------- helpers
@@ -319,6 +320,11 @@ class TrainBudget:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark described by `args` (see :func:`add_bench_arguments`); returns 0."""
+    if args.curves:
+        info = machine_info(args.threads or faiss.omp_get_max_threads())
+        machine = (f"{info['cpu']}, {info['cpu_count']} cores, load average {info['load_average_at_start'][0]:.1f} "
+                   f"at start (shared machine), faiss {info['faiss']}, {info['platform']}")
+        return run_curves(args, command_line(), machine)
     ds = load_dataset(args.dataset)
     trainer = resolve_trainer(args.trainer)
     levels = args.levels or default_levels(ds.d)
@@ -343,6 +349,8 @@ def run_bench(args: argparse.Namespace) -> int:
     rows, notes, warned = results["rows"], results["notes"], results["faiss_warnings"]
     lsq_budget = TrainBudget(args.lsq_budget)
     steps = 2 + len(levels) * (1 + len(args.methods))
+    from tqdm import tqdm  # the bench extra (checked by bench.run_bench)
+
     with tqdm(total=steps, desc=f"bench {ds.name}", unit="step") as bar:
         bar.set_postfix_str(f"training DPQ ({trainer})")
         with build_threads(args.build_threads):
