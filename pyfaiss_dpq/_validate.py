@@ -30,6 +30,29 @@ def as_vectors(x, d: int, name: str = "x") -> np.ndarray:
     return arr
 
 
+def as_samples(x, shape: tuple | None = None, name: str = "X") -> np.ndarray:
+    """Return `x` as a writable, C-contiguous float32 array of shape (n, *shape), n >= 1.
+
+    shape None accepts features (n, d) and images (n, H, W) / (n, C, H, W).
+    Dtype and finiteness are checked by :func:`as_vectors` on the flattened rows.
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise TypeError(f"{name} must be an array of samples: {exc}") from exc
+    if shape is None:
+        if arr.ndim not in (2, 3, 4):
+            raise ValueError(f"{name} must be features (n, d) or images (n, H, W) / (n, C, H, W), got shape {arr.shape}")
+    elif arr.shape[1:] != tuple(shape) or arr.ndim != len(shape) + 1:
+        raise ValueError(f"{name} must have shape (n, {', '.join(map(str, shape))}), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: need at least one row")
+    flat = as_vectors(arr.reshape(arr.shape[0], -1), int(np.prod(arr.shape[1:])), name)
+    if not flat.flags.writeable:  # e.g. a memory-mapped file: torch needs writable memory
+        flat = flat.copy()
+    return flat.reshape(arr.shape)
+
+
 def as_count(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
     """Return `value` as a Python int in [minimum, maximum]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
