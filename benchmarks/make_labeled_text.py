@@ -1,6 +1,6 @@
 """Build a labeled real text set: docstring summaries of installed packages, labeled by subpackage.
 
-Each text is the prose of the first paragraph of one docstring (module, class
+Each text is the first prose sentence of the first paragraph of one docstring (module, class
 or function) found under this interpreter's standard library and site-packages
 (parsed with ``ast``; nothing is imported or downloaded). Its label is the
 (sub)package it comes from: ``scipy.stats``, ``sympy.polys``, ``sklearn.linear_model``,
@@ -39,9 +39,9 @@ DEFAULT_OUT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "
 
 
 def summary(doc: str) -> str:
-    """The prose sentences of a docstring's first paragraph, joined ('' when there are none)."""
+    """The first prose sentence of a docstring's first paragraph ('' when there is none)."""
     first = re.split(r"\n\s*\n", doc.strip(), maxsplit=1)[0]
-    return " ".join(sentences_of(first))
+    return next(iter(sentences_of(first)), "")
 
 
 def labeled_files(root: Path, own_package: bool) -> list[tuple[str, str, Path]]:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz")
     parser.add_argument("--min-per-class", type=int, default=200)
-    parser.add_argument("--max-per-class", type=int, default=400)
+    parser.add_argument("--max-per-class", type=int, default=300)
     parser.add_argument("--texts-out", type=Path, help="also write 'label<TAB>text' lines for inspection")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

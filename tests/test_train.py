@@ -343,3 +343,22 @@ def test_one_array_checker_for_trainer_model_and_index(supervised, digits):
             call()
         messages.append(str(info.value))
     assert all("contains NaN or infinity (first at row 0)" in m for m in messages), messages
+
+
+# ---------------------------------------------------------------- supervised, per prefix
+@pytest.mark.parametrize("weights", [[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [3.0, 2.0, 1.0]])
+def test_supervised_loss_weighs_the_label_loss_of_every_prefix(weights):
+    from pyfaiss_dpq.train.losses import quantization_loss
+    from pyfaiss_dpq.train.modes import MODES, label_loss
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=gen), torch.arange(40) % 4
+    trainer = DPQTrainer(levels=3, nbits=4, mode="supervised", dim=8, prefix_weights=weights)
+    s = trainer._settings()
+    model = trainer._build_model(x.numpy(), 4, s).eval()  # eval: no dropout, the same features twice
+    loss, _ = MODES["supervised"].loss(s, model, x, y, gen, "joint")
+    feats = model.features(x)
+    q = model.quantizer(feats)
+    prefix_terms = sum(w * label_loss(s, model, z, y) for w, z in zip(weights, q.hard)) / sum(weights)
+    expected = label_loss(s, model, feats, y) + quantization_loss(feats, q.soft, q.hard) + prefix_terms
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)

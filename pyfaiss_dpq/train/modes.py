@@ -29,6 +29,7 @@ class Defaults:
     beam: int            # beam width of the hard codes (training and export)
     vector_encoder: str  # encoder for (n, d) inputs; images always get "cnn"
     warmup: float        # fraction of epochs that train the encoder alone
+    codebook_lr: float   # Adam step relative to each level's codeword RMS
 
 
 class Objective:
@@ -65,7 +66,7 @@ class Unsupervised(Objective):
 
     name = "unsupervised"
     defaults = Defaults(soft="l2", normalize=False, metric="l2", epochs=8, beam=5, vector_encoder="identity",
-                        warmup=0.0)
+                        warmup=0.0, codebook_lr=2e-2)
 
     def loss(self, s, model, xb, yb, generator, phase):
         feats = model.features(xb)
@@ -86,7 +87,7 @@ class Supervised(Objective):
     name = "supervised"
     needs_labels = True
     defaults = Defaults(soft="cosine", normalize=True, metric="ip", epochs=64, beam=1, vector_encoder="mlp",
-                        warmup=0.5)
+                        warmup=0.5, codebook_lr=1e-2)
 
     def loss(self, s, model, xb, yb, generator, phase):
         feats = model.features(xb)
@@ -114,7 +115,7 @@ class Contrastive(Objective):
 
     name = "contrastive"
     defaults = Defaults(soft="l2", normalize=True, metric="ip", epochs=64, beam=1, vector_encoder="mlp",
-                        warmup=0.5)
+                        warmup=0.5, codebook_lr=1e-2)
 
     def loss(self, s, model, xb, yb, generator, phase):
         augment = augment_images if xb.dim() > 2 else augment_vectors

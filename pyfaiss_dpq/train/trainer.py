@@ -125,10 +125,11 @@ class DPQTrainer(BaseEstimator):
         Weight of the cross entropy next to the margin loss (supervised).
     contrastive_temperature : float
         NT-Xent temperature (contrastive).
-    batch_size, lr, codebook_lr, weight_decay : training hyper-parameters (Adam).
-        codebook_lr is relative: each level's step is scaled by the RMS of its
-        codewords at the start of the joint phase, so deep levels (small
-        residuals) move as much, relatively, as the first.
+    batch_size, lr, weight_decay : training hyper-parameters of the encoder (Adam).
+    codebook_lr : float, optional
+        Adam step of the codebooks relative to each level's codeword RMS at the
+        start of the joint phase, so deep levels (small residuals) move as much,
+        relatively, as the first. Mode default: 2e-2 unsupervised, 1e-2 otherwise.
     beam : int, optional
         Beam width of the hard codes, in training and in the exported index
         (``codes``, ``IndexDPQ.beam_size``). Mode default: 5 unsupervised, 1 otherwise.
@@ -163,8 +164,9 @@ class DPQTrainer(BaseEstimator):
                  warmup: Optional[float] = None, end_to_end: bool = True, soft: Optional[str] = None,
                  temperature: Optional[float] = None, prefix_weights=None, tau: float = 1.0, mu: float = 1.0,
                  nu: float = 0.1, ce_weight: float = 0.1, contrastive_temperature: float = 0.5,
-                 batch_size: int = 128, lr: float = 1e-3, codebook_lr: float = 1e-3, weight_decay: float = 0.0,
-                 beam: Optional[int] = None, patience: Optional[int] = None, validation_fraction: float = 0.1,
+                 batch_size: int = 128, lr: float = 1e-3, codebook_lr: Optional[float] = None,
+                 weight_decay: float = 0.0, beam: Optional[int] = None, patience: Optional[int] = None,
+                 validation_fraction: float = 0.1,
                  device="auto", seed: int = 0, checkpoint: Optional[str | os.PathLike] = None,
                  verbose: bool = True):
         self.levels = levels
@@ -313,7 +315,8 @@ class DPQTrainer(BaseEstimator):
             prefix_weights=torch.tensor(weights, dtype=torch.float32), end_to_end=bool(self.end_to_end),
             tau=self.tau, mu=self.mu, nu=self.nu, ce_weight=self.ce_weight,
             contrastive_temperature=self.contrastive_temperature, batch_size=int(self.batch_size), lr=self.lr,
-            codebook_lr=self.codebook_lr, weight_decay=self.weight_decay, patience=self.patience,
+            codebook_lr=d.codebook_lr if self.codebook_lr is None else float(self.codebook_lr),
+            weight_decay=self.weight_decay, patience=self.patience,
             validation_fraction=float(self.validation_fraction))
 
     def _check_data(self, X, y, s: Settings):
