@@ -65,7 +65,7 @@ class Unsupervised(Objective):
     """
 
     name = "unsupervised"
-    defaults = Defaults(soft="l2", normalize=False, metric="l2", epochs=8, beam=5, vector_encoder="identity",
+    defaults = Defaults(soft="l2", normalize=False, metric="l2", epochs=4, beam=5, vector_encoder="identity",
                         warmup=0.0, codebook_lr=2e-2)
 
     def loss(self, s, model, xb, yb, generator, phase):

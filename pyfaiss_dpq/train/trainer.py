@@ -100,7 +100,7 @@ class DPQTrainer(BaseEstimator):
     hidden : int
         Width of the hidden layers of mlp/cnn encoders.
     epochs : int, optional
-        Total epochs (mode default: 64, unsupervised 8). The first `warmup`
+        Total epochs (mode default: 64, unsupervised 4). The first `warmup`
         fraction trains the encoder alone; then the codebooks are initialised
         by the torch-free trainer (``IndexDPQ.train``) on the features and
         everything trains.
