@@ -1,13 +1,15 @@
 """Supervised DPQ on labeled real text embeddings: label mAP@100 at every prefix, one model.
 
 Data: benchmarks/make_labeled_text.py (docstring summaries of installed
-packages labeled by subpackage, all-MiniLM-L6-v2 embeddings); built into the
-cache on first use. A stratified split holds out --queries texts as queries;
+packages labeled by subpackage, all-MiniLM-L6-v2 embeddings), built into the
+cache on first use; or --data stdlib-modules, the shipped MiniLM set labeled by
+the top-level stdlib module of each sentence. A stratified split holds out --queries texts as queries;
 the rest is the database and the training set. Reference: exact inner-product
 search on the raw embeddings. DPQ: one DPQTrainer(mode="supervised") model,
 searched with the first m levels (m bytes at 8 bits) of its codes.
 
     python benchmarks/train_supervised_text.py                  # defaults
+    python benchmarks/train_supervised_text.py --data stdlib-modules --queries 1000
     python benchmarks/train_supervised_text.py --levels 32 --epochs 40 --set prefix_weights=...
 """
 
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+import pyfaiss_dpq
 from pyfaiss_dpq import SearchParametersDPQ
 from pyfaiss_dpq.bench.metrics import mean_average_precision
 from pyfaiss_dpq.train import DPQTrainer
@@ -34,16 +37,35 @@ import make_labeled_text  # noqa: E402
 K_MAP = 100
 
 
-def load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+SHIPPED = "stdlib-modules"
+MIN_SHIPPED_CLASS = 80
+
+
+def load(data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, labels, class names) of --data.
+
+    "stdlib-modules": the shipped MiniLM set (CPython docstring sentences),
+    labeled by top-level module, modules with fewer than 80 sentences dropped.
+    A path: a set written by make_labeled_text.py (built there when missing).
+    """
+    if data == SHIPPED:
+        npz = np.load(Path(pyfaiss_dpq.__file__).parent / "datasets" / "minilm_text.npz")
+        top = np.array([m.split(".")[0] for m in npz["modules"]])[npz["source"]]
+        classes, labels, counts = np.unique(top, return_inverse=True, return_counts=True)
+        keep = counts[labels] >= MIN_SHIPPED_CLASS
+        classes, labels = np.unique(top[keep], return_inverse=True)
+        return npz["embeddings"][keep].astype(np.float32), labels, classes
+    path = Path(data)
     if not path.exists():
         make_labeled_text.main(["--out", str(path)])
-    data = np.load(path)
-    return data["embeddings"].astype(np.float32), data["labels"], data["classes"]
+    npz = np.load(path)
+    return npz["embeddings"].astype(np.float32), npz["labels"], npz["classes"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=make_labeled_text.DEFAULT_OUT)
+    parser.add_argument("--data", default=str(make_labeled_text.DEFAULT_OUT),
+                        help=f"a make_labeled_text.py .npz (default: the cache), or {SHIPPED!r}")
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--levels", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=None)
