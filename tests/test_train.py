@@ -91,9 +91,18 @@ def test_exported_greedy_codes_agree_with_model(supervised, digits):
     ib = digits[0]
     index = supervised.to_index()
     assert index.beam_size == 1
-    index.add(supervised.encode(ib))
-    np.testing.assert_array_equal(index.get_codes(), supervised.codes(ib))
+    feats = supervised.encode(ib)
+    index.add(feats)
     np.testing.assert_array_equal(index.codebooks, supervised.codebooks)
+    ours, theirs = index.get_codes(), supervised.codes(ib)
+    differ = np.nonzero((ours != theirs).any(1))[0]
+    assert len(differ) <= len(ib) // 200, len(differ)  # measured: 0 to 2 of 1617
+    C = supervised.codebooks
+    for r in differ:  # only where two codewords are equally near (float rounding decides the tie)
+        level = int(np.argmax(ours[r] != theirs[r]))
+        residual = feats[r] - sum(C[j][ours[r, j]] for j in range(level))
+        dist = ((residual - C[level]) ** 2).sum(1)
+        assert dist[ours[r, level]] == pytest.approx(dist[theirs[r, level]], rel=1e-4, abs=1e-6)
 
 
 def test_exported_beam_codes_agree_and_beat_greedy(unsupervised, embeddings):
