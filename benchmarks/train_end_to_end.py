@@ -60,8 +60,9 @@ def main() -> None:
             maps, seconds = [], []
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                model = DPQTrainer(levels=levels, nbits=nbits, mode=mode, epochs=args.epochs, seed=seed,
-                                   end_to_end=end_to_end, verbose=False).fit(ib, yb if mode == "supervised" else None)
+                trainer = DPQTrainer(levels=levels, nbits=nbits, mode=mode, epochs=args.epochs, seed=seed,
+                                     end_to_end=end_to_end, verbose=False)
+                model = trainer.fit(ib, yb if mode == "supervised" else None).model_
                 seconds.append(time.perf_counter() - t0)
                 maps.append(map_by_length(model, ib, iq, yb, yq))
             maps = np.array(maps)

@@ -64,7 +64,7 @@ def main() -> None:
         for beam in (1, 5):
             t0 = time.perf_counter()
             model = DPQTrainer(levels=levels, nbits=nbits, mode="unsupervised", epochs=args.epochs, beam=beam,
-                               verbose=False).fit(xb)
+                               verbose=False).fit(xb).model_
             seconds = time.perf_counter() - t0
             _report(levels, nbits, f"DPQTrainer unsupervised, beam {beam}", model.to_index("ip"), xb, xq, gt, seconds)
 

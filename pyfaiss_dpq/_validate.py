@@ -50,6 +50,29 @@ def check_finite(arr: np.ndarray, name: str = "x") -> None:
         raise ValueError(f"{name} contains NaN or infinity (first at row {int(bad_rows[0])})")
 
 
+def as_samples(x, shape: tuple | None = None, name: str = "X") -> np.ndarray:
+    """Return `x` as a writable, C-contiguous float32 array of shape (n, *shape), n >= 1.
+
+    shape None accepts features (n, d) and images (n, H, W) / (n, C, H, W).
+    Dtype and finiteness are checked by :func:`as_vectors` on the flattened rows.
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise TypeError(f"{name} must be an array of samples: {exc}") from exc
+    if shape is None:
+        if arr.ndim not in (2, 3, 4):
+            raise ValueError(f"{name} must be features (n, d) or images (n, H, W) / (n, C, H, W), got shape {arr.shape}")
+    elif arr.shape[1:] != tuple(shape) or arr.ndim != len(shape) + 1:
+        raise ValueError(f"{name} must have shape (n, {', '.join(map(str, shape))}), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: need at least one row")
+    flat = as_vectors(arr.reshape(arr.shape[0], -1), int(np.prod(arr.shape[1:])), name)
+    if not flat.flags.writeable:  # e.g. a memory-mapped file: torch needs writable memory
+        flat = flat.copy()
+    return flat.reshape(arr.shape)
+
+
 def as_int(value, name: str) -> int:
     """Return `value` as a Python int (bool and non-integers refused); its range is C++'s to check."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

@@ -91,7 +91,7 @@ def cmd_train(args) -> int:
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beam=args.beam,
                          end_to_end=not args.reference, patience=args.patience, device=args.device, seed=args.seed,
                          checkpoint=args.output, verbose=not args.quiet)
-    model = trainer.fit(x, y)
+    model = trainer.fit(x, y).model_
     model.save(args.output)
     err = model.reconstruction_error(x)
     print(f"saved {args.mode} model ({args.levels} levels x {args.nbits} bits, dim {model.dim}) to {args.output}")

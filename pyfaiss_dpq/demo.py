@@ -81,7 +81,7 @@ def trained_part(ib, iq, yb, yq, levels: int, epochs: int | None, seed: int, qui
     print(f"\n(2) supervised DPQ: small CNN on the 8x8 images, {levels} levels x 8 bits, trained once")
     t0 = time.perf_counter()
     model = DPQTrainer(levels=levels, nbits=8, mode="supervised", epochs=epochs, seed=seed,
-                       verbose=not quiet).fit(ib, yb)
+                       verbose=not quiet).fit(ib, yb).model_
     dpq_seconds = time.perf_counter() - t0
     index = model.to_index()
     fb, fq = model.encode(ib), model.encode(iq)

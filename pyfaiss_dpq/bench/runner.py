@@ -218,7 +218,7 @@ def _train_deep(ds: Dataset, levels: int, nbits: int, epochs: Optional[int]):
     if epochs is None and mode == "unsupervised":
         epochs = UNSUPERVISED_EPOCHS
     trainer = DPQTrainer(levels=levels, nbits=nbits, mode=mode, epochs=epochs, verbose=False, seed=0)
-    model = trainer.fit(ds.train, ds.labels_train)
+    model = trainer.fit(ds.train, ds.labels_train).model_
     # Supervised models rank by the inner product of unit features (their training
     # metric, no norms stored); unsupervised ones use the data set's metric.
     # By name: faiss.METRIC_INNER_PRODUCT is 0, which to_index would take for "unset".
@@ -227,7 +227,9 @@ def _train_deep(ds: Dataset, levels: int, nbits: int, epochs: Optional[int]):
     native = is_native(model)
     space = "the input vectors" if native else f"{dpq.d}-d learned features (queries encoded at search time)"
     metric = "L2" if dpq.metric_type == faiss.METRIC_L2 else "IP"
-    description = f"DPQTrainer(mode={mode}, epochs={trainer.epochs}) L={levels} x {nbits} bits, {metric} over {space}"
+    ran = sum(h.epoch >= 0 for h in trainer.history_)
+    description = (f"DPQTrainer(mode={mode}, {ran} epochs, kept epoch {trainer.best_epoch_}) "
+                   f"L={levels} x {nbits} bits, {metric} over {space}")
     return index, (_identity if native else model.encode), description
 
 

@@ -4,9 +4,10 @@ One model serves every code length: the first m of its L levels form an
 m-level code. Needs the optional extra: ``pip install pyfaiss-dpq[train]``.
 
 >>> from pyfaiss_dpq.train import DPQTrainer
->>> model = DPQTrainer(levels=4, nbits=8, mode="supervised").fit(X, y)  # doctest: +SKIP
->>> index = model.to_index()            # trained IndexDPQ (or IndexPreTransform)  # doctest: +SKIP
->>> index.add(model.encode(X_base))     # doctest: +SKIP
+>>> trainer = DPQTrainer(levels=4, nbits=8, mode="supervised").fit(X, y)  # doctest: +SKIP
+>>> index = trainer.to_index()          # trained IndexDPQ (or IndexPreTransform)  # doctest: +SKIP
+>>> index.add(trainer.encode(X_base))   # doctest: +SKIP
+>>> trainer.model_.save("dpq.pt")       # the model alone: DPQModel.load("dpq.pt")  # doctest: +SKIP
 """
 
 try:
@@ -18,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 from .model import DPQModel
-from .trainer import MODES, DPQTrainer
+from .modes import MODES, Objective, register_mode
+from .trainer import DPQTrainer
 
-__all__ = ["DPQTrainer", "DPQModel", "MODES"]
+__all__ = ["DPQTrainer", "DPQModel", "MODES", "Objective", "register_mode"]

@@ -10,7 +10,7 @@ import torch
 from .._files import write_atomically
 
 FORMAT = "pyfaiss-dpq-model"
-VERSION = 1
+VERSION = 2  # 2: codebooks stored as unit_codebooks x per-level scale
 
 
 def save_checkpoint(path: str | os.PathLike, config: dict, state: dict) -> None:
@@ -30,6 +30,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
         raise ValueError(f"{os.fspath(path)!r} is not a readable pyfaiss-dpq model checkpoint: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not a pyfaiss-dpq model checkpoint")
-    if payload.get("version") != VERSION:
-        raise ValueError(f"checkpoint version {payload.get('version')} is not supported (expected {VERSION})")
-    return payload["config"], payload["state_dict"]
+    version = payload.get("version")
+    if version not in (1, VERSION):
+        raise ValueError(f"checkpoint version {version} is not supported (expected 1 or {VERSION})")
+    state = payload["state_dict"]
+    if version == 1:  # plain codebooks: unit scale
+        codebooks = state.pop("quantizer.codebooks")
+        state["quantizer.unit_codebooks"] = codebooks
+        state["quantizer.scale"] = torch.ones(codebooks.shape[0], 1, 1)
+    return payload["config"], state

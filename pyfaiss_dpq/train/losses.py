@@ -44,6 +44,14 @@ def quantization_loss(x: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor,
     return soft_err + mu * hard_err + nu * joint
 
 
+def prefix_error(x: torch.Tensor, hard: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_m w_m mean_n ||x_n - Q_m(x_n)||^2: the prefix-weighted objective.
+
+    x: (n, d); hard: (L, n, d) cumulative hard reconstructions; weights: (L,).
+    """
+    return (weights.to(x.dtype) * (x - hard).pow(2).sum(-1).mean(-1)).sum()
+
+
 def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """Normalized-temperature cross entropy where a[i] and b[i] are the positive pair.
 

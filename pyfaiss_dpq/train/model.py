@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import as_samples
 from .checkpoint import load_checkpoint, save_checkpoint
 from .encoders import build_encoder
 from .losses import label_embeddings
@@ -19,7 +20,7 @@ from .quantizer import ProgressiveQuantizer, Quantized
 class DPQModel(nn.Module):
     """Encoder and L progressive codebooks of K = 2**nbits codewords each.
 
-    Made by :class:`DPQTrainer.fit` or :meth:`load`. ``encode`` gives the
+    Made by :meth:`DPQTrainer.fit` (``trainer.model_``) or :meth:`load`. ``encode`` gives the
     features that are quantized and searched, ``codes`` the greedy level
     indices, ``to_index`` a trained IndexDPQ whose codebooks are this model's.
 
@@ -76,6 +77,11 @@ class DPQModel(nn.Module):
         """Features of X, shape (n, dim) float32: what an exported IndexDPQ expects."""
         return self._batched(X, batch_size, lambda x: self.features(x))
 
+    def encode_query(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Features of queries, (n, dim) float32: the same map as :meth:`encode` for every built-in mode
+        (a mode with separate query and database towers answers here with its query tower)."""
+        return self.encode(X, batch_size)
+
     def codes(self, X, batch_size: int = 1024) -> np.ndarray:
         """Level indices of X, shape (n, levels) uint8: greedy, or beam search when config["beam"] > 1."""
         return self._batched(X, batch_size, lambda x: self(x)[1].codes).astype(np.uint8)
@@ -101,21 +107,8 @@ class DPQModel(nn.Module):
         return to_index(self, metric=metric, beam_size=beam_size)
 
     def check_input(self, X) -> np.ndarray:
-        """X as float32 of shape (n, *input_shape); ValueError/TypeError otherwise."""
-        arr = np.asarray(X)
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"inputs must be real numbers, got dtype {arr.dtype}")
-        shape = tuple(self.config["input_shape"])
-        if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
-            raise ValueError(f"inputs must have shape (n, {', '.join(map(str, shape))}), got {arr.shape}")
-        if arr.shape[0] == 0:
-            raise ValueError("inputs are empty: need at least one row")
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        if not arr.flags.writeable:  # e.g. a memory-mapped file: torch needs writable memory
-            arr = arr.copy()
-        if not np.isfinite(arr).all():
-            raise ValueError("inputs contain NaN or infinity")
-        return arr
+        """X as writable float32 of shape (n, *input_shape); ValueError/TypeError otherwise."""
+        return as_samples(X, tuple(self.config["input_shape"]), name="inputs")
 
     @torch.no_grad()
     def _batched(self, X, batch_size: int, fn) -> np.ndarray:

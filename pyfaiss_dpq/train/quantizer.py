@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faiss
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +42,23 @@ class ProgressiveQuantizer(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.soft_assignment = soft
         self.temperature = float(temperature)
-        self.codebooks = nn.Parameter(torch.randn(levels, K, dim) * 0.01)
+        # codebooks = unit_codebooks * scale: a fixed per-level scale (the RMS of
+        # the level's codewords when they were set) makes an optimizer's step
+        # relative to each level's size; deep levels' codewords are orders of magnitude smaller.
+        self.unit_codebooks = nn.Parameter(torch.randn(levels, K, dim) * 0.01)
+        self.register_buffer("scale", torch.ones(levels, 1, 1))
+
+    @property
+    def codebooks(self) -> torch.Tensor:
+        """Codebooks (levels, K, dim), differentiable in ``unit_codebooks``."""
+        return self.unit_codebooks * self.scale
+
+    @torch.no_grad()
+    def set_codebooks(self, codebooks: torch.Tensor) -> None:
+        """Set the codebooks (levels, K, dim); each level's scale becomes its codewords' RMS."""
+        scale = codebooks.pow(2).mean((1, 2), keepdim=True).sqrt().clamp_min(1e-12)
+        self.scale.copy_(scale)
+        self.unit_codebooks.copy_(codebooks / scale)
 
     @property
     def levels(self) -> int:
@@ -89,21 +103,6 @@ class ProgressiveQuantizer(nn.Module):
             sim = F.normalize(residual, dim=1) @ F.normalize(C, dim=1).T
             return torch.softmax(sim / self.temperature, dim=1)
         return torch.softmax(-self.temperature * dist, dim=1)
-
-    @torch.no_grad()
-    def init_residual_kmeans(self, features: np.ndarray, seed: int = 0, niter: int = 20) -> None:
-        """Set the codebooks by progressive residual k-means (Faiss k-means on each level's residuals).
-
-        features: (n, d) float32 with n >= K.
-        """
-        L, K, d = self.codebooks.shape
-        residual = np.array(features, dtype=np.float32, copy=True)
-        for level in range(L):
-            km = faiss.Kmeans(d, K, niter=niter, seed=seed + level, min_points_per_centroid=1)
-            km.train(residual)
-            _, assign = km.index.search(residual, 1)
-            residual -= km.centroids[assign[:, 0]]
-            self.codebooks[level].copy_(torch.from_numpy(km.centroids))
 
 
 def _sq_distances(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
