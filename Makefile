@@ -21,7 +21,7 @@ $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q ".[train,bench,dev]"
+	$(PY) -m pip install -q ".[train,bench,dev,distributed]"
 	touch $@
 
 install: $(VENV)/.installed

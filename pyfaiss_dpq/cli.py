@@ -7,11 +7,14 @@ Vector files are .npy, .fvecs/.bvecs/.ivecs or ann-benchmarks HDF5 (see
     pyfaiss-dpq build base.fvecs -o base.dpq --model model.pt
     pyfaiss-dpq build base.fvecs -o base.dpq --levels 8 --nbits 8      # torch-free
     pyfaiss-dpq search base.dpq queries.fvecs -k 10 --levels 4 --ids ids.npy
+    pyfaiss-dpq build base.fvecs -o base.sharded --shards 8           # on Ray ([distributed] extra)
+    pyfaiss-dpq search base.sharded queries.fvecs -k 10 --timeout 2 --allow-partial
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -20,7 +23,7 @@ from . import persist as dpq_io
 from .data import load_vectors
 from .index import IndexDPQ, downcast
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError)
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError, TimeoutError)
 
 
 # ---------------------------------------------------------------- helpers
@@ -99,44 +102,85 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_build(args) -> int:
-    x = load_vectors(args.data, key=args.key)
+def _empty_index(args, x: np.ndarray):
+    """(trained empty index, the vectors it takes, where its codebooks came from) for `build`."""
     if args.model:
         model = _load_model(args.model)
         index = model.to_index(metric=args.metric, beam_size=args.beam)
-        index.add(_model_side(model, np.ascontiguousarray(x, dtype=np.float32)))
-        source = f"codebooks of {args.model}"
-    else:
-        import faiss
+        return index, _model_side(model, np.ascontiguousarray(x, dtype=np.float32)), f"codebooks of {args.model}"
+    import faiss
 
-        metric = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}[args.metric or "l2"]
-        index = IndexDPQ(x.shape[1], args.levels, args.nbits, metric)
-        index.beam_size = args.beam or 1
-        index.train(load_vectors(args.train, key=args.train_key) if args.train else x)
-        index.add(x)
-        source = "IndexDPQ.train (progressive residual k-means, no torch)"
-    dpq_io.write_index(index, args.output)
+    metric = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}[args.metric or "l2"]
+    index = IndexDPQ(x.shape[1], args.levels, args.nbits, metric)
+    index.beam_size = args.beam or 1
+    index.train(load_vectors(args.train, key=args.train_key) if args.train else x)
+    return index, x, "IndexDPQ.train (progressive residual k-means, no torch)"
+
+
+def cmd_build(args) -> int:
+    x = load_vectors(args.data, key=args.key)
+    index, vectors, source = _empty_index(args, x)
     inner = _inner_dpq(index)
+    if args.shards:
+        return _build_sharded(args, index, vectors, source, inner)
+    index.add(vectors)
+    dpq_io.write_index(index, args.output)
     print(f"wrote {args.output}: {index.ntotal} vectors, {inner.levels} levels x {inner.nbits} bits "
           f"({inner.bytes_per_vector} B/vector), {source}")
     return 0
 
 
+def _build_sharded(args, template, vectors: np.ndarray, source: str, inner: IndexDPQ) -> int:
+    from . import distributed as dd
+    from .distributed.sources import SUFFIXES
+
+    # Workers read a file in slices; features computed here (a model) or HDF5 travel as one array.
+    from_file = not args.model and args.data.lower().endswith(SUFFIXES)
+    report = dd.build(template, args.data if from_file else vectors, args.output, num_shards=args.shards,
+                      address=args.address)
+    print(f"wrote {args.output}: {report.ntotal} vectors in {report.num_shards} shards, {inner.levels} levels x "
+          f"{inner.nbits} bits ({inner.bytes_per_vector} B/vector), {source}")
+    return 0
+
+
 def cmd_search(args) -> int:
+    if os.path.isdir(args.index):
+        return _search_sharded(args)
     index = dpq_io.read_index(args.index)
-    q = np.ascontiguousarray(load_vectors(args.queries, key=args.key), dtype=np.float32)
-    if args.model:
-        q = _model_side(_load_model(args.model), q)
-    if q.shape[1] != index.d:
-        hint = "" if args.model else " (an index built from a model with a learned encoder needs --model)"
-        raise ValueError(f"queries have dimension {q.shape[1]} but the index takes {index.d}{hint}")
+    q = _queries(args, index.d)
     if args.levels is not None:
         _inner_dpq(index).search_levels = args.levels
     D, I = index.search(q, args.k)
+    return _save_results(args, D, I, len(q))
+
+
+def _queries(args, d: int) -> np.ndarray:
+    q = np.ascontiguousarray(load_vectors(args.queries, key=args.key), dtype=np.float32)
+    if args.model:
+        q = _model_side(_load_model(args.model), q)
+    if q.shape[1] != d:
+        hint = "" if args.model else " (an index built from a model with a learned encoder needs --model)"
+        raise ValueError(f"queries have dimension {q.shape[1]} but the index takes {d}{hint}")
+    return q
+
+
+def _save_results(args, D: np.ndarray, I: np.ndarray, nq: int, note: str = "") -> int:
     np.save(args.ids, I.astype(np.int64))
     np.save(args.distances, D.astype(np.float32))
-    print(f"searched {len(q)} queries, k={args.k}: ids -> {args.ids}, distances -> {args.distances}")
+    print(f"searched {nq} queries, k={args.k}: ids -> {args.ids}, distances -> {args.distances}{note}")
     return 0
+
+
+def _search_sharded(args) -> int:
+    from . import distributed as dd
+    from .index import SearchParametersDPQ
+
+    with dd.ShardedIndex.open(args.index, address=args.address) as ix:
+        q = _queries(args, ix.d)
+        params = None if args.levels is None else SearchParametersDPQ(levels=args.levels)
+        res = ix.search(q, args.k, params=params, timeout=args.timeout, allow_partial=args.allow_partial)
+    note = f" (shards {list(res.missing_shards)} missing)" if res.missing_shards else ""
+    return _save_results(args, res.D, res.I, len(q), note)
 
 
 def cmd_bench(args) -> int:
@@ -194,10 +238,13 @@ def build_parser(with_bench_options: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--train", help="training vectors for IndexDPQ.train (default: the database)")
     p.add_argument("--train-key", help="HDF5 dataset of --train")
     p.add_argument("--beam", type=int, help="beam width used to encode (default: the model's, else 1)")
+    p.add_argument("--shards", type=int,
+                   help="build on Ray into a directory of this many shard files ([distributed] extra)")
+    p.add_argument("--address", help="Ray cluster to join ('auto': the running one; default: local Ray)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("search", help="search an index file; write ids and distances as .npy")
-    p.add_argument("index", help="index file from `pyfaiss-dpq build`")
+    p.add_argument("index", help="index file, or sharded directory, from `pyfaiss-dpq build`")
     p.add_argument("queries", help="query vectors")
     p.add_argument("--key", help="HDF5 dataset of the queries (default: train; ann-benchmarks queries are 'test')")
     p.add_argument("--model", help="the checkpoint the index was built from (encodes the queries)")
@@ -205,6 +252,10 @@ def build_parser(with_bench_options: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--levels", type=int, help="search with the first m levels only")
     p.add_argument("--ids", default="ids.npy", help="output ids (nq, k) int64")
     p.add_argument("--distances", default="distances.npy", help="output distances (nq, k) float32")
+    p.add_argument("--address", help="sharded index: Ray cluster to join ('auto'; default: local Ray)")
+    p.add_argument("--timeout", type=float, help="sharded index: seconds to wait for the shards (default: all)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="sharded index: past --timeout, answer from the shards that replied")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("bench", help="benchmark DPQ against Faiss quantizers (see `pyfaiss-dpq bench --help`)")
