@@ -46,7 +46,7 @@ from ..index import IndexDPQ, SearchParametersDPQ
 from .metrics import queries_per_second, recall_at
 
 BUDGETS = (8, 16, 32, 48)
-TARGETS = (0.5, 0.7, 0.9)
+TARGETS = (0.3, 0.4, 0.5, 0.7, 0.9)
 K = 10
 GOAL_PEERS = ("ScaNN AH", "ScaNN AH+tree", "PQFastScan", "RQFastScan")
 DPQ_METHODS = ("IndexDPQ 8-bit", "IndexDPQ 4-bit")
