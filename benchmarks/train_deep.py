@@ -19,7 +19,6 @@ import sys
 import time
 
 import faiss
-import numpy as np
 import torch
 
 from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ

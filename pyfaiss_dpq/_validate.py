@@ -62,7 +62,8 @@ def as_samples(x, shape: tuple | None = None, name: str = "X") -> np.ndarray:
         raise TypeError(f"{name} must be an array of samples: {exc}") from exc
     if shape is None:
         if arr.ndim not in (2, 3, 4):
-            raise ValueError(f"{name} must be features (n, d) or images (n, H, W) / (n, C, H, W), got shape {arr.shape}")
+            raise ValueError(f"{name} must be features (n, d) or images (n, H, W) / (n, C, H, W), "
+                             f"got shape {arr.shape}")
     elif arr.shape[1:] != tuple(shape) or arr.ndim != len(shape) + 1:
         raise ValueError(f"{name} must have shape (n, {', '.join(map(str, shape))}), got {arr.shape}")
     if arr.shape[0] == 0:

@@ -372,3 +372,16 @@ def test_supervised_loss_weighs_the_label_loss_of_every_prefix(weights):
     prefix_terms = sum(w * label_loss(s, model, z, y) for w, z in zip(weights, q.hard)) / sum(weights)
     expected = label_loss(s, model, feats, y) + quantization_loss(feats, q.soft, q.hard) + prefix_terms
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_version_1_checkpoints_still_load(digits, tmp_path):
+    from pyfaiss_dpq.train.checkpoint import FORMAT
+
+    x = digits[0][:300].reshape(300, -1)
+    model = DPQTrainer(levels=2, nbits=4, mode="unsupervised", epochs=1, verbose=False).fit(x).model_
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("quantizer.")}
+    state["quantizer.codebooks"] = torch.from_numpy(model.codebooks)  # version 1 stored the codebooks plainly
+    torch.save({"format": FORMAT, "version": 1, "config": model.config, "state_dict": state}, tmp_path / "v1.pt")
+    loaded = DPQModel.load(tmp_path / "v1.pt")
+    np.testing.assert_array_equal(loaded.codebooks, model.codebooks)
+    np.testing.assert_array_equal(loaded.codes(x), model.codes(x))

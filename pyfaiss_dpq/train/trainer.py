@@ -213,25 +213,24 @@ class DPQTrainer(BaseEstimator):
         model = self._build_model(X, n_classes, s).to(device)
         has_encoder = any(p.requires_grad for p in model.encoder.parameters())
         warmup_epochs = min(int(round(s.warmup * s.epochs)), s.epochs - 1) if has_encoder else 0
-        encoder_opt = torch.optim.Adam([p for n, p in model.named_parameters() if not n.startswith("quantizer.")]
-                                       or [torch.zeros(0, requires_grad=True)], lr=s.lr, weight_decay=s.weight_decay)
+        encoder_params = [p for n, p in model.named_parameters()
+                          if not n.startswith("quantizer.") and p.requires_grad]
+        opts = [torch.optim.Adam(encoder_params, lr=s.lr, weight_decay=s.weight_decay)] if encoder_params else []
         generator = torch.Generator().manual_seed(self.seed)
         Xt, yt = torch.from_numpy(Xtr), None if ytr is None else torch.from_numpy(ytr)
         val = None if Xval is None else (torch.from_numpy(Xval).to(device),
                                          None if yval is None else torch.from_numpy(yval).to(device))
         self.history_: list[EpochStats] = []
         keeper = _BestState(s.patience)
-        codebook_opt = None
         bar = tqdm(range(s.epochs), desc=f"DPQ {s.objective.name}", unit="epoch", disable=not self.verbose, leave=True)
         for epoch in bar:
             phase = "encoder" if epoch < warmup_epochs else "joint"
             if epoch == warmup_epochs:
-                codebook_opt = self._start_joint_phase(model, Xtr, s)
+                opts.append(self._start_joint_phase(model, Xtr, s))
                 if val is not None:
                     start = EpochStats(-1, "start", float("nan"), validation=self._score(model, val, s))
                     self.history_.append(start)
                     keeper.consider(start.validation, -1, model)
-            opts = [encoder_opt] if codebook_opt is None else [encoder_opt, codebook_opt]
             stats = self._epoch(model, opts, Xt, yt, generator, device, phase, epoch, s)
             if phase == "joint":
                 if val is not None:
