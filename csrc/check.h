@@ -61,7 +61,7 @@ inline void check_finite(int64_t n, int d, const float* x, const char* what) {
     for (float s : part) sum += s;
     if (std::isfinite(sum)) return;
     for (i = 0; i < count; i++)
-        DPQ_CHECK(std::isfinite(x[i]), std::invalid_argument, "%s: input contains NaN or infinity (vector %zu)", what,
+        DPQ_CHECK(std::isfinite(x[i]), std::invalid_argument, "%s: input contains NaN or infinity (first at row %zu)", what,
                   i / size_t(d));
 }
 

@@ -248,7 +248,7 @@ def test_non_finite_value_found_wherever_it_is(index, position):
     # 3 x 24 = 72 values: four 16-value blocks of the cheap sum, then a tail.
     x = np.ones((3, 24), np.float32)
     x.flat[position] = np.nan
-    with pytest.raises(ValueError, match=rf"NaN or infinity \(vector {position // 24}\)"):
+    with pytest.raises(ValueError, match=rf"NaN or infinity \(first at row {position // 24}\)"):
         index.sa_encode(x)
     with pytest.raises(ValueError, match=rf"first at row {position // 24}"):
         pyfaiss_dpq._validate.check_finite(x)
