@@ -100,8 +100,10 @@ def qps(search, nq: int, runs: int) -> float:
 def measure(name, index, xq, gt, runs, params=None, bytes_=None):
     run = lambda: index.search(xq, 10, params=params)  # noqa: E731
     _, I = run()
-    return {"method": name, "bytes": bytes_ if bytes_ is not None else stored_bytes_per_vector(index),
-            "recall": recall_at(I, gt), "qps": qps(run, len(xq), runs)}
+    row = {"method": name, "bytes": bytes_ if bytes_ is not None else stored_bytes_per_vector(index),
+           "recall": recall_at(I, gt), "qps": qps(run, len(xq), runs)}
+    print(f"    {name}: {row['bytes']} B, recall {row['recall']:.3f}, QPS {row['qps']:.0f}", flush=True)
+    return row
 
 
 # ---------------------------------------------------------------- indexes
