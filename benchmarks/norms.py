@@ -51,7 +51,24 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip", default="", help="semicolon-separated baselines to skip (e.g. \"OPQ+PQ;IndexPQ\")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the rows here")
+    p.add_argument("--compare-rescore", action="store_true",
+                   help="only time the exact re-score's two ways (cross-product table, decoding) on MiniLM")
     return p.parse_args()
+
+
+def compare_rescore(args) -> None:
+    """QPS of a no-norm 4-bit index (16 levels, shortlist 100) with each way of re-scoring, alternated."""
+    from pyfaiss_dpq._native import core
+
+    xt, xb, xq = split(minilm_unit(), 300, 5000, args.seed)
+    index = IndexDPQ(xb.shape[1], 16, 4, faiss.METRIC_L2, norms="none")
+    index.train(xt)
+    index.add(xb)
+    params = SearchParametersDPQ(shortlist=100)
+    for how in ("decode", "table") * 2:
+        core.set_exact_norms(how)
+        print(f"{how}: QPS {qps(lambda: index.search(xq, 10, params=params), len(xq), args.runs):.0f}", flush=True)
+    core.set_exact_norms("table")
 
 
 # ---------------------------------------------------------------- data
@@ -100,8 +117,10 @@ def qps(search, nq: int, runs: int) -> float:
 def measure(name, index, xq, gt, runs, params=None, bytes_=None):
     run = lambda: index.search(xq, 10, params=params)  # noqa: E731
     _, I = run()
-    return {"method": name, "bytes": bytes_ if bytes_ is not None else stored_bytes_per_vector(index),
-            "recall": recall_at(I, gt), "qps": qps(run, len(xq), runs)}
+    row = {"method": name, "bytes": bytes_ if bytes_ is not None else stored_bytes_per_vector(index),
+           "recall": recall_at(I, gt), "qps": qps(run, len(xq), runs)}
+    print(f"    {name}: {row['bytes']} B, recall {row['recall']:.3f}, QPS {row['qps']:.0f}", flush=True)
+    return row
 
 
 # ---------------------------------------------------------------- indexes
@@ -221,6 +240,8 @@ def report(name, rows, sweep, budgets):
 def main() -> None:
     args = parse_args()
     faiss.omp_set_num_threads(1)
+    if args.compare_rescore:
+        return compare_rescore(args)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     skip = set(filter(None, args.skip.split(";")))
     sources = {"patches": ("image patches (L2)", image_patches), "minilm": ("MiniLM (cosine)", minilm_unit)}

@@ -13,8 +13,9 @@ bytes per vector, and prints:
 * QPS with 2 threads against 1.
 
 Equal bytes are compared with the inner product on unit vectors: with L2,
-IndexDPQ also reads a 4-byte norm per vector (and stores one per level); the
-L2 table is printed too, with its bytes per vector. Timings are medians of
+the default IndexDPQ also reads a 4-byte norm per vector (and stores one per
+level); the L2 table is printed too, with its bytes per vector, and an
+IndexDPQ with 4-bit norm codes (one more lookup column, shortlist re-scored). Timings are medians of
 --runs runs, indexes interleaved within each run.
 
     python benchmarks/scan.py                      # 1M synthetic vectors, + MiniLM embeddings

@@ -84,6 +84,22 @@ void IndexDPQ::set_codebooks(const float* C) {
             for (int j = 0; j < d; j++) s += c[j] * c[j];
             codeword_norms_[size_t(l) * K + k] = s;
         }
+    // 4-bit: every pair of levels' codeword inner products (levels^2 / 2 x 256
+    // floats), so that an exact prefix norm is a sum of table entries.
+    cross_products_.clear();
+    if (K == 16) {
+        const int L = levels();
+        cross_products_.resize(size_t(L) * (L - 1) / 2 * 256);
+        for (int l2 = 1; l2 < L; l2++)
+            for (int l = 0; l < l2; l++)
+                for (int k = 0; k < 16; k++)
+                    for (int k2 = 0; k2 < 16; k2++) {
+                        const float *a = codec_.codeword(l, k), *b = codec_.codeword(l2, k2);
+                        float s = 0;
+                        for (int j = 0; j < d; j++) s += a[j] * b[j];
+                        cross_products_[(size_t(l2) * (l2 - 1) / 2 + l) * 256 + k * 16 + k2] = s;
+                    }
+    }
     norm_q_.reset();  // trained for other codebooks: retrained on the next train() or add
     is_trained = true;
 }
@@ -368,8 +384,8 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
     const scan::SearchSpec spec{&codec_,          &store_,        &norm_q_,       codeword_norms_.data(),
-                                is_l2(),          plan.levels,    plan.rerank_levels, plan.rerank_k,
-                                plan.shortlist,   plan.sel ? &filter : nullptr};
+                                cross_products(), is_l2(),        plan.levels,    plan.rerank_levels,
+                                plan.rerank_k,    plan.shortlist, plan.sel ? &filter : nullptr};
     // Exceptions must not escape the OpenMP regions inside: none is thrown past here.
     scan::knn(spec, size_t(n), x, size_t(k), distances, labels);
 }
@@ -388,8 +404,8 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_,      &store_, &norm_q_, codeword_norms_.data(), is_l2(),
-                                plan.levels,  0,       0,        0,                      plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec{&codec_, &store_,     &norm_q_, codeword_norms_.data(), cross_products(), is_l2(),
+                                plan.levels, 0,       0,        0,                      plan.sel ? &filter : nullptr};
     const std::vector<scan::RangeHits> hits = scan::range(spec, size_t(n), x, radius);
     for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
     result->do_allocation();

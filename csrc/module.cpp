@@ -17,6 +17,7 @@
 #include "index_dpq.h"
 #include "lut.h"
 #include "scan/dispatch.h"
+#include "scan/rescore.h"
 #include "serialize.h"
 #include "swig_bridge.h"
 
@@ -317,6 +318,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("set_scan_kernel", &dpq::scan::force_kernel, py::arg("name"),
           "Force a scan kernel ('auto' restores CPU detection); returns the previous setting.");
     m.def("get_scan_kernel", &dpq::scan::forced_kernel, "'auto' or the forced kernel's name.");
+    m.def("set_exact_norms", [](const std::string& how) {
+        if (how != "table" && how != "decode")
+            throw std::invalid_argument("set_exact_norms: 'table' or 'decode', got '" + how + "'");
+        dpq::scan::decode_exact_norms() = how == "decode";
+    }, "How the exact re-score computes prefix norms of 4-bit codes (benchmark seam).");
     m.def("active_scan_kernel", [] { return std::string(dpq::scan::active_kernels().name); });
     m.def("quantize_lut", [](FloatArray lut, float bias) {
         DPQ_CHECK(lut.ndim() == 2 && (lut.shape(1) == 16 || lut.shape(1) == 256) && lut.shape(0) >= 1 &&

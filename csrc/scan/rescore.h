@@ -6,21 +6,33 @@
 // the two agree bit for bit.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
 #include "../code_store.h"
 #include "../codec.h"
 #include "scan.h"
+#include "search.h"
 
 namespace dpq::scan {
 
+// How exact prefix norms are computed where no float32 is stored: "table"
+// (4-bit codes: sum of codeword norms and cross products, the default) or
+// "decode" (sum the codewords, then the squared norm). A benchmark seam.
+inline std::atomic<bool>& decode_exact_norms() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
 class Rescorer {
    public:
-    Rescorer(const Codec& codec, const CodeStore& store, bool l2, int M)
-            : codec_(codec), store_(store), l2_(l2), M_(M), code_(store.layout().levels), r_(codec.d()) {
-        const NormSpec& spec = store.norm_spec();
-        if (spec.kind == NormKind::kFloat32) stored_ = spec.slot(M);
+    Rescorer(const SearchSpec& spec, int M)
+            : codec_(*spec.codec), store_(*spec.store), l2_(spec.l2), M_(M), own_(spec.codeword_norms),
+              cross_(decode_exact_norms().load() ? nullptr : spec.cross_products), code_(store_.layout().levels),
+              r_(codec_.d()) {
+        const NormSpec& ns = store_.norm_spec();
+        if (ns.kind == NormKind::kFloat32) stored_ = ns.slot(M);
     }
 
     int levels() const { return M_; }
@@ -36,6 +48,15 @@ class Rescorer {
     float exact_norm(size_t id) {
         if (stored_ >= 0) return store_.norm_float(id, stored_);
         store_.get_code(id, code_.data());
+        if (cross_) {  // sum_l ||c_l||^2 + 2 sum_{l < l2} <c_l, c_l2>, in this order
+            float own = 0, cross = 0;
+            for (int l2 = 0; l2 < M_; l2++) {
+                own += own_[l2 * 16 + code_[l2]];
+                const float* t = cross_ + size_t(l2) * (l2 - 1) / 2 * 256 + code_[l2];
+                for (int l = 0; l < l2; l++) cross += t[l * 256 + code_[l] * 16];
+            }
+            return own + 2.f * cross;
+        }
         const int d = codec_.d();
         const float* c0 = codec_.codeword(0, code_[0]);
         for (int j = 0; j < d; j++) r_[j] = c0[j];
@@ -43,9 +64,8 @@ class Rescorer {
             const float* c = codec_.codeword(l, code_[l]);
             for (int j = 0; j < d; j++) r_[j] += c[j];
         }
-        // In order, as Codec::prefix_norms sums the float32 norms it stores:
-        // every norm choice returns the same distance for the same code (and
-        // no translation unit may vectorize the sum into another order).
+        // In order, as Codec::prefix_norms sums the float32 norms it stores
+        // (and no translation unit may vectorize the sum into another order).
         float n = 0;
         for (int j = 0; j < d; j++) n += r_[j] * r_[j];
         return n;
@@ -56,7 +76,9 @@ class Rescorer {
     const CodeStore& store_;
     bool l2_;
     int M_;
-    int stored_ = -1;  // float32 slot of prefix M, or -1
+    const float* own_;    // levels x K: ||c||^2
+    const float* cross_;  // null: decode
+    int stored_ = -1;     // float32 slot of prefix M, or -1
     std::vector<uint8_t> code_;
     std::vector<float> r_;
 };

@@ -253,7 +253,7 @@ class KnnCollector final : public Collector<KnnCollector> {
 class RangeCollector final : public Collector<RangeCollector> {
    public:
     RangeCollector(const Job& spec, const Group& g, float bound)
-            : Collector(spec, g), bound_(bound), rescorer_(*spec.codec, *spec.store, spec.l2, spec.levels) {
+            : Collector(spec, g), bound_(bound), rescorer_(spec, spec.levels) {
         // Without exact norms the scan's distance is a lower bound (norm_plan):
         // admit a float rounding more and decide on the exact distance.
         admit_ = spec.np.exact ? bound : bound + 1e-5f * std::fabs(bound) + 1e-30f;
@@ -382,7 +382,7 @@ void knn(const SearchSpec& search, size_t nq, const float* x, size_t k, float* d
                     return;
                 }
                 // The scan's best, re-scored exactly (with more levels when re-ranking).
-                Rescorer rescore(*spec.codec, *spec.store, spec.l2, spec.final_levels());
+                Rescorer rescore(spec, spec.final_levels());
                 for (size_t q = 0; q < g.queries.size(); q++) {
                     const QueryTables& t = g.queries[q];
                     TopK best(k);

@@ -38,6 +38,9 @@ struct SearchSpec {
     //   ||q||^2 + sum_l (-2 <q, c_l> + ||c_l||^2) + coded cross terms (or 0),
     // before the shortlist is re-scored exactly.
     const float* codeword_norms = nullptr;
+    // 4-bit codes: codeword cross products (IndexDPQ::cross_products), the
+    // exact re-score's norms from a table; null: by decoding.
+    const float* cross_products = nullptr;
     bool l2 = true;
     int levels = 0;         // prefix scanned
     int rerank_levels = 0;  // > levels: re-score rerank_k candidates with this many levels
