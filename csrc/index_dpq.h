@@ -9,6 +9,7 @@
 #include "code_store.h"
 #include "codec.h"
 #include "faiss_abi.h"
+#include "train.h"
 
 namespace dpq {
 
@@ -28,6 +29,8 @@ class IndexDPQ : public faiss::Index {
     int nbits() const { return codec_.nbits(); }
     int search_levels = 0;  // default prefix for search, 1..levels
     int beam_size = 1;      // 1: greedy encoding
+    // Knobs of train(); shared so that Python edits the live object.
+    std::shared_ptr<TrainParams> train_params = std::make_shared<TrainParams>();
     const Codec& codec() const { return codec_; }
     std::vector<float> get_codebooks() const { return codec_.codebooks(); }
     // Replaces the codebooks (levels x K x d); refused while vectors are stored.

@@ -40,9 +40,9 @@ class IndexDPQ(faiss.Index):
 
     Notes
     -----
-    ``train`` learns the codebooks by progressive residual k-means (Faiss's
-    k-means); ``codebooks`` can also be set from a trained model (see
-    ``pyfaiss_dpq.train``).
+    ``train`` learns the codebooks with the torch-free trainer
+    (:func:`pyfaiss_dpq.train_codebooks`, knobs in ``train_params``);
+    ``codebooks`` can also be set from a trained model (see ``pyfaiss_dpq.train``).
     """
 
     def __init__(self, d: int, levels: int, nbits: int = 8, metric: int = faiss.METRIC_L2):
@@ -108,17 +108,34 @@ class IndexDPQ(faiss.Index):
         core.set_beam_size(self, as_count(value, "beam_size", 1, 1024))
 
     @property
+    def train_params(self):
+        """Knobs of ``train`` (a live :class:`pyfaiss_dpq.TrainParameters`; edits apply to the next train)."""
+        return core.get_train_params(self)
+
+    @train_params.setter
+    def train_params(self, value) -> None:
+        from .codebooks import TrainParameters
+
+        if not isinstance(value, TrainParameters):
+            raise TypeError(f"train_params must be a TrainParameters, got {type(value).__name__}")
+        core.set_train_params(self, value)
+
+    @property
     def bytes_per_vector(self) -> int:
         """Stored bytes per vector: packed codes plus, for L2, 4 bytes of norm per level."""
         return core.bytes_per_vector(self)
 
     # ------------------------------------------------------------ validated entry points
     def train(self, x) -> None:
-        """Learn the codebooks by progressive residual k-means. x: (n, d), n >= K."""
+        """Learn the codebooks with the torch-free trainer and ``train_params``. x: (n, d), n >= K."""
+        from .codebooks import warn_if_few
+
         x = as_vectors(x, self.d)
         K = 1 << self.nbits
         if x.shape[0] < K:
             raise ValueError(f"train needs at least {K} vectors (K codewords per level), got {x.shape[0]}")
+        self.train_params.validate(self.levels)
+        warn_if_few(x.shape[0], self.nbits)
         super().train(x)
 
     def add(self, x) -> None:
