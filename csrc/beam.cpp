@@ -124,32 +124,141 @@ void BeamSearch::best(uint8_t* codes, float* objective) const {
     }
 }
 
-void beam_encode(size_t n, int d, int levels, int K, const float* C, const float* x, int beam_size,
-                 const float* weights, uint8_t* codes, float* objective) {
-    std::vector<float> cnorm(size_t(levels) * K);
-    for (size_t t = 0; t < cnorm.size(); t++) cnorm[t] = sqnorm(C + t * d, d);
+namespace {
+
+// Beam search of whole codes when all codebooks are known, without
+// residuals: <r, c> = <x, c> - sum_{l'<l} <c_l'(b_l'), c>, from one matrix
+// product of x with every codeword and a table of codeword cross products
+// (levels^2 / 2 blocks of K x K). Same ranking as BeamSearch, far fewer flops.
+class LutBeam {
+   public:
+    LutBeam(int d, int levels, int K, const float* C, const float* cnorm, const float* weights)
+            : d_(d), L_(levels), K_(K), C_(C), cnorm_(cnorm), w_(weights, weights + levels), W_(levels + 1, 0.f),
+              cross_(size_t(levels) * (levels - 1) / 2 * K * K) {
+        for (int l = levels - 1; l >= 0; l--) W_[l] = W_[l + 1] + w_[l];
+        // Block of level l: rows (l', k') for l' < l, columns k: <C_l'[k'], C_l[k]>.
+        for (int l = 1; l < levels; l++)
+            blas::dots_rowmajor(l * K, K, d, C, C + size_t(l) * K * d, &cross_[block(l)], K);
+    }
+
+    // Codes (n x levels) of vectors x (n x d) by beam width B and, when B > 1,
+    // also greedily from the same products, keeping the better code.
+    void encode(size_t n, const float* x, int B, uint8_t* codes) const {
+        const size_t batch = 64, nbatch = (n + batch - 1) / batch;
+        const int L = L_, LK = L * K_;
+#pragma omp parallel
+        {
+            Scratch s(B, L, K_);
+            std::vector<float> ip(batch * LK);
+            std::vector<uint8_t> greedy(L);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t t = 0; t < int64_t(nbatch); t++) {
+                const size_t i0 = size_t(t) * batch, nb = std::min(batch, n - i0);
+                blas::dots_rowmajor(int(nb), LK, d_, x + i0 * d_, C_, ip.data(), LK);
+                for (size_t v = 0; v < nb; v++) {
+                    const float* ipv = ip.data() + v * LK;
+                    const float e0 = sqnorm(x + (i0 + v) * d_, d_);
+                    uint8_t* code = codes + (i0 + v) * L;
+                    const float obj = search(ipv, e0, B, s, code);
+                    if (B > 1 && search(ipv, e0, 1, s, greedy.data()) < obj) std::memcpy(code, greedy.data(), L);
+                }
+            }
+        }
+    }
+
+    static size_t table_floats(int levels, int K) { return size_t(levels) * (levels - 1) / 2 * K * K; }
+
+   private:
+    struct Scratch {
+        Scratch(int B, int L, int K)
+                : tmp(size_t(B) * K), cand(size_t(B) * K), bc(size_t(B) * L), nbc(size_t(B) * L), err(B), acc(B),
+                  nerr(B), nacc(B), best(B) {}
+        std::vector<float> tmp, cand;
+        std::vector<uint8_t> bc, nbc;
+        std::vector<float> err, acc, nerr, nacc;
+        std::vector<int> best;
+    };
+
+    // One vector: ip = its products with every codeword, e0 = ||x||^2.
+    // Writes the best code and returns its (incrementally tracked) objective.
+    float search(const float* ip, float e0, int B, Scratch& s, uint8_t* code) const {
+        const int L = L_, K = K_;
+        int entries = 1;
+        s.err[0] = e0;
+        s.acc[0] = 0;
+        for (int l = 0; l < L; l++) {
+            const float Wl = W_[l] > 0 ? W_[l] : 1e-6f * std::max(W_[0], 1e-30f);
+            const float* cn = cnorm_ + size_t(l) * K;
+            for (int b = 0; b < entries; b++) {
+                float* tb = s.tmp.data() + size_t(b) * K;
+                std::copy(ip + size_t(l) * K, ip + size_t(l + 1) * K, tb);
+                for (int l2 = 0; l2 < l; l2++) {
+                    const float* row = &cross_[block(l) + (size_t(l2) * K + s.bc[size_t(b) * L + l2]) * K];
+                    for (int k = 0; k < K; k++) tb[k] -= row[k];
+                }
+                float* cb = s.cand.data() + size_t(b) * K;
+                for (int k = 0; k < K; k++) cb[k] = s.acc[b] + Wl * (s.err[b] - 2 * tb[k] + cn[k]);
+            }
+            const int keep = std::min(B, entries * K);
+            top_k(s.cand.data(), entries * K, keep, s.best.data());
+            for (int e = 0; e < keep; e++) {
+                const int b = s.best[e] / K, k = s.best[e] % K;
+                std::memcpy(&s.nbc[size_t(e) * L], &s.bc[size_t(b) * L], l);
+                s.nbc[size_t(e) * L + l] = uint8_t(k);
+                s.nerr[e] = std::max(0.f, s.err[b] - 2 * s.tmp[size_t(b) * K + k] + cn[k]);
+                s.nacc[e] = s.acc[b] + w_[l] * s.nerr[e];
+            }
+            entries = keep;
+            s.bc.swap(s.nbc), s.err.swap(s.nerr), s.acc.swap(s.nacc);
+        }
+        // Entries are ranked by the objective itself at the last level.
+        std::memcpy(code, s.bc.data(), L);
+        return s.acc[0];
+    }
+
+    size_t block(int l) const { return size_t(l) * (l - 1) / 2 * K_ * K_; }
+
+    int d_, L_, K_;
+    const float *C_, *cnorm_;
+    std::vector<float> w_, W_, cross_;
+};
+
+void encode_with_residuals(size_t n, int d, int levels, int K, const float* C, const float* cnorm, const float* x,
+                           int beam_size, const float* weights, uint8_t* codes, float* objective) {
     // Chunks bound the memory of the beam (beam_size residuals per vector).
     const size_t chunk = 16384;
-    std::vector<float> obj(std::min(n, chunk)), obj_greedy(std::min(n, chunk));
-    std::vector<uint8_t> greedy(std::min(n, chunk) * levels);
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         const size_t m = std::min(chunk, n - i0);
         BeamSearch beam(m, d, levels, beam_size, x + i0 * d, weights);
-        for (int l = 0; l < levels; l++) beam.step(C + size_t(l) * K * d, &cnorm[size_t(l) * K], K);
-        beam.best(codes + i0 * levels, obj.data());
+        for (int l = 0; l < levels; l++) beam.step(C + size_t(l) * K * d, cnorm + size_t(l) * K, K);
+        beam.best(codes + i0 * levels, objective + i0);
+    }
+}
+
+}  // namespace
+
+void beam_encode(size_t n, int d, int levels, int K, const float* C, const float* x, int beam_size,
+                 const float* weights, uint8_t* codes, float* objective, int method) {
+    std::vector<float> cnorm(size_t(levels) * K);
+    for (size_t t = 0; t < cnorm.size(); t++) cnorm[t] = sqnorm(C + t * d, d);
+    // The cross-product table beats residuals unless it outgrows memory.
+    if (method < 0) method = LutBeam::table_floats(levels, K) <= (size_t(1) << 27) ? 1 : 0;
+    if (method == 1) {
+        LutBeam(d, levels, K, C, cnorm.data(), weights).encode(n, x, beam_size, codes);
+    } else {
+        std::vector<float> obj(n);
+        encode_with_residuals(n, d, levels, K, C, cnorm.data(), x, beam_size, weights, codes, obj.data());
         if (beam_size > 1) {
             // A beam can drop the greedy path: keep whichever code is better.
-            BeamSearch g(m, d, levels, 1, x + i0 * d, weights);
-            for (int l = 0; l < levels; l++) g.step(C + size_t(l) * K * d, &cnorm[size_t(l) * K], K);
-            g.best(greedy.data(), obj_greedy.data());
-            for (size_t i = 0; i < m; i++)
-                if (obj_greedy[i] < obj[i]) {
-                    obj[i] = obj_greedy[i];
-                    std::memcpy(codes + (i0 + i) * levels, &greedy[i * levels], levels);
-                }
+            std::vector<uint8_t> greedy(n * levels);
+            std::vector<float> obj_greedy(n);
+            encode_with_residuals(n, d, levels, K, C, cnorm.data(), x, 1, weights, greedy.data(), obj_greedy.data());
+            for (size_t i = 0; i < n; i++)
+                if (obj_greedy[i] < obj[i]) std::memcpy(codes + i * levels, &greedy[i * levels], levels);
         }
-        if (objective) std::copy(obj.begin(), obj.begin() + m, objective + i0);
     }
+    // Objectives recomputed exactly from the codes (the search tracks them incrementally).
+    if (objective) prefix_objective(n, d, levels, K, C, x, codes, weights, objective);
 }
 
 void prefix_objective(size_t n, int d, int levels, int K, const float* C, const float* x,

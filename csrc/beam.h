@@ -50,8 +50,9 @@ class BeamSearch {
 // Codes (n x levels) of x by beam search under prefix weights, never worse
 // (in that objective) than greedy encoding; objective (n, may be null)
 // receives each code's weighted objective. C: levels x K x d.
+// method: 0 residuals (BeamSearch), 1 codeword cross-product table, -1 auto.
 void beam_encode(size_t n, int d, int levels, int K, const float* C, const float* x, int beam_size,
-                 const float* weights, uint8_t* codes, float* objective);
+                 const float* weights, uint8_t* codes, float* objective, int method = -1);
 
 // Weighted objective sum_m w_m ||x_i - sum_{l<=m} C_l[codes_il]||^2 of each vector.
 void prefix_objective(size_t n, int d, int levels, int K, const float* C, const float* x,

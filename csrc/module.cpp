@@ -236,7 +236,7 @@ PYBIND11_MODULE(_core, m) {
         std::copy(C.begin(), C.end(), out.mutable_data());
         return out;
     });
-    m.def("beam_encode", [](FloatArray x, FloatArray C, int beam_size, py::object weights) {
+    m.def("beam_encode", [](FloatArray x, FloatArray C, int beam_size, py::object weights, int method) {
         check_codebooks(C, x);
         if (beam_size < 1 || beam_size > 256) throw std::invalid_argument("beam_size must be in [1, 256]");
         const int L = int(C.shape(0)), K = int(C.shape(1)), d = int(C.shape(2));
@@ -248,10 +248,10 @@ PYBIND11_MODULE(_core, m) {
         float* po = obj.mutable_data();
         {
             py::gil_scoped_release nogil;
-            dpq::beam_encode(n, d, L, K, C.data(), x.data(), beam_size, w.data(), pc, po);
+            dpq::beam_encode(n, d, L, K, C.data(), x.data(), beam_size, w.data(), pc, po, method);
         }
         return py::make_tuple(codes, obj);
-    });
+    }, py::arg("x"), py::arg("codebooks"), py::arg("beam_size"), py::arg("weights"), py::arg("method") = -1);
     m.def("prefix_objective", [](FloatArray x, FloatArray C, ByteArray codes, py::object weights) {
         check_codebooks(C, x);
         const int L = int(C.shape(0)), K = int(C.shape(1)), d = int(C.shape(2));
