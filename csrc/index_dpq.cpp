@@ -166,26 +166,11 @@ void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
 // ---------------------------------------------------------------- training
 
 void IndexDPQ::train(idx_t n, const float* x) {
-    const int L = levels(), K = codec_.K();
-    DPQ_CHECK(n >= K, std::invalid_argument,
-              "IndexDPQ.train: need at least %d training vectors (K codewords per level), got %lld", K, (long long)n);
+    DPQ_CHECK(n >= codec_.K(), std::invalid_argument,
+              "IndexDPQ.train: need at least %d training vectors (K codewords per level), got %lld", codec_.K(),
+              (long long)n);
     check_finite(n, d, x, "IndexDPQ.train");
-    // Progressive residual k-means: level l clusters what levels < l left.
-    std::vector<float> residual(x, x + size_t(n) * d);
-    std::vector<float> C(size_t(L) * K * d);
-    Codec level_codec(d, 1, nbits());
-    std::vector<uint8_t> assign(n);
-    for (int l = 0; l < L; l++) {
-        float* Cl = C.data() + size_t(l) * K * d;
-        faiss::kmeans_clustering(size_t(d), size_t(n), size_t(K), residual.data(), Cl);
-        level_codec.set_codebooks(Cl);
-        level_codec.encode(size_t(n), residual.data(), assign.data(), 1);
-        for (idx_t i = 0; i < n; i++) {
-            const float* c = Cl + size_t(assign[i]) * d;
-            for (int j = 0; j < d; j++) residual[size_t(i) * d + j] -= c[j];
-        }
-    }
-    set_codebooks(C.data());
+    set_codebooks(train_codebooks(size_t(n), d, x, levels(), nbits(), *train_params).data());
     train_norms(n, x);
 }
 

@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "faiss_abi.h"
 #include "norm_quantizer.h"
+#include "train.h"
 
 namespace dpq {
 
@@ -43,6 +44,8 @@ class IndexDPQ : public faiss::Index {
     std::atomic<int> search_levels{0};  // default prefix for search, 1..levels
     std::atomic<int> beam_size{1};      // 1: greedy encoding, at most kMaxBeamSize
     static constexpr int kMaxBeamSize = 1024;
+    // Knobs of train(); shared so that Python edits the live object.
+    std::shared_ptr<TrainParams> train_params = std::make_shared<TrainParams>();
     const Codec& codec() const { return codec_; }
     const NormSpec& norm_spec() const { return store_.norm_spec(); }
     const NormQuantizer& norm_quantizer() const { return norm_q_; }

@@ -20,6 +20,8 @@
 #include "scan/rescore.h"
 #include "serialize.h"
 #include "swig_bridge.h"
+#include "beam.h"
+#include "train.h"
 
 namespace py = pybind11;
 using dpq::IndexDPQ;
@@ -72,6 +74,34 @@ const faiss::SearchParameters* params_or_null(py::handle params) {
     faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(params.ptr());
     if (!p) throw py::error_already_set();
     return p;
+
+// A read/write field of TrainParams whose setter validates the new value.
+template <typename T>
+void train_field(py::class_<dpq::TrainParams, std::shared_ptr<dpq::TrainParams>>& cls, const char* name,
+                 T dpq::TrainParams::*field, const char* doc) {
+    cls.def_property(
+            name, [field](const dpq::TrainParams& p) { return p.*field; },
+            [field](dpq::TrainParams& p, T value) {
+                dpq::TrainParams q = p;
+                q.*field = value;
+                q.validate();
+                p = q;
+            },
+            doc);
+}
+
+// (levels, K, d) codebooks and (n, d) vectors that agree with each other.
+void check_codebooks(const FloatArray& C, const FloatArray& x) {
+    if (C.ndim() != 3 || (C.shape(1) != 16 && C.shape(1) != 256) || C.shape(0) < 1 || C.shape(0) > 255)
+        throw std::invalid_argument("codebooks must have shape (levels, K, d), K 16 or 256, 1 <= levels <= 255");
+    if (x.ndim() != 2 || x.shape(1) != C.shape(2))
+        throw std::invalid_argument("x must have shape (n, d) with d = codebooks.shape[2]");
+}
+
+std::vector<float> weights_of(py::object weights, int levels) {
+    dpq::TrainParams p;
+    if (!weights.is_none()) p.prefix_weights = weights.cast<std::vector<float>>();
+    return dpq::resolve_prefix_weights(p, levels);
 }
 
 py::object wrap_owned(std::unique_ptr<IndexDPQ> index) {
@@ -274,6 +304,113 @@ PYBIND11_MODULE(_core, m) {
         uint8_t* dst = out.mutable_data();
         py::gil_scoped_release nogil;
         index.sa_encode(n, x.data(), dst);
+
+    // ---------------------------------------------------------- training
+    py::class_<dpq::TrainParams, std::shared_ptr<dpq::TrainParams>> tp(m, "TrainParameters");
+    const dpq::TrainParams defaults;
+    tp.def(py::init([](int rounds, int beam_size, std::vector<float> prefix_weights, int64_t seed, int kmeans_niter,
+                       int kmeans_max_points_per_centroid, float ridge, bool verbose) {
+               auto p = std::make_shared<dpq::TrainParams>();
+               *p = {rounds, beam_size, prefix_weights, seed, kmeans_niter, kmeans_max_points_per_centroid, ridge,
+                     verbose};
+               p->validate();
+               return p;
+           }),
+           py::kw_only(), py::arg("rounds") = defaults.rounds, py::arg("beam_size") = defaults.beam_size,
+           py::arg("prefix_weights") = defaults.prefix_weights, py::arg("seed") = defaults.seed,
+           py::arg("kmeans_niter") = defaults.kmeans_niter,
+           py::arg("kmeans_max_points_per_centroid") = defaults.kmeans_max_points_per_centroid,
+           py::arg("ridge") = defaults.ridge, py::arg("verbose") = defaults.verbose);
+    train_field(tp, "rounds", &dpq::TrainParams::rounds, "Beam-encode + least-squares rounds after the initialisation.");
+    train_field(tp, "beam_size", &dpq::TrainParams::beam_size, "Beam width used in training (1: greedy).");
+    train_field(tp, "prefix_weights", &dpq::TrainParams::prefix_weights,
+                "Weights w_1..w_L of the prefix errors (normalised to sum 1); empty: the default.");
+    train_field(tp, "seed", &dpq::TrainParams::seed, "Seed of k-means sampling and initial centroids.");
+    train_field(tp, "kmeans_niter", &dpq::TrainParams::kmeans_niter, "k-means iterations per level.");
+    train_field(tp, "kmeans_max_points_per_centroid", &dpq::TrainParams::kmeans_max_points_per_centroid,
+                "k-means subsamples at most K times this many residuals per level.");
+    train_field(tp, "ridge", &dpq::TrainParams::ridge,
+                "Least-squares pull toward the previous codebooks, relative to the mean diagonal.");
+    train_field(tp, "verbose", &dpq::TrainParams::verbose, "Progress bar and per-round objective on stderr.");
+    tp.def("validate", &dpq::TrainParams::validate, py::arg("levels") = 0,
+           "Raise ValueError naming a bad field (levels: also check len(prefix_weights)).");
+    tp.def("copy", [](const dpq::TrainParams& p) { return std::make_shared<dpq::TrainParams>(p); });
+    tp.def("__repr__", [](const dpq::TrainParams& p) {
+        std::string w = "[";
+        for (size_t i = 0; i < p.prefix_weights.size(); i++) w += (i ? ", " : "") + std::to_string(p.prefix_weights[i]);
+        return "TrainParameters(rounds=" + std::to_string(p.rounds) + ", beam_size=" + std::to_string(p.beam_size) +
+               ", prefix_weights=" + w + "], seed=" + std::to_string(p.seed) + ", kmeans_niter=" +
+               std::to_string(p.kmeans_niter) + ", kmeans_max_points_per_centroid=" +
+               std::to_string(p.kmeans_max_points_per_centroid) + ", ridge=" + std::to_string(p.ridge) +
+               ", verbose=" + (p.verbose ? "True" : "False") + ")";
+    });
+    m.def("default_prefix_weights", &dpq::default_prefix_weights, py::arg("levels"));
+    m.def("get_train_params", [](py::handle p) { return dpq_of(p).train_params; });
+    m.def("set_train_params", [](py::handle p, const dpq::TrainParams& params) {
+        params.validate(dpq_of(p).levels());
+        *dpq_of(p).train_params = params;
+    });
+    m.def("train_codebooks", [](FloatArray x, int levels, int nbits, const dpq::TrainParams& params) {
+        if (x.ndim() != 2) throw std::invalid_argument("x must have shape (n, d)");
+        if (levels < 1 || levels > 255) throw std::invalid_argument("levels must be in [1, 255], got " + std::to_string(levels));
+        if (nbits != 4 && nbits != 8) throw std::invalid_argument("nbits must be 4 or 8, got " + std::to_string(nbits));
+        params.validate(levels);
+        const size_t n = size_t(x.shape(0));
+        const int d = int(x.shape(1));
+        std::vector<float> C;
+        {
+            py::gil_scoped_release nogil;
+            C = dpq::train_codebooks(n, d, x.data(), levels, nbits, params);
+        }
+        py::array_t<float> out({size_t(levels), size_t(1) << nbits, size_t(d)});
+        std::copy(C.begin(), C.end(), out.mutable_data());
+        return out;
+    });
+    m.def("beam_encode", [](FloatArray x, FloatArray C, int beam_size, py::object weights, int method) {
+        check_codebooks(C, x);
+        if (beam_size < 1 || beam_size > 256) throw std::invalid_argument("beam_size must be in [1, 256]");
+        const int L = int(C.shape(0)), K = int(C.shape(1)), d = int(C.shape(2));
+        const std::vector<float> w = weights_of(weights, L);
+        const size_t n = size_t(x.shape(0));
+        py::array_t<uint8_t> codes({n, size_t(L)});
+        py::array_t<float> obj(n);
+        uint8_t* pc = codes.mutable_data();
+        float* po = obj.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            dpq::beam_encode(n, d, L, K, C.data(), x.data(), beam_size, w.data(), pc, po, method);
+        }
+        return py::make_tuple(codes, obj);
+    }, py::arg("x"), py::arg("codebooks"), py::arg("beam_size"), py::arg("weights"), py::arg("method") = -1);
+    m.def("prefix_objective", [](FloatArray x, FloatArray C, ByteArray codes, py::object weights) {
+        check_codebooks(C, x);
+        const int L = int(C.shape(0)), K = int(C.shape(1)), d = int(C.shape(2));
+        const size_t n = size_t(x.shape(0));
+        if (codes.ndim() != 2 || size_t(codes.shape(0)) != n || codes.shape(1) != L)
+            throw std::invalid_argument("codes must have shape (n, levels)");
+        for (size_t i = 0; i < n * L; i++)
+            if (codes.data()[i] >= K) throw std::invalid_argument("codes must be < K");
+        const std::vector<float> w = weights_of(weights, L);
+        py::array_t<float> obj(n);
+        dpq::prefix_objective(n, d, L, K, C.data(), x.data(), codes.data(), w.data(), obj.mutable_data());
+        return obj;
+    });
+    m.def("solve_codebooks", [](FloatArray x, FloatArray C_prev, ByteArray codes, py::object weights, float ridge) {
+        check_codebooks(C_prev, x);
+        const int L = int(C_prev.shape(0)), K = int(C_prev.shape(1)), d = int(C_prev.shape(2));
+        const size_t n = size_t(x.shape(0));
+        if (codes.ndim() != 2 || size_t(codes.shape(0)) != n || codes.shape(1) != L)
+            throw std::invalid_argument("codes must have shape (n, levels)");
+        for (size_t i = 0; i < n * L; i++)
+            if (codes.data()[i] >= K) throw std::invalid_argument("codes must be < K");
+        if (!(ridge > 0)) throw std::invalid_argument("ridge must be positive");
+        const std::vector<float> w = weights_of(weights, L);
+        py::array_t<float> out({size_t(L), size_t(K), size_t(d)});
+        float* po = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            dpq::solve_codebooks(n, d, x.data(), L, K, codes.data(), w.data(), ridge, C_prev.data(), po);
+        }
         return out;
     });
 

@@ -5,6 +5,7 @@ levels can be searched with any prefix of m <= L levels.
 """
 
 from ._native import SUPPORTED_FAISS
+from .codebooks import TrainParameters, train_codebooks
 from .index import IndexDPQ, SearchParametersDPQ, downcast
 from .persist import (
     ChecksumError,
@@ -27,6 +28,8 @@ install_faiss_io_hooks()
 
 __all__ = [
     "IndexDPQ",
+    "TrainParameters",
+    "train_codebooks",
     "SearchParametersDPQ",
     "downcast",
     "read_index",

@@ -54,9 +54,9 @@ class IndexDPQ(faiss.Index):
 
     Notes
     -----
-    ``train`` learns the codebooks by progressive residual k-means (Faiss's
-    k-means); ``codebooks`` can also be set from a trained model (see
-    ``pyfaiss_dpq.train``).
+    ``train`` learns the codebooks with the torch-free trainer
+    (:func:`pyfaiss_dpq.train_codebooks`, knobs in ``train_params``);
+    ``codebooks`` can also be set from a trained model (see ``pyfaiss_dpq.train``).
     """
 
     NORMS = ("none", "float32", "8bit", "4bit")
@@ -122,6 +122,19 @@ class IndexDPQ(faiss.Index):
         core.set_beam_size(self, as_int(value, "beam_size"))
 
     @property
+    def train_params(self):
+        """Knobs of ``train`` (a live :class:`pyfaiss_dpq.TrainParameters`; edits apply to the next train)."""
+        return core.get_train_params(self)
+
+    @train_params.setter
+    def train_params(self, value) -> None:
+        from .codebooks import TrainParameters
+
+        if not isinstance(value, TrainParameters):
+            raise TypeError(f"train_params must be a TrainParameters, got {type(value).__name__}")
+        core.set_train_params(self, value)
+
+    @property
     def bytes_per_vector(self) -> int:
         """Stored bytes per vector: packed codes plus the stored prefix norms (rounded up)."""
         return core.bytes_per_vector(self)
@@ -172,8 +185,12 @@ class IndexDPQ(faiss.Index):
     # Arrays are converted here; every rule on their values (finiteness,
     # counts, k, levels) is checked once, by the C++ core.
     def train(self, x) -> None:
-        """Learn the codebooks by progressive residual k-means. x: (n, d), n >= K."""
-        core.train(self, self._vectors(x))
+        """Learn the codebooks with the torch-free trainer and ``train_params``. x: (n, d), n >= K."""
+        from .codebooks import warn_if_few
+
+        x = self._vectors(x)
+        warn_if_few(x.shape[0], self.nbits)
+        core.train(self, x)
 
     def add(self, x) -> None:
         """Encode and append vectors. x: (n, d)."""

@@ -1,0 +1,271 @@
+#include "train.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "beam.h"
+#include "blas.h"
+
+namespace dpq {
+
+namespace {
+
+float sqnorm(const float* a, int d) {
+    float s = 0;
+    for (int j = 0; j < d; j++) s += a[j] * a[j];
+    return s;
+}
+
+void fail(const std::string& what) { throw std::invalid_argument("TrainParameters." + what); }
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One-line progress bar on stderr, redrawn in place.
+void progress(const char* stage, int done, int total, double elapsed) {
+    const int width = 30, filled = total ? done * width / total : width;
+    std::fprintf(stderr, "\rtrain_codebooks: %s [%.*s%.*s] %d/%d %.1f s", stage, filled,
+                 "##############################", width - filled, "..............................", done, total,
+                 elapsed);
+    std::fflush(stderr);
+}
+
+uint64_t mix(uint64_t seed, uint64_t salt) {  // splitmix64: independent streams per level
+    uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (salt + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// Nearest centroid of each of x (n x d); parallel over fixed batches.
+void assign(size_t n, int d, const float* x, int K, const float* cent, int* labels) {
+    std::vector<float> cn(K);
+    for (int k = 0; k < K; k++) cn[k] = sqnorm(cent + size_t(k) * d, d);
+    const size_t batch = 256, nbatch = (n + batch - 1) / batch;
+#pragma omp parallel
+    {
+        std::vector<float> dots(batch * K);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < int64_t(nbatch); t++) {
+            const size_t i0 = size_t(t) * batch, nb = std::min(batch, n - i0);
+            blas::dots_rowmajor(int(nb), K, d, x + i0 * d, cent, dots.data(), K);
+            for (size_t v = 0; v < nb; v++) {
+                const float* dv = dots.data() + v * K;
+                int best = 0;
+                float best_d = cn[0] - 2 * dv[0];
+                for (int k = 1; k < K; k++) {
+                    const float dis = cn[k] - 2 * dv[k];
+                    if (dis < best_d) best_d = dis, best = k;
+                }
+                labels[i0 + v] = best;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- parameters
+
+void TrainParams::validate(int levels) const {
+    if (rounds < 0 || rounds > 1000) fail("rounds must be in [0, 1000], got " + std::to_string(rounds));
+    if (beam_size < 1 || beam_size > 256) fail("beam_size must be in [1, 256], got " + std::to_string(beam_size));
+    if (kmeans_niter < 1 || kmeans_niter > 10000)
+        fail("kmeans_niter must be in [1, 10000], got " + std::to_string(kmeans_niter));
+    if (kmeans_max_points_per_centroid < 1)
+        fail("kmeans_max_points_per_centroid must be >= 1, got " + std::to_string(kmeans_max_points_per_centroid));
+    if (!(ridge > 0) || !std::isfinite(ridge)) fail("ridge must be a positive finite number, got " + std::to_string(ridge));
+    double sum = 0;
+    for (float w : prefix_weights) {
+        if (!(w >= 0) || !std::isfinite(w))
+            fail("prefix_weights must be finite and >= 0, got " + std::to_string(w));
+        sum += w;
+    }
+    if (!prefix_weights.empty() && !(sum > 0)) fail("prefix_weights must not all be 0");
+    if (levels > 0 && !prefix_weights.empty() && int(prefix_weights.size()) != levels)
+        fail("prefix_weights must have one weight per level (" + std::to_string(levels) + "), got " +
+             std::to_string(prefix_weights.size()));
+}
+
+std::vector<float> default_prefix_weights(int levels) {
+    // Equal weight on the squared error of every prefix. Short prefixes have
+    // the largest errors, so they dominate the sum without any extra weight.
+    return std::vector<float>(levels, 1.f);
+}
+
+std::vector<float> resolve_prefix_weights(const TrainParams& params, int levels) {
+    params.validate(levels);
+    std::vector<float> w = params.prefix_weights.empty() ? default_prefix_weights(levels) : params.prefix_weights;
+    const double sum = std::accumulate(w.begin(), w.end(), 0.0);
+    for (float& v : w) v = float(v / sum);
+    return w;
+}
+
+// ---------------------------------------------------------------- k-means
+
+void kmeans(size_t n, int d, const float* x, int K, int niter, int max_points_per_centroid, uint64_t seed,
+            float* centroids) {
+    if (n < size_t(K)) throw std::invalid_argument("kmeans: need at least K points");
+    std::mt19937_64 rng(seed);
+    // Seeded subsample (kept in input order for locality).
+    std::vector<size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), 0);
+    const size_t m = std::min(n, size_t(K) * size_t(max_points_per_centroid));
+    for (size_t i = 0; i < m && m < n; i++) std::swap(idx[i], idx[i + rng() % (n - i)]);
+    idx.resize(m);
+    std::sort(idx.begin(), idx.end());
+    std::vector<float> pts(m * d);
+    for (size_t i = 0; i < m; i++) std::memcpy(&pts[i * d], x + idx[i] * d, sizeof(float) * d);
+    // Initial centroids: K distinct sample points.
+    std::vector<size_t> perm(m);
+    std::iota(perm.begin(), perm.end(), 0);
+    for (int k = 0; k < K; k++) {
+        std::swap(perm[k], perm[k + rng() % (m - k)]);
+        std::memcpy(centroids + size_t(k) * d, &pts[perm[k] * d], sizeof(float) * d);
+    }
+    std::vector<int> labels(m);
+    std::vector<double> sums(size_t(K) * d);
+    std::vector<size_t> counts(K);
+    for (int it = 0; it < niter; it++) {
+        assign(m, d, pts.data(), K, centroids, labels.data());
+        std::fill(sums.begin(), sums.end(), 0.0);
+        std::fill(counts.begin(), counts.end(), 0);
+        for (size_t i = 0; i < m; i++) {
+            double* s = &sums[size_t(labels[i]) * d];
+            const float* p = &pts[i * d];
+            for (int j = 0; j < d; j++) s[j] += p[j];
+            counts[labels[i]]++;
+        }
+        for (int k = 0; k < K; k++)
+            if (counts[k])
+                for (int j = 0; j < d; j++) centroids[size_t(k) * d + j] = float(sums[size_t(k) * d + j] / counts[k]);
+        // An empty cluster takes half of the largest one: both centroids move
+        // apart by a relative 1/1024 in alternating directions.
+        for (int k = 0; k < K; k++) {
+            if (counts[k]) continue;
+            const int big = int(std::max_element(counts.begin(), counts.end()) - counts.begin());
+            float* ck = centroids + size_t(k) * d;
+            float* cb = centroids + size_t(big) * d;
+            for (int j = 0; j < d; j++) {
+                const float eps = (j % 2 ? 1.f : -1.f) / 1024.f;
+                ck[j] = cb[j] * (1 + eps);
+                cb[j] = cb[j] * (1 - eps);
+            }
+            counts[k] = counts[big] / 2;
+            counts[big] -= counts[k];
+        }
+    }
+}
+
+// ---------------------------------------------------------------- least squares
+
+void solve_codebooks(size_t n, int d, const float* x, int levels, int K, const uint8_t* codes,
+                     const float* weights, float ridge, const float* C_prev, float* C) {
+    const int L = levels, LK = L * K;
+    // W[l] = sum_{m >= l} w_m: the weight of every prefix that contains level l.
+    std::vector<double> W(L + 1, 0.0);
+    for (int l = L - 1; l >= 0; l--) W[l] = W[l + 1] + weights[l];
+    // Normal matrix N[(l,k),(l',k')] = W(max(l,l')) #{i : b_il = k, b_il' = k'}
+    // and right-hand side R[(l,k)] = W(l) sum_{i : b_il = k} x_i, stored
+    // column-major (LK x d) for LAPACK. Each thread owns whole row blocks.
+    std::vector<double> N(size_t(LK) * LK, 0.0), R(size_t(LK) * d, 0.0);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int l = 0; l < L; l++) {
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* b = codes + i * L;
+            const size_t row = size_t(l) * K + b[l];
+            double* Nr = &N[row * LK];
+            for (int l2 = 0; l2 < L; l2++) Nr[size_t(l2) * K + b[l2]] += W[std::max(l, l2)];
+            const float* xi = x + i * d;
+            for (int j = 0; j < d; j++) R[size_t(j) * LK + row] += W[l] * xi[j];
+        }
+    }
+    double trace = 0;
+    for (int r = 0; r < LK; r++) trace += N[size_t(r) * LK + r];
+    const double lam = ridge * trace / LK;
+    for (int r = 0; r < LK; r++) {
+        N[size_t(r) * LK + r] += lam;
+        for (int j = 0; j < d; j++) R[size_t(j) * LK + r] += lam * C_prev[size_t(r) * d + j];
+    }
+    int info = 0;
+    dposv_("L", &LK, &d, N.data(), &LK, R.data(), &LK, &info);
+    if (info != 0)  // cannot happen with lam > 0 unless the input was not finite
+        throw std::runtime_error("solve_codebooks: the normal matrix is not positive definite (info " +
+                                 std::to_string(info) + ")");
+    for (int r = 0; r < LK; r++)
+        for (int j = 0; j < d; j++) C[size_t(r) * d + j] = float(R[size_t(j) * LK + r]);
+}
+
+// ---------------------------------------------------------------- trainer
+
+std::vector<float> train_codebooks(size_t n, int d, const float* x, int levels, int nbits,
+                                   const TrainParams& params) {
+    const int L = levels, K = 1 << nbits, B = params.beam_size;
+    if (n < size_t(K))
+        throw std::invalid_argument("train_codebooks: need at least " + std::to_string(K) +
+                                    " training vectors (K codewords per level), got " + std::to_string(n));
+    const std::vector<float> w = resolve_prefix_weights(params, L);
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool verbose = params.verbose;
+
+    // 1. Progressive initialisation on the residuals of the beam.
+    std::vector<float> C(size_t(L) * K * d), cnorm(size_t(L) * K);
+    std::vector<uint8_t> codes(n * L);
+    std::vector<float> obj(n);
+    {
+        BeamSearch beam(n, d, L, B, x, w.data());
+        std::vector<float> pts;
+        for (int l = 0; l < L; l++) {
+            if (verbose) progress("init levels", l, L, seconds_since(t0));
+            const int e = beam.entries();
+            pts.resize(n * e * d);
+            for (size_t i = 0; i < n; i++)
+                for (int b = 0; b < e; b++) std::memcpy(&pts[(i * e + b) * d], beam.residual(i, b), sizeof(float) * d);
+            float* Cl = C.data() + size_t(l) * K * d;
+            kmeans(n * e, d, pts.data(), K, params.kmeans_niter, params.kmeans_max_points_per_centroid,
+                   mix(uint64_t(params.seed), uint64_t(l)), Cl);
+            for (int k = 0; k < K; k++) cnorm[size_t(l) * K + k] = sqnorm(Cl + size_t(k) * d, d);
+            beam.step(Cl, &cnorm[size_t(l) * K], K);
+        }
+        beam.best(codes.data(), obj.data());
+        if (verbose) progress("init levels", L, L, seconds_since(t0)), std::fprintf(stderr, "\n");
+    }
+
+    // 2. Rounds: re-encode (from the second round on), then solve.
+    auto total = [&](const std::vector<float>& o) { return std::accumulate(o.begin(), o.end(), 0.0) / n; };
+    std::vector<float> C_new(C.size()), obj_new(n);
+    std::vector<uint8_t> codes_new(n * L);
+    for (int r = 0; r < params.rounds; r++) {
+        const double before_encode = total(obj);
+        if (r > 0) {
+            beam_encode(n, d, L, K, C.data(), x, B, w.data(), codes_new.data(), obj_new.data());
+            // Keep a vector's previous code where the beam found no better one.
+            for (size_t i = 0; i < n; i++)
+                if (obj_new[i] < obj[i]) {
+                    obj[i] = obj_new[i];
+                    std::memcpy(&codes[i * L], &codes_new[i * L], L);
+                }
+        }
+        const double before = total(obj);
+        solve_codebooks(n, d, x, L, K, codes.data(), w.data(), params.ridge, C.data(), C_new.data());
+        prefix_objective(n, d, L, K, C_new.data(), x, codes.data(), w.data(), obj_new.data());
+        const double after = total(obj_new);
+        // The exact minimiser cannot be worse; rounding in the solve could be.
+        if (after <= before) C.swap(C_new), obj.swap(obj_new);
+        if (verbose)
+            std::fprintf(stderr, "train_codebooks: round %d/%d objective %.6g -> %.6g (encode) -> %.6g (solve) %.1f s\n",
+                         r + 1, params.rounds, before_encode, before, std::min(before, after), seconds_since(t0));
+    }
+    return C;
+}
+
+}  // namespace dpq
