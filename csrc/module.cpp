@@ -74,6 +74,7 @@ const faiss::SearchParameters* params_or_null(py::handle params) {
     faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(params.ptr());
     if (!p) throw py::error_already_set();
     return p;
+}
 
 // A read/write field of TrainParams whose setter validates the new value.
 template <typename T>
@@ -304,6 +305,8 @@ PYBIND11_MODULE(_core, m) {
         uint8_t* dst = out.mutable_data();
         py::gil_scoped_release nogil;
         index.sa_encode(n, x.data(), dst);
+        return out;
+    });
 
     // ---------------------------------------------------------- training
     py::class_<dpq::TrainParams, std::shared_ptr<dpq::TrainParams>> tp(m, "TrainParameters");

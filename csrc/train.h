@@ -24,8 +24,8 @@ struct TrainParams {
     int beam_size = 5;                  // beam width of training (initialisation and rounds)
     std::vector<float> prefix_weights;  // w_1..w_L (normalised to sum 1); empty: default_prefix_weights
     int64_t seed = 1234;                // k-means sampling and initial centroids
-    int kmeans_niter = 10;              // k-means iterations per level of the initialisation
-    int kmeans_max_points_per_centroid = 64;  // k-means subsamples to K * this many residuals
+    int kmeans_niter = 25;              // k-means iterations per level of the initialisation (as Faiss)
+    int kmeans_max_points_per_centroid = 256;  // k-means subsamples to K * this many residuals (as Faiss)
     float ridge = 1e-3f;                // pull toward the previous codebooks, relative to the mean diagonal
     bool verbose = false;               // progress bar and objective per round on stderr
 
