@@ -43,6 +43,11 @@ class DPQModel(nn.Module):
             self.encoder = encoder
         else:
             self.encoder = build_encoder(c["encoder"], tuple(c["input_shape"]), c["dim"], c["hidden"])
+        self.query_encoder = None  # paired mode with two towers: the queries' own encoder
+        if c.get("query_encoder"):
+            from .paired import build_query_encoder
+
+            self.query_encoder = build_query_encoder(c["query_encoder"], tuple(c["input_shape"]), c["dim"], c["hidden"])
         self.quantizer = ProgressiveQuantizer(c["levels"], 1 << c["nbits"], c["dim"], c["soft"], c["temperature"])
         self.classifier = None
         if c.get("n_classes"):
@@ -66,6 +71,13 @@ class DPQModel(nn.Module):
         h = self.encoder(x)
         return F.normalize(h, dim=1) if self.config["normalize"] else h
 
+    def query_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of queries: the query tower's when the model has one, else :meth:`features`."""
+        if self.query_encoder is None:
+            return self.features(x)
+        h = self.query_encoder(x)
+        return F.normalize(h, dim=1) if self.config["normalize"] else h
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Quantized]:
         """(features (n, dim), their progressive quantization with the model's beam width)."""
         feats = self.features(x)
@@ -75,6 +87,13 @@ class DPQModel(nn.Module):
     def encode(self, X, batch_size: int = 1024) -> np.ndarray:
         """Features of X, shape (n, dim) float32: what an exported IndexDPQ expects."""
         return self._batched(X, batch_size, lambda x: self.features(x))
+
+    def encode_query(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Features of queries X, (n, dim) float32, to search the index built from :meth:`encode`.
+
+        The same as ``encode`` unless the model has a query tower (paired mode, ``query_encoder=``).
+        """
+        return self._batched(X, batch_size, lambda x: self.query_features(x))
 
     def codes(self, X, batch_size: int = 1024) -> np.ndarray:
         """Level indices of X, shape (n, levels) uint8: greedy, or beam search when config["beam"] > 1."""

@@ -12,18 +12,21 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import augment_images, augment_vectors
-from .losses import label_margin_loss, nt_xent, quantization_loss
+from .losses import label_margin_loss, quantization_loss
+from .mecoq import contrastive_memory_loss
 from .model import DPQModel
+from .modes import check_mode_options, make_memory
+from .paired import DEFAULT_TEMPERATURE, check_keys, paired_loss
 from .quantizer import SOFT_ASSIGNMENTS
 
-MODES = ("supervised", "unsupervised", "contrastive")
+MODES = ("supervised", "unsupervised", "contrastive", "paired")
 
 # Per-mode defaults: (soft assignment, normalize features, metric, epochs).
 _MODE_DEFAULTS = {
     "supervised": ("cosine", True, "ip", 64),
     "unsupervised": ("l2", False, "l2", 20),
     "contrastive": ("l2", True, "ip", 64),
+    "paired": ("l2", True, "ip", 20),
 }
 # Default temperature of each soft assignment (cosine: divides; l2: SPQ's lambda, multiplies).
 _SOFT_TEMPERATURE = {"cosine": 0.1, "l2": 5.0}
@@ -48,15 +51,17 @@ class DPQTrainer:
         Number of quantization levels L (bytes per vector at nbits=8).
     nbits : int
         4 or 8 bits per level (K = 16 or 256 codewords).
-    mode : {"supervised", "unsupervised", "contrastive"}
+    mode : {"supervised", "unsupervised", "contrastive", "paired"}
         supervised: DPQ with labels (label-embedding margin loss + 0.1 x cross
         entropy on the features and on every progressive reconstruction).
         unsupervised: progressive reconstruction error only (identity encoder).
-        contrastive: SPQ-style self-supervision on two augmented views.
-    encoder : "auto", "identity", "linear", "mlp", "cnn" or torch.nn.Module
+        contrastive: SPQ-style self-supervision on two augmented views, with
+        MeCoQ's optional parts (``code_memory``, ``debias``, ``diversity``).
+        paired: MoPQ, from (query, key) pairs: ``fit(queries, keys)``.
+    encoder : "auto", "identity", "linear", "mlp", "cnn", "pyramid" or torch.nn.Module
         "auto" picks "cnn" for images (n, H, W)/(n, C, H, W), "mlp" for
         vectors in supervised/contrastive mode and "identity" in unsupervised
-        mode. A custom module maps (n, *input_shape) to (n, dim).
+        and paired mode. "pyramid": PHPQ's pyramid hybrid pooling CNN. A custom module maps (n, *input_shape) to (n, dim).
     dim : int, optional
         Feature dimension (default 64; the input size for identity).
     hidden : int
@@ -80,8 +85,20 @@ class DPQTrainer:
         + nu ||Q^soft_L - Q^hard_L||^2].
     ce_weight : float
         Weight of the cross entropy next to the margin loss (supervised).
-    contrastive_temperature : float
-        NT-Xent temperature (contrastive).
+    contrastive_temperature : float, optional
+        Temperature of the contrastive softmax: NT-Xent (contrastive, default
+        0.5) or the Multinoulli loss (paired, default 0.05).
+    code_memory : int
+        MeCoQ / MoPQ negative pool: keep the codes of this many past samples
+        (contrastive: soft codes of both views; paired: hard key codes) and
+        decode them with the current codebooks as extra negatives. 0: none.
+    diversity : float
+        Weight of MeCoQ's codeword-diversity regulariser (contrastive, paired).
+    debias : float
+        Positive prior tau_plus of the debiased contrastive loss (contrastive); 0: plain NT-Xent.
+    query_encoder : str, optional
+        paired: None shares the encoder between queries and keys (one tower);
+        "linear", "mlp", "cnn" or "pyramid" gives queries their own (two towers).
     batch_size, lr, codebook_lr, weight_decay : training hyper-parameters (Adam).
     beam : int, optional
         Beam width of the hard codes, in training and in the exported index
@@ -105,9 +122,10 @@ class DPQTrainer:
                  dim: int | None = None, hidden: int = 256, epochs: int | None = None, warmup: float = 0.5,
                  end_to_end: bool = True, soft: str | None = None, temperature: float | None = None,
                  tau: float = 1.0, mu: float = 1.0, nu: float = 0.1, ce_weight: float = 0.1,
-                 contrastive_temperature: float = 0.5, batch_size: int = 128, lr: float = 1e-3,
+                 contrastive_temperature: float | None = None, batch_size: int = 128, lr: float = 1e-3,
                  codebook_lr: float = 1e-3, weight_decay: float = 0.0, beam: int | None = None,
-                 patience: int | None = None,
+                 patience: int | None = None, code_memory: int = 0, diversity: float = 0.0,
+                 debias: float = 0.0, query_encoder: str | None = None,
                  device="auto", seed: int = 0, checkpoint: str | os.PathLike | None = None,
                  verbose: bool = True):
         if mode not in MODES:
@@ -131,6 +149,11 @@ class DPQTrainer:
         self.temperature = _SOFT_TEMPERATURE[self.soft] if temperature is None else float(temperature)
         self.normalize, self.metric = normalize, metric
         self.tau, self.mu, self.nu, self.ce_weight = tau, mu, nu, ce_weight
+        check_mode_options(mode, code_memory, diversity, debias, query_encoder)
+        self.code_memory, self.diversity, self.debias = code_memory, diversity, debias
+        self.query_encoder = query_encoder
+        if contrastive_temperature is None:
+            contrastive_temperature = DEFAULT_TEMPERATURE if mode == "paired" else 0.5
         self.contrastive_temperature = contrastive_temperature
         self.batch_size, self.lr, self.codebook_lr, self.weight_decay = batch_size, lr, codebook_lr, weight_decay
         self.beam = (5 if mode == "unsupervised" else 1) if beam is None else int(beam)
@@ -144,8 +167,9 @@ class DPQTrainer:
     def fit(self, X, y=None) -> DPQModel:
         """Train on X and return the model.
 
-        X : (n, d) float features, or images (n, H, W) / (n, C, H, W).
-        y : (n,) integer class labels; required for mode="supervised", ignored otherwise.
+        X : (n, d) float features, or images (n, H, W) / (n, C, H, W); the queries in mode="paired".
+        y : (n,) integer class labels, required for mode="supervised"; in mode="paired"
+            the keys (the shape of X), y[i] the match of X[i]; ignored otherwise.
         """
         X, labels, n_classes = self._check_data(X, y)
         _seed_everything(self.seed)
@@ -161,12 +185,14 @@ class DPQTrainer:
         Xt = torch.from_numpy(X)
         yt = None if labels is None else torch.from_numpy(labels)
         self.history_ = []
+        self.memory_ = make_memory(self, model, device)
+        kmeans_data = labels if self.mode == "paired" else X  # paired: the codebooks code the keys
         best, stale = float("inf"), 0
         bar = tqdm(range(self.epochs), desc=f"DPQ {self.mode}", unit="epoch", disable=not self.verbose, leave=True)
         for epoch in bar:
             phase = "encoder" if epoch < warmup_epochs else "joint"
             if epoch == warmup_epochs:
-                model.quantizer.init_residual_kmeans(model.encode(X), seed=self.seed)
+                model.quantizer.init_residual_kmeans(model.encode(kmeans_data), seed=self.seed)
             stats = self._epoch(model, opt, Xt, yt, generator, device, phase, epoch)
             self.history_.append(stats)
             postfix = {"phase": phase, "loss": f"{stats.loss:.4f}"}
@@ -197,6 +223,8 @@ class DPQTrainer:
         K = 1 << self.nbits
         if X.shape[0] < K:
             raise ValueError(f"need at least K = {K} training samples (nbits={self.nbits}), got {X.shape[0]}")
+        if self.mode == "paired":
+            return X, check_keys(X, y), 0
         if self.mode != "supervised":
             return X, None, 0
         if y is None:
@@ -215,7 +243,7 @@ class DPQTrainer:
         name = self.encoder
         custom = isinstance(name, nn.Module)
         if name == "auto":
-            name = "cnn" if images else ("identity" if self.mode == "unsupervised" else "mlp")
+            name = "cnn" if images else ("identity" if self.mode in ("unsupervised", "paired") else "mlp")
         if not custom and self.mode == "unsupervised" and name != "identity":
             raise ValueError("mode='unsupervised' trains codebooks only: use encoder='identity' (or a pre-trained "
                              "custom module, frozen with requires_grad=False)")
@@ -228,7 +256,7 @@ class DPQTrainer:
             "dim": int(dim), "encoder": "custom" if custom else name, "hidden": self.hidden,
             "n_classes": n_classes, "soft": self.soft, "temperature": float(self.temperature),
             "normalize": self.normalize and not (name == "identity" and self.mode == "unsupervised"),
-            "metric": self.metric, "beam": self.beam, "seed": self.seed,
+            "metric": self.metric, "beam": self.beam, "seed": self.seed, "query_encoder": self.query_encoder,
         }
         return DPQModel(config, encoder=name if custom else None)
 
@@ -264,7 +292,9 @@ class DPQTrainer:
         contrastive losses on the reconstructions reach codebooks and encoder.
         """
         if self.mode == "contrastive":
-            return self._contrastive_loss(model, xb, generator, phase)
+            return contrastive_memory_loss(self, model, xb, generator, phase, self.memory_)
+        if self.mode == "paired":
+            return paired_loss(self, model, xb, yb, phase, self.memory_)
         feats = model.features(xb)
         if self.mode == "unsupervised":
             q = model.quantizer(feats, beam=self.beam)
@@ -288,23 +318,6 @@ class DPQTrainer:
 
     def _quantization(self, feats, q):
         return self.tau * quantization_loss(feats, q.soft, q.hard, self.mu, self.nu)
-
-    def _contrastive_loss(self, model, xb, generator, phase):
-        augment = augment_images if xb.dim() > 2 else augment_vectors
-        f1, f2 = model.features(augment(xb, generator)), model.features(augment(xb, generator))
-        t = self.contrastive_temperature
-        if phase == "encoder":
-            return nt_xent(f1, f2, t), None
-        q1, q2 = model.quantizer(f1.detach()), model.quantizer(f2.detach())
-        loss = (self._quantization(f1.detach(), q1) + self._quantization(f2.detach(), q2)) / 2
-        if self.end_to_end:
-            # SPQ's cross-quantized contrast at every prefix: one view's feature
-            # against the other view's soft reconstruction, both directions.
-            s1, s2 = model.quantizer(f1).soft, model.quantizer(f2).soft
-            loss = loss + sum(nt_xent(f1, b, t) + nt_xent(f2, a, t) for a, b in zip(s1, s2)) / (2 * self.levels)
-        else:
-            loss = loss + nt_xent(f1, f2, t)
-        return loss, (_hard_error(f1, q1) + _hard_error(f2, q2)) / 2
 
 
 def _hard_error(feats, q) -> torch.Tensor:
