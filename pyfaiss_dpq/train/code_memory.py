@@ -48,12 +48,12 @@ class CodeMemory:
         """Append codes (n, L, K) (detached); the oldest are overwritten once the memory is full."""
         if weights.dim() != 3 or weights.shape[1:] != (self.levels, self.K):
             raise ValueError(f"codes must have shape (n, {self.levels}, {self.K}), got {tuple(weights.shape)}")
+        self.count += len(weights)
         weights = weights.detach()[-self.size:].to(self.weights.device, self.weights.dtype)
         n = len(weights)
         slots = (self._next + torch.arange(n)) % self.size
         self.weights[slots.to(self.weights.device)] = weights
         self._next = (self._next + n) % self.size
-        self.count += n
 
     def decode(self, codebooks: torch.Tensor) -> torch.Tensor:
         """Cumulative reconstructions (L, len(self), d) of the stored codes with `codebooks` (L, K, d).
