@@ -235,3 +235,24 @@ def test_mode_options_are_checked(images, pairs):
         DPQTrainer(mode="paired", **FAST).fit(q, np.where(np.eye(len(k), k.shape[1]) > 0, np.nan, k))
     with pytest.raises(ValueError, match="pyramid encoder needs images"):
         DPQTrainer(mode="contrastive", encoder="pyramid", **FAST).fit(q)
+
+
+def test_paired_command_line_trains_builds_and_searches_with_the_query_tower(pairs, tmp_path, capsys):
+    from pyfaiss_dpq import read_index
+    from pyfaiss_dpq.cli import main
+
+    q, k = pairs
+    np.save(tmp_path / "q.npy", q)
+    np.save(tmp_path / "k.npy", k)
+    run = lambda *argv: main([str(a) for a in argv])  # noqa: E731
+    assert run("train", tmp_path / "q.npy", "--keys", tmp_path / "k.npy", "-o", tmp_path / "p.pt", "--mode", "paired",
+               "--query-encoder", "linear", "--code-memory", "64", "--levels", "2", "--nbits", "4",
+               "--epochs", "2", "--quiet", "--threads", "1") == 0
+    assert run("build", tmp_path / "k.npy", "-o", tmp_path / "p.dpq", "--model", tmp_path / "p.pt") == 0
+    assert run("search", tmp_path / "p.dpq", tmp_path / "q.npy", "--model", tmp_path / "p.pt", "-k", "5",
+               "--ids", tmp_path / "ids.npy", "--distances", tmp_path / "d.npy") == 0
+    model = DPQModel.load(tmp_path / "p.pt")
+    index = read_index(tmp_path / "p.dpq")
+    np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), index.search(model.encode_query(q), 5)[1])
+    assert run("train", tmp_path / "q.npy", "-o", tmp_path / "x.pt", "--mode", "paired") == 2
+    assert "--keys" in capsys.readouterr().err
