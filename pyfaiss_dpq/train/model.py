@@ -20,15 +20,17 @@ class DPQModel(nn.Module):
     """Encoder and L progressive codebooks of K = 2**nbits codewords each.
 
     Made by :class:`DPQTrainer.fit` or :meth:`load`. ``encode`` gives the
-    features that are quantized and searched, ``codes`` the greedy level
-    indices, ``to_index`` a trained IndexDPQ whose codebooks are this model's.
+    features that are quantized and searched, ``encode_query`` the features
+    of queries (the query tower's, for paired models with two), ``codes`` the
+    level indices, ``to_index`` a trained IndexDPQ whose codebooks are this model's.
 
     Parameters
     ----------
     config : dict
         mode, levels, nbits, input_shape, dim, encoder (a name from
         ``encoders.ENCODERS`` or "custom"), hidden, n_classes, soft,
-        temperature, normalize, metric ("l2" or "ip"), beam, seed.
+        temperature, normalize, metric ("l2" or "ip"), beam, seed, and
+        query_encoder (paired mode: None, or the name of the query tower).
     encoder : torch.nn.Module, optional
         Required when ``config["encoder"] == "custom"``.
     """
