@@ -26,8 +26,10 @@ from pyfaiss_dpq.train import DPQTrainer
 MECOQ_SETTINGS = [  # (name, trainer options)
     ("SPQ-style contrastive (base)", {}),
     ("+ code memory 512", {"code_memory": 512}),
+    ("+ code memory 128", {"code_memory": 128}),
     ("+ debias tau+=0.1", {"debias": 0.1}),
     ("+ diversity 0.1", {"diversity": 0.1}),
+    ("+ diversity 1.0", {"diversity": 1.0}),
     ("+ all three (MeCoQ)", {"code_memory": 512, "debias": 0.1, "diversity": 0.1}),
     ("pyramid encoder (PHPQ), base loss", {"encoder": "pyramid"}),
     ("pyramid encoder + all three", {"encoder": "pyramid", "code_memory": 512, "debias": 0.1, "diversity": 0.1}),
@@ -49,6 +51,8 @@ def study_mecoq(args) -> None:
     print("| setting | mAP at m = 1..L (median) | min..max at m = L | seconds |")
     print("|---|---|---|---|")
     for name, options in MECOQ_SETTINGS:
+        if args.only and not any(word in name for word in args.only):
+            continue
         maps, seconds = [], []
         for seed in args.seeds:
             t0 = time.perf_counter()
@@ -143,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", choices=("mecoq", "paired", "robustness"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--only", nargs="+", help="mecoq: run the settings whose names contain one of these")
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)

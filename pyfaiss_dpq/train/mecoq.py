@@ -41,6 +41,8 @@ def contrastive_memory_loss(trainer, model, xb: torch.Tensor, generator: torch.G
     loss = (trainer._quantization(f1.detach(), q1) + trainer._quantization(f2.detach(), q2)) / 2
     negatives = memory.decode(quantizer.codebooks) if memory is not None and len(memory) else None
     if trainer.end_to_end:
+        # SPQ's cross-quantized contrast at every prefix: one view's feature
+        # against the other view's soft reconstruction, both directions.
         s1, s2 = quantizer(f1).soft, quantizer(f2).soft
         levels = quantizer.levels
         neg = [None] * levels if negatives is None else negatives

@@ -61,7 +61,8 @@ class DPQTrainer:
     encoder : "auto", "identity", "linear", "mlp", "cnn", "pyramid" or torch.nn.Module
         "auto" picks "cnn" for images (n, H, W)/(n, C, H, W), "mlp" for
         vectors in supervised/contrastive mode and "identity" in unsupervised
-        and paired mode. "pyramid": PHPQ's pyramid hybrid pooling CNN. A custom module maps (n, *input_shape) to (n, dim).
+        and paired mode. "pyramid": PHPQ's pyramid hybrid pooling CNN.
+        A custom module maps (n, *input_shape) to (n, dim).
     dim : int, optional
         Feature dimension (default 64; the input size for identity).
     hidden : int
