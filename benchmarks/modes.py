@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pairs", default="results/text_pairs.npz", help="paired: output of make_text_pairs.py")
-    parser.add_argument("--test-pairs", type=int, default=1000, help="paired: held-out pairs")
+    parser.add_argument("--test-pairs", type=int, default=500, help="paired: held-out pairs")
     parser.add_argument("--queries", type=int, default=100, help="robustness: attacked queries")
     parser.add_argument("--eps", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2], help="robustness budgets")
     parser.add_argument("--steps", type=int, default=20)
