@@ -60,3 +60,16 @@ def contrastive_memory_loss(s, model, xb: torch.Tensor, generator: torch.Generat
             memory.push(soft_codes(quantizer, f1.detach()))
             memory.push(soft_codes(quantizer, f2.detach()))
     return loss, (hard_error(f1, q1) + hard_error(f2, q2)) / 2
+
+
+@torch.no_grad()
+def contrastive_validation_loss(s, model, x: torch.Tensor) -> float:
+    """Held-out score: the prefix-weighted NT-Xent between each sample's feature and its hard
+    reconstruction (the index's view: a feature query against quantized database vectors), the
+    batch's other samples the negatives. Deterministic (no augmentation), and it measures what the
+    contrastive objective trains for; the reconstruction error does not (contrastive training moves
+    the features, and scoring by it kept the start of the joint phase, discarding that phase)."""
+    feats = model.features(x)
+    hard = model.quantizer(feats, beam=s.beam).hard
+    t = s.contrastive_temperature
+    return float(prefix_weighted(s.prefix_weights, [debiased_nt_xent(feats, z, t) for z in hard]))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .losses import hard_error, label_margin_loss, prefix_error, prefix_weighted, quantization_loss
-from .mecoq import contrastive_memory_loss
+from .mecoq import contrastive_memory_loss, contrastive_validation_loss
 from .paired import paired_loss, paired_validation_loss
 
 
@@ -138,6 +138,9 @@ class Contrastive(Objective):
 
     def loss(self, s, model, xb, yb, generator, phase, memory=None):
         return contrastive_memory_loss(s, model, xb, generator, phase, memory)
+
+    def validation_loss(self, s, model, x, y):
+        return contrastive_validation_loss(s, model, x)
 
 
 class Paired(Objective):
