@@ -4,6 +4,7 @@ Vector files are .npy, .fvecs/.bvecs/.ivecs or ann-benchmarks HDF5 (see
 :func:`pyfaiss_dpq.data.load_vectors`; ``--key`` picks the HDF5 dataset).
 
     pyfaiss-dpq train base.fvecs -o model.pt --mode unsupervised --levels 8
+    pyfaiss-dpq train queries.npy --keys keys.npy -o model.pt --mode paired --code-memory 1024
     pyfaiss-dpq build base.fvecs -o base.dpq --model model.pt
     pyfaiss-dpq build base.fvecs -o base.dpq --levels 8 --nbits 8      # torch-free
     pyfaiss-dpq search base.dpq queries.fvecs -k 10 --levels 4 --ids ids.npy
@@ -58,12 +59,14 @@ def _as_model_input(model, x: np.ndarray) -> np.ndarray:
     return x if x.shape[1:] == shape else x.reshape(len(x), *shape)
 
 
-def _model_side(model, x: np.ndarray) -> np.ndarray:
-    """What an index exported from `model` takes: raw flat rows (native export) or features."""
+def _model_side(model, x: np.ndarray, queries: bool = False) -> np.ndarray:
+    """What an index exported from `model` takes: raw flat rows (native export) or features (of queries)."""
     from .train.export import is_native
 
     x = _as_model_input(model, x)
-    return x.reshape(len(x), -1) if is_native(model) else model.encode(x)
+    if is_native(model):
+        return x.reshape(len(x), -1)
+    return model.encode_query(x) if queries else model.encode(x)
 
 
 def _inner_dpq(index) -> IndexDPQ:
@@ -78,9 +81,19 @@ def _inner_dpq(index) -> IndexDPQ:
     return node
 
 
+def _mode_names():
+    """The registered training modes (``pyfaiss_dpq.train.MODES``); None without torch (no check here:
+    the train command then says how to get the extra)."""
+    try:
+        from .train import MODES
+    except ImportError:
+        return None
+    return tuple(MODES)
+
+
 # ---------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .train import DPQTrainer
+    from .train import MODES, DPQTrainer
 
     if args.threads:
         import torch
@@ -88,12 +101,20 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     x = _vectors(args.data, args.key, args.image_shape)
     y = _labels(args.labels, len(x)) if args.labels else None
-    if args.mode == "supervised" and y is None:
-        raise ValueError("--mode supervised needs --labels FILE")
+    objective = MODES[args.mode]
+    if objective.needs_labels and y is None:
+        raise ValueError(f"--mode {args.mode} needs --labels FILE")
+    if objective.needs_keys != bool(args.keys):
+        takers = ", ".join(name for name, o in MODES.items() if o.needs_keys)
+        raise ValueError(f"--mode {args.mode} needs --keys FILE (row i the match of query i), and only it takes --keys"
+                         if objective.needs_keys else f"--keys is for --mode {takers}, not {args.mode}")
+    if args.keys:
+        y = _vectors(args.keys, args.key, args.image_shape)
     trainer = DPQTrainer(levels=args.levels, nbits=args.nbits, mode=args.mode, encoder=args.encoder, dim=args.dim,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beam=args.beam,
-                         end_to_end=not args.reference, patience=args.patience, device=args.device, seed=args.seed,
-                         checkpoint=args.output, verbose=not args.quiet)
+                         end_to_end=not args.reference, patience=args.patience, code_memory=args.code_memory,
+                         diversity=args.diversity, debias=args.debias, query_encoder=args.query_encoder,
+                         device=args.device, seed=args.seed, checkpoint=args.output, verbose=not args.quiet)
     model = trainer.fit(x, y).model_
     model.save(args.output)
     err = model.reconstruction_error(x)
@@ -157,7 +178,7 @@ def cmd_search(args) -> int:
 def _queries(args, d: int) -> np.ndarray:
     q = np.ascontiguousarray(load_vectors(args.queries, key=args.key), dtype=np.float32)
     if args.model:
-        q = _model_side(_load_model(args.model), q)
+        q = _model_side(_load_model(args.model), q, queries=True)
     if q.shape[1] != d:
         hint = "" if args.model else " (an index built from a model with a learned encoder needs --model)"
         raise ValueError(f"queries have dimension {q.shape[1]} but the index takes {d}{hint}")
@@ -209,16 +230,23 @@ def build_parser(with_bench_options: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--key", help="HDF5 dataset (default: train)")
     p.add_argument("--labels", help="class labels, .npy or text, one per row (supervised mode)")
     p.add_argument("--image-shape", type=int, nargs="+", metavar="N", help="rows are images: H W or C H W")
-    p.add_argument("--mode", choices=("supervised", "unsupervised", "contrastive"), default="unsupervised")
+    p.add_argument("--mode", choices=_mode_names(), default="unsupervised")
+    p.add_argument("--keys", help="paired mode: the keys, row i the match of row i of the data (the queries)")
     p.add_argument("--levels", type=int, default=8)
     p.add_argument("--nbits", type=int, choices=(4, 8), default=8)
-    p.add_argument("--encoder", choices=("auto", "identity", "linear", "mlp", "cnn"), default="auto")
+    p.add_argument("--encoder", choices=("auto", "identity", "linear", "mlp", "cnn", "pyramid"), default="auto")
     p.add_argument("--dim", type=int, help="feature dimension of learned encoders (default 64)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--beam", type=int, help="beam width of the codes (default: 5 unsupervised, else 1)")
     p.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    p.add_argument("--code-memory", type=int, default=0,
+                   help="contrastive/paired: past codes kept as extra negatives (MeCoQ / MoPQ)")
+    p.add_argument("--diversity", type=float, default=0.0, help="contrastive/paired: codeword-diversity weight")
+    p.add_argument("--debias", type=float, default=0.0, help="contrastive: positive prior of the debiased loss")
+    p.add_argument("--query-encoder", choices=("linear", "mlp", "cnn", "pyramid"),
+                   help="paired: a separate query tower (default: queries share the encoder)")
     p.add_argument("--reference", action="store_true",
                    help="codebooks learn from the quantization loss only, as the DPQ reference code")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

@@ -322,7 +322,7 @@ def test_trainer_follows_the_scikit_learn_estimator_contract(digits):
     assert trainer.fit(x) is trainer
     assert trainer.get_params() == params  # defaults resolved in fit, never written back
     learned = {k for k in vars(trainer) if k.endswith("_")}
-    assert learned == {"model_", "history_", "best_epoch_"}
+    assert learned == {"model_", "history_", "best_epoch_", "memory_"}  # memory_: None without code_memory
     # the fitted trainer answers for its model
     np.testing.assert_array_equal(trainer.codes(x), trainer.model_.codes(x))
     np.testing.assert_array_equal(trainer.encode(x), trainer.model_.encode(x))

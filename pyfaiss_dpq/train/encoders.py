@@ -1,7 +1,8 @@
 """Encoders that map raw inputs to the feature space the quantizer codes.
 
 ``identity`` (flattens), ``linear``, ``mlp`` for feature vectors (n, d) and
-``cnn`` for images (n, H, W) or (n, C, H, W). Identity and linear encoders
+``cnn`` (or PHPQ's ``pyramid``, :mod:`.pyramid`) for images (n, H, W) or
+(n, C, H, W). Identity and linear encoders
 export to native Faiss transforms (see :mod:`.export`).
 """
 
@@ -12,7 +13,9 @@ import math
 import torch
 from torch import nn
 
-ENCODERS = ("identity", "linear", "mlp", "cnn")
+from .pyramid import PyramidCNN
+
+ENCODERS = ("identity", "linear", "mlp", "cnn", "pyramid")
 
 
 class Identity(nn.Module):
@@ -79,9 +82,11 @@ def build_encoder(name: str, input_shape: tuple, dim: int, hidden: int) -> nn.Mo
         return Linear(d_in, dim)
     if name == "mlp":
         return MLP(d_in, dim, hidden)
-    if name == "cnn":
+    if name in ("cnn", "pyramid"):
         if len(input_shape) not in (2, 3):
-            raise ValueError(f"the cnn encoder needs images (n, H, W) or (n, C, H, W), got inputs of shape (n, {input_shape})")
+            raise ValueError(f"the {name} encoder needs images (n, H, W) or (n, C, H, W), got inputs of shape (n, {input_shape})")
         channels = 1 if len(input_shape) == 2 else input_shape[0]
+        if name == "pyramid":
+            return PyramidCNN(channels, dim, hidden)
         return SmallCNN(channels, dim, hidden)
     raise ValueError(f"unknown encoder {name!r}; expected one of {ENCODERS} or a torch.nn.Module")

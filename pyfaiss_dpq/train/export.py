@@ -31,8 +31,8 @@ def faiss_metric(metric) -> int:
 
 
 def is_native(model) -> bool:
-    """True when the model's encoder maps to Faiss transforms (identity or linear)."""
-    return isinstance(model.encoder, (Identity, Linear))
+    """True when the model's encoder maps to Faiss transforms (identity or linear) and queries share it."""
+    return isinstance(model.encoder, (Identity, Linear)) and getattr(model, "query_encoder", None) is None
 
 
 def to_index(model, metric=None, beam_size: int | None = None):

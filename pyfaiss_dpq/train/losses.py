@@ -64,3 +64,13 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.5) -> torch
     sim.fill_diagonal_(float("-inf"))
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(a.device)
     return F.cross_entropy(sim, target)
+
+
+def prefix_weighted(weights: torch.Tensor, terms: list) -> torch.Tensor:
+    """sum_m w_m term_m / sum_m w_m: a per-prefix term weighted by ``prefix_weights``."""
+    return sum(w * t for w, t in zip(weights, terms)) / weights.sum()
+
+
+def hard_error(feats: torch.Tensor, q) -> torch.Tensor:
+    """Per-level mean squared error (L,) of the hard reconstructions of `feats` (detached: for reporting)."""
+    return (feats.detach() - q.hard.detach()).pow(2).sum(-1).mean(-1)

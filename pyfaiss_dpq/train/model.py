@@ -21,15 +21,17 @@ class DPQModel(nn.Module):
     """Encoder and L progressive codebooks of K = 2**nbits codewords each.
 
     Made by :meth:`DPQTrainer.fit` (``trainer.model_``) or :meth:`load`. ``encode`` gives the
-    features that are quantized and searched, ``codes`` the greedy level
-    indices, ``to_index`` a trained IndexDPQ whose codebooks are this model's.
+    features that are quantized and searched, ``encode_query`` the features
+    of queries (the query tower's, for paired models with two), ``codes`` the
+    level indices, ``to_index`` a trained IndexDPQ whose codebooks are this model's.
 
     Parameters
     ----------
     config : dict
         mode, levels, nbits, input_shape, dim, encoder (a name from
         ``encoders.ENCODERS`` or "custom"), hidden, n_classes, soft,
-        temperature, normalize, metric ("l2" or "ip"), beam, seed.
+        temperature, normalize, metric ("l2" or "ip"), beam, seed, and
+        query_encoder (paired mode: None, or the name of the query tower).
     encoder : torch.nn.Module, optional
         Required when ``config["encoder"] == "custom"``.
     """
@@ -44,6 +46,11 @@ class DPQModel(nn.Module):
             self.encoder = encoder
         else:
             self.encoder = build_encoder(c["encoder"], tuple(c["input_shape"]), c["dim"], c["hidden"])
+        self.query_encoder = None  # paired mode with two towers: the queries' own encoder
+        if c.get("query_encoder"):
+            from .paired import build_query_encoder
+
+            self.query_encoder = build_query_encoder(c["query_encoder"], tuple(c["input_shape"]), c["dim"], c["hidden"])
         self.quantizer = ProgressiveQuantizer(c["levels"], 1 << c["nbits"], c["dim"], c["soft"], c["temperature"])
         self.classifier = None
         if c.get("n_classes"):
@@ -67,6 +74,13 @@ class DPQModel(nn.Module):
         h = self.encoder(x)
         return F.normalize(h, dim=1) if self.config["normalize"] else h
 
+    def query_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of queries: the query tower's when the model has one, else :meth:`features`."""
+        if self.query_encoder is None:
+            return self.features(x)
+        h = self.query_encoder(x)
+        return F.normalize(h, dim=1) if self.config["normalize"] else h
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Quantized]:
         """(features (n, dim), their progressive quantization with the model's beam width)."""
         feats = self.features(x)
@@ -78,9 +92,11 @@ class DPQModel(nn.Module):
         return self._batched(X, batch_size, lambda x: self.features(x))
 
     def encode_query(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Features of queries, (n, dim) float32: the same map as :meth:`encode` for every built-in mode
-        (a mode with separate query and database towers answers here with its query tower)."""
-        return self.encode(X, batch_size)
+        """Features of queries X, (n, dim) float32, to search the index built from :meth:`encode`.
+
+        The same as ``encode`` unless the model has a query tower (paired mode, ``query_encoder=``).
+        """
+        return self._batched(X, batch_size, lambda x: self.query_features(x))
 
     def codes(self, X, batch_size: int = 1024) -> np.ndarray:
         """Level indices of X, shape (n, levels) uint8: greedy, or beam search when config["beam"] > 1."""

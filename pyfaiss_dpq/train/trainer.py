@@ -17,8 +17,10 @@ from tqdm.auto import tqdm
 
 from .._validate import as_samples
 from .init import torch_free_codebooks
+from .mode_options import check_mode_options, make_memory
 from .model import DPQModel
 from .modes import MODES, Objective
+from .paired import check_keys
 from .quantizer import SOFT_ASSIGNMENTS
 
 # Default temperature of each soft assignment (cosine: divides; l2: SPQ's lambda, multiplies).
@@ -61,6 +63,10 @@ class Settings:
     nu: float
     ce_weight: float
     contrastive_temperature: float
+    code_memory: int
+    diversity: float
+    debias: float
+    query_encoder: Optional[str]
     batch_size: int
     lr: float
     codebook_lr: float
@@ -90,11 +96,14 @@ class DPQTrainer(BaseEstimator):
         losses on the features and on every prefix's reconstruction).
         unsupervised: the prefix-weighted reconstruction error, starting from
         the torch-free trainer's codebooks (identity encoder). contrastive:
-        SPQ-style self-supervision on two augmented views.
-    encoder : "auto", "identity", "linear", "mlp", "cnn" or torch.nn.Module
+        SPQ-style self-supervision on two augmented views, with MeCoQ's
+        optional parts (``code_memory``, ``debias``, ``diversity``). paired:
+        MoPQ, from (query, key) pairs: ``fit(queries, keys)``.
+    encoder : "auto", "identity", "linear", "mlp", "cnn", "pyramid" or torch.nn.Module
         "auto": "cnn" for images (n, H, W)/(n, C, H, W), else the mode's
-        default ("identity" unsupervised, "mlp" otherwise). A custom module
-        maps (n, *input_shape) to (n, dim).
+        default ("identity" unsupervised and paired, "mlp" otherwise).
+        "pyramid": PHPQ's pyramid hybrid pooling CNN (images). A custom
+        module maps (n, *input_shape) to (n, dim).
     dim : int, optional
         Feature dimension (default 64; the input size for identity).
     hidden : int
@@ -123,8 +132,20 @@ class DPQTrainer(BaseEstimator):
         + nu ||Q^soft_L - Q^hard_L||^2] (supervised, contrastive).
     ce_weight : float
         Weight of the cross entropy next to the margin loss (supervised).
-    contrastive_temperature : float
-        NT-Xent temperature (contrastive).
+    contrastive_temperature : float, optional
+        Temperature of the contrastive softmax: NT-Xent (contrastive, default
+        0.5) or the Multinoulli loss (paired, default 0.05).
+    code_memory : int
+        MeCoQ / MoPQ negative pool: keep the codes of this many past samples
+        (contrastive: soft codes of both views; paired: hard key codes) and
+        decode them with the current codebooks as extra negatives. 0: none.
+    diversity : float
+        Weight of MeCoQ's codeword-diversity regulariser (contrastive, paired).
+    debias : float
+        Positive prior tau_plus of the debiased contrastive loss (contrastive); 0: plain NT-Xent.
+    query_encoder : str, optional
+        paired: None shares the encoder between queries and keys (one tower);
+        "linear", "mlp", "cnn" or "pyramid" gives queries their own (two towers).
     batch_size, lr, weight_decay : training hyper-parameters of the encoder (Adam).
     codebook_lr : float, optional
         Adam step of the codebooks relative to each level's codeword RMS at the
@@ -157,16 +178,19 @@ class DPQTrainer(BaseEstimator):
     history_ : list of EpochStats
     best_epoch_ : int
         The epoch whose state ``model_`` holds (-1: the start of the joint phase).
+    memory_ : CodeMemory or None
+        The code memory of the last fit (``code_memory`` > 0).
     """
 
     def __init__(self, levels: int = 8, nbits: int = 8, mode: str = "supervised", encoder="auto",
                  dim: Optional[int] = None, hidden: int = 256, epochs: Optional[int] = None,
                  warmup: Optional[float] = None, end_to_end: bool = True, soft: Optional[str] = None,
                  temperature: Optional[float] = None, prefix_weights=None, tau: float = 1.0, mu: float = 1.0,
-                 nu: float = 0.1, ce_weight: float = 0.1, contrastive_temperature: float = 0.5,
+                 nu: float = 0.1, ce_weight: float = 0.1, contrastive_temperature: Optional[float] = None,
                  batch_size: int = 128, lr: float = 1e-3, codebook_lr: Optional[float] = None,
                  weight_decay: float = 0.0, beam: Optional[int] = None, patience: Optional[int] = None,
-                 validation_fraction: float = 0.1,
+                 validation_fraction: float = 0.1, code_memory: int = 0, diversity: float = 0.0,
+                 debias: float = 0.0, query_encoder: Optional[str] = None,
                  device="auto", seed: int = 0, checkpoint: Optional[str | os.PathLike] = None,
                  verbose: bool = True):
         self.levels = levels
@@ -193,6 +217,10 @@ class DPQTrainer(BaseEstimator):
         self.beam = beam
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.code_memory = code_memory
+        self.diversity = diversity
+        self.debias = debias
+        self.query_encoder = query_encoder
         self.device = device
         self.seed = seed
         self.checkpoint = checkpoint
@@ -202,8 +230,9 @@ class DPQTrainer(BaseEstimator):
     def fit(self, X, y=None) -> "DPQTrainer":
         """Train on X (and y) and return self; the model is ``self.model_``.
 
-        X : (n, d) float features, or images (n, H, W) / (n, C, H, W).
-        y : (n,) integer class labels; required when the mode needs labels, ignored otherwise.
+        X : (n, d) float features, or images (n, H, W) / (n, C, H, W); the queries in mode="paired".
+        y : (n,) integer class labels, required when the mode needs labels; in mode="paired" the
+            keys (the shape of X), y[i] the match of X[i]; ignored otherwise.
         """
         s = self._settings()
         X, labels, n_classes = self._check_data(X, y, s)
@@ -221,12 +250,14 @@ class DPQTrainer(BaseEstimator):
         val = None if Xval is None else (torch.from_numpy(Xval).to(device),
                                          None if yval is None else torch.from_numpy(yval).to(device))
         self.history_: list[EpochStats] = []
+        self.memory_ = make_memory(s.code_memory, model, device)
         keeper = _BestState(s.patience)
         bar = tqdm(range(s.epochs), desc=f"DPQ {s.objective.name}", unit="epoch", disable=not self.verbose, leave=True)
         for epoch in bar:
             phase = "encoder" if epoch < warmup_epochs else "joint"
             if epoch == warmup_epochs:
-                opts.append(self._start_joint_phase(model, Xtr, s))
+                # the codebooks code what the index holds: the keys in a mode that has them
+                opts.append(self._start_joint_phase(model, ytr if s.objective.needs_keys else Xtr, s))
                 if val is not None:
                     start = EpochStats(-1, "start", float("nan"), validation=self._score(model, val, s))
                     self.history_.append(start)
@@ -301,6 +332,7 @@ class DPQTrainer(BaseEstimator):
             raise ValueError(f"beam must be in [1, 1024], got {self.beam}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        check_mode_options(objective, MODES, self.code_memory, self.diversity, self.debias, self.query_encoder)
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
         weights = np.ones(levels) if self.prefix_weights is None else np.asarray(self.prefix_weights, dtype=float)
@@ -313,7 +345,10 @@ class DPQTrainer(BaseEstimator):
             normalize=d.normalize, metric=d.metric, beam=beam,
             prefix_weights=torch.tensor(weights, dtype=torch.float32), end_to_end=bool(self.end_to_end),
             tau=self.tau, mu=self.mu, nu=self.nu, ce_weight=self.ce_weight,
-            contrastive_temperature=self.contrastive_temperature, batch_size=int(self.batch_size), lr=self.lr,
+            contrastive_temperature=(d.contrastive_temperature if self.contrastive_temperature is None
+                                     else float(self.contrastive_temperature)),
+            code_memory=int(self.code_memory), diversity=float(self.diversity), debias=float(self.debias),
+            query_encoder=self.query_encoder, batch_size=int(self.batch_size), lr=self.lr,
             codebook_lr=d.codebook_lr if self.codebook_lr is None else float(self.codebook_lr),
             weight_decay=self.weight_decay, patience=self.patience,
             validation_fraction=float(self.validation_fraction))
@@ -323,6 +358,8 @@ class DPQTrainer(BaseEstimator):
         K = 1 << s.nbits
         if X.shape[0] < K:
             raise ValueError(f"need at least K = {K} training samples (nbits={s.nbits}), got {X.shape[0]}")
+        if s.objective.needs_keys:
+            return X, check_keys(X, y), 0  # the keys travel the labels' path (split, batches)
         if not s.objective.needs_labels:
             return X, None, 0
         if y is None:
@@ -343,7 +380,7 @@ class DPQTrainer(BaseEstimator):
         custom = isinstance(name, nn.Module)
         if name == "auto":
             name = "cnn" if images else s.objective.defaults.vector_encoder
-        if not custom and s.objective.defaults.vector_encoder == "identity" and name != "identity":
+        if not custom and s.objective.codebooks_only and name != "identity":
             raise ValueError(f"mode={s.objective.name!r} trains codebooks only: use encoder='identity' (or a "
                              "pre-trained custom module, frozen with requires_grad=False)")
         if custom:
@@ -354,18 +391,19 @@ class DPQTrainer(BaseEstimator):
             "mode": s.objective.name, "levels": s.levels, "nbits": s.nbits, "input_shape": tuple(input_shape),
             "dim": int(dim), "encoder": "custom" if custom else name, "hidden": self.hidden,
             "n_classes": n_classes, "soft": s.soft, "temperature": s.temperature,
-            "normalize": s.normalize and name != "identity", "metric": s.metric, "beam": s.beam, "seed": self.seed,
+            "normalize": s.normalize and (name != "identity" or s.objective.normalizes_identity),
+            "metric": s.metric, "beam": s.beam, "seed": self.seed, "query_encoder": s.query_encoder,
         }
         return DPQModel(config, encoder=name if custom else None)
 
     # ------------------------------------------------------------ training
-    def _start_joint_phase(self, model: DPQModel, Xtr: np.ndarray, s: Settings) -> torch.optim.Optimizer:
-        """Codebooks from the torch-free trainer on the current features, and their optimizer.
+    def _start_joint_phase(self, model: DPQModel, data: np.ndarray, s: Settings) -> torch.optim.Optimizer:
+        """Codebooks from the torch-free trainer on the current features of `data`, and their optimizer.
 
         The codebooks are trained as unit-RMS parameters times a fixed per-level
         scale, so one (Adam) learning rate suits levels whose residuals differ by orders of magnitude.
         """
-        codebooks = torch_free_codebooks(model.encode(Xtr), s.levels, s.nbits)
+        codebooks = torch_free_codebooks(model.encode(data), s.levels, s.nbits)
         model.quantizer.set_codebooks(torch.from_numpy(codebooks).to(model.device))
         return torch.optim.Adam([model.quantizer.unit_codebooks], lr=s.codebook_lr)
 
@@ -379,7 +417,7 @@ class DPQTrainer(BaseEstimator):
                 continue
             xb = Xt[idx].to(device)
             yb = None if yt is None else yt[idx].to(device)
-            loss, hard_err = s.objective.loss(s, model, xb, yb, generator, phase)
+            loss, hard_err = s.objective.loss(s, model, xb, yb, generator, phase, memory=self.memory_)
             for opt in opts:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
