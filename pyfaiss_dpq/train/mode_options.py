@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 from .code_memory import CodeMemory
@@ -19,7 +20,7 @@ def check_mode_options(objective, modes: dict, code_memory, diversity, debias, q
             takers = " or ".join(repr(name) for name, o in modes.items() if option in o.options)
             raise ValueError(f"{option} is an option of mode={takers}, not {objective.name!r}")
 
-    if isinstance(code_memory, bool) or not isinstance(code_memory, int) or code_memory < 0:
+    if isinstance(code_memory, bool) or not isinstance(code_memory, (int, np.integer)) or code_memory < 0:
         raise ValueError(f"code_memory must be a non-negative integer (0: no memory), got {code_memory!r}")
     taken("code_memory", code_memory)
     if not diversity >= 0:
