@@ -32,21 +32,30 @@ needs_ray = pytest.mark.skipif(ray is None, reason='Ray is not installed: pip in
 LEVELS = 4
 
 
-def test_import_without_ray_names_the_extra():
+def test_import_without_ray_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
             "try:\n    import pyfaiss_dpq.distributed\nexcept ImportError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # cwd: never the repository root, whose source tree would shadow the install.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
     assert 'pip install "pyfaiss-dpq[distributed]"' in out
 
 
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     if ray is None:
         pytest.skip('Ray is not installed: pip install "pyfaiss-dpq[distributed]"')
-    ctx = ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
-    yield ctx
-    ray.shutdown()
+    # Ray puts the driver's working directory on its workers' path: never the
+    # repository root, whose source tree would shadow the install.
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray-driver"))
+    try:
+        ctx = ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
+        yield ctx
+        ray.shutdown()
+    finally:
+        os.chdir(cwd)
 
 
 @pytest.fixture(scope="module")
@@ -265,12 +274,12 @@ def test_delayed_shard_gives_a_flagged_partial_answer(dd, slow):
     D, I = single.search(xq, 10, params=SearchParametersDPQ(sel=sel))
     with dd.ShardedIndex.open(folder) as ix:
         ray.get([a.pid.remote() for a in ix.actors])
-        busy = [ix.actors[0].search.remote(big, 5, None) for _ in range(4)]  # shard 0 is behind on work
+        busy = [ix.actors[0].search.remote(big, 5, None) for _ in range(16)]  # shard 0 is behind on work
         res = ix.search(xq, 10, timeout=1.0)
         assert res.missing_shards == (0,) and not res.complete
         assert _same_bits(res.I, I) and _same_bits(res.D, D)
         ray.get(busy)
-        busy = [ix.actors[0].search.remote(big, 5, None) for _ in range(4)]
+        busy = [ix.actors[0].search.remote(big, 5, None) for _ in range(16)]
         with pytest.raises(dd.ShardsUnavailableError):
             ix.search(xq, 10, timeout=1.0, allow_partial=False)
         ray.get(busy)
@@ -309,7 +318,7 @@ def test_build_killed_halfway_resumes_to_identical_files(dd, cluster, templates,
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.run([sys.executable, "-c", _KILLED_BUILD, cluster.address_info["address"],
                            str(tmp_path / "template.index"), str(tmp_path / "base.npy"), str(killed)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert len((killed / "journal.jsonl").read_text().splitlines()) == 3
     assert not (killed / "shard-00001.index").exists()

@@ -238,7 +238,8 @@ class ShardedIndex:
         if spec is not None:
             if self._dpq is None:
                 raise TypeError("SearchParametersDPQ apply to shards holding an IndexDPQ only")
-            params._check(self._dpq.levels)
+            # The index's own rules (C++), checked once here rather than by every shard.
+            self._dpq.search(np.empty((0, self._dpq.d), np.float32), k, params=params)
         deadline = None if timeout is None else time.monotonic() + timeout
         for transform in self._transforms:
             xq = transform.apply(xq)
