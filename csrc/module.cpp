@@ -311,17 +311,16 @@ PYBIND11_MODULE(_core, m) {
     // ---------------------------------------------------------- training
     py::class_<dpq::TrainParams, std::shared_ptr<dpq::TrainParams>> tp(m, "TrainParameters");
     const dpq::TrainParams defaults;
-    tp.def(py::init([](int rounds, int beam_size, std::vector<float> prefix_weights, int64_t seed, int kmeans_niter,
+    tp.def(py::init([](int rounds, int beam_size, std::vector<float> prefix_weights, int64_t seed,
                        int kmeans_max_points_per_centroid, float ridge, bool verbose) {
                auto p = std::make_shared<dpq::TrainParams>();
-               *p = {rounds, beam_size, prefix_weights, seed, kmeans_niter, kmeans_max_points_per_centroid, ridge,
+               *p = {rounds, beam_size, prefix_weights, seed, kmeans_max_points_per_centroid, ridge,
                      verbose};
                p->validate();
                return p;
            }),
            py::kw_only(), py::arg("rounds") = defaults.rounds, py::arg("beam_size") = defaults.beam_size,
            py::arg("prefix_weights") = defaults.prefix_weights, py::arg("seed") = defaults.seed,
-           py::arg("kmeans_niter") = defaults.kmeans_niter,
            py::arg("kmeans_max_points_per_centroid") = defaults.kmeans_max_points_per_centroid,
            py::arg("ridge") = defaults.ridge, py::arg("verbose") = defaults.verbose);
     train_field(tp, "rounds", &dpq::TrainParams::rounds, "Beam-encode + least-squares rounds after the initialisation.");
@@ -329,7 +328,6 @@ PYBIND11_MODULE(_core, m) {
     train_field(tp, "prefix_weights", &dpq::TrainParams::prefix_weights,
                 "Weights w_1..w_L of the prefix errors (normalised to sum 1); empty: the default.");
     train_field(tp, "seed", &dpq::TrainParams::seed, "Seed of k-means sampling and initial centroids.");
-    train_field(tp, "kmeans_niter", &dpq::TrainParams::kmeans_niter, "k-means iterations per level.");
     train_field(tp, "kmeans_max_points_per_centroid", &dpq::TrainParams::kmeans_max_points_per_centroid,
                 "k-means subsamples at most K times this many residuals per level.");
     train_field(tp, "ridge", &dpq::TrainParams::ridge,
@@ -342,8 +340,7 @@ PYBIND11_MODULE(_core, m) {
         std::string w = "[";
         for (size_t i = 0; i < p.prefix_weights.size(); i++) w += (i ? ", " : "") + std::to_string(p.prefix_weights[i]);
         return "TrainParameters(rounds=" + std::to_string(p.rounds) + ", beam_size=" + std::to_string(p.beam_size) +
-               ", prefix_weights=" + w + "], seed=" + std::to_string(p.seed) + ", kmeans_niter=" +
-               std::to_string(p.kmeans_niter) + ", kmeans_max_points_per_centroid=" +
+               ", prefix_weights=" + w + "], seed=" + std::to_string(p.seed) + ", kmeans_max_points_per_centroid=" +
                std::to_string(p.kmeans_max_points_per_centroid) + ", ridge=" + std::to_string(p.ridge) +
                ", verbose=" + (p.verbose ? "True" : "False") + ")";
     });

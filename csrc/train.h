@@ -24,7 +24,6 @@ struct TrainParams {
     int beam_size = 5;                  // beam width of training (initialisation and rounds)
     std::vector<float> prefix_weights;  // w_1..w_L (normalised to sum 1); empty: default_prefix_weights
     int64_t seed = 1234;                // k-means sampling and initial centroids
-    int kmeans_niter = 25;              // k-means iterations per level of the initialisation (as Faiss)
     int kmeans_max_points_per_centroid = 256;  // k-means subsamples to K * this many residuals (as Faiss)
     float ridge = 1e-3f;                // pull toward the previous codebooks, relative to the mean diagonal
     bool verbose = false;               // progress bar and objective per round on stderr
@@ -48,10 +47,9 @@ std::vector<float> train_codebooks(size_t n, int d, const float* x, int levels, 
 void solve_codebooks(size_t n, int d, const float* x, int levels, int K, const uint8_t* codes,
                      const float* weights, float ridge, const float* C_prev, float* C);
 
-// k-means with K centroids on x (n x d): seeded sampling of at most
-// K * max_points_per_centroid points, random initial centroids, empty
-// clusters split from the largest. Silent; deterministic for a seed.
-void kmeans(size_t n, int d, const float* x, int K, int niter, int max_points_per_centroid, uint64_t seed,
+// Faiss's k-means with K centroids on a seeded sample of at most
+// K * max_points_per_centroid rows of x (n x d); deterministic for a seed.
+void kmeans(size_t n, int d, const float* x, int K, int max_points_per_centroid, uint64_t seed,
             float* centroids);
 
 }  // namespace dpq

@@ -41,9 +41,7 @@ prefix_weights : sequence of float
     Weights w_1..w_L of the squared error of each prefix (normalised to sum
     1). Empty: :func:`default_prefix_weights`.
 seed : int
-    Seed of the k-means sampling and initial centroids.
-kmeans_niter : int
-    k-means iterations per level of the initialisation.
+    Seed of the k-means sampling (each level runs Faiss's k-means, 25 iterations).
 kmeans_max_points_per_centroid : int
     Each level's k-means sees at most K times this many residuals.
 ridge : float

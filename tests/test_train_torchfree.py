@@ -178,7 +178,7 @@ def test_index_train_delegates(digits):
 @pytest.mark.parametrize("bad", [dict(rounds=-1), dict(beam_size=0), dict(beam_size=1000),
                                  dict(prefix_weights=[1, -1]), dict(prefix_weights=[0, 0]),
                                  dict(prefix_weights=[1, float("nan")]), dict(ridge=0), dict(ridge=float("inf")),
-                                 dict(kmeans_niter=0), dict(kmeans_max_points_per_centroid=0)])
+                                 dict(kmeans_max_points_per_centroid=0)])
 def test_bad_parameters_raise(bad):
     with pytest.raises(ValueError, match="TrainParameters"):
         TrainParameters(**bad)
