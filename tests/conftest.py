@@ -40,3 +40,16 @@ def make_index(trained, data):
             index.add(data[1])
         return index
     return make
+
+
+@pytest.fixture(scope="module")
+def torch_and_faiss_on_one_thread():
+    """Torch and Faiss on one thread for a module (deterministic training); restored after."""
+    import torch  # only the modules that train ask for this: the rest of the suite runs without torch
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])

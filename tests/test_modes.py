@@ -18,13 +18,8 @@ FAST = dict(levels=2, nbits=4, verbose=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
+def one_thread(torch_and_faiss_on_one_thread):
     yield
-    torch.set_num_threads(before[0])
-    faiss.omp_set_num_threads(before[1])
 
 
 @pytest.fixture(scope="module")
