@@ -2,7 +2,6 @@
 
 #include "faiss_abi.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,32 +45,6 @@ uint64_t mix(uint64_t seed, uint64_t salt) {  // splitmix64: independent streams
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
-}
-
-// Nearest centroid of each of x (n x d); parallel over fixed batches.
-void assign(size_t n, int d, const float* x, int K, const float* cent, int* labels) {
-    std::vector<float> cn(K);
-    for (int k = 0; k < K; k++) cn[k] = sqnorm(cent + size_t(k) * d, d);
-    const size_t batch = 256, nbatch = (n + batch - 1) / batch;
-#pragma omp parallel
-    {
-        std::vector<float> dots(batch * K);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < int64_t(nbatch); t++) {
-            const size_t i0 = size_t(t) * batch, nb = std::min(batch, n - i0);
-            blas::dots_rowmajor(int(nb), K, d, x + i0 * d, cent, dots.data(), K);
-            for (size_t v = 0; v < nb; v++) {
-                const float* dv = dots.data() + v * K;
-                int best = 0;
-                float best_d = cn[0] - 2 * dv[0];
-                for (int k = 1; k < K; k++) {
-                    const float dis = cn[k] - 2 * dv[k];
-                    if (dis < best_d) best_d = dis, best = k;
-                }
-                labels[i0 + v] = best;
-            }
-        }
-    }
 }
 
 }  // namespace

@@ -112,7 +112,8 @@ def _load_npy(path: Path) -> np.ndarray:
     return _as_float32_or_int(arr, path)
 
 
-def _load_xvecs(path: Path, dtype: np.dtype) -> np.ndarray:
+def xvecs_shape(path: Path, dtype: np.dtype) -> tuple[int, int]:
+    """(rows, d) of a .fvecs/.bvecs/.ivecs file of `dtype` values, from its size and first header."""
     size = path.stat().st_size
     if size < 4:
         raise ValueError(f"{path}: file is empty or shorter than one dimension header")
@@ -124,6 +125,11 @@ def _load_xvecs(path: Path, dtype: np.dtype) -> np.ndarray:
         raise ValueError(
             f"{path}: size {size} bytes is not a multiple of the row size {row_bytes} "
             f"(d={d}): truncated or not a {path.suffix} file")
+    return size // row_bytes, d
+
+
+def _load_xvecs(path: Path, dtype: np.dtype) -> np.ndarray:
+    _, d = xvecs_shape(path, dtype)
     rows = np.memmap(path, dtype=np.dtype([("d", "<i4"), ("v", dtype, (d,))]), mode="r")
     bad = np.flatnonzero(rows["d"] != d)
     if bad.size:

@@ -53,3 +53,17 @@ def torch_and_faiss_on_one_thread():
     yield
     torch.set_num_threads(before[0])
     faiss.omp_set_num_threads(before[1])
+
+
+@pytest.fixture
+def kernel_runner():
+    """Runs a callable with a forced scan kernel, restoring the previous setting."""
+    from pyfaiss_dpq._native import core
+
+    def run(name, fn):
+        previous = core.set_scan_kernel(name)
+        try:
+            return fn()
+        finally:
+            core.set_scan_kernel(previous)
+    return run

@@ -36,16 +36,6 @@ def exact_distances(recons, xq, I):
     return ((q - recons.astype(np.float64)[I]) ** 2).sum(-1)
 
 
-@pytest.fixture
-def kernel_runner():
-    def run(name, fn):
-        previous = core.set_scan_kernel(name)
-        try:
-            return fn()
-        finally:
-            core.set_scan_kernel(previous)
-    return run
-
 
 @pytest.mark.parametrize("nbits", [4, 8])
 @pytest.mark.parametrize("norms", NORMS)

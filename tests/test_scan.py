@@ -38,17 +38,6 @@ def require(name):
         pytest.skip(f"this CPU cannot run the {name} scan kernel")
 
 
-@pytest.fixture
-def kernel_runner():
-    """Runs a callable with a forced kernel, restoring the previous setting."""
-    def run(name, fn):
-        previous = core.set_scan_kernel(name)
-        try:
-            return fn()
-        finally:
-            core.set_scan_kernel(previous)
-    return run
-
 
 @pytest.fixture(params=KERNELS[1:])
 def fast_kernel(request):

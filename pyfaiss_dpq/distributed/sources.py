@@ -18,7 +18,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from ..data import load_vectors
+from ..data import load_vectors, xvecs_shape
 
 __all__ = ["VectorSource", "as_sources", "read_rows"]
 
@@ -61,7 +61,7 @@ def _file_source(path: Path) -> VectorSource:
         x = load_vectors(path)
         rows, d = x.shape
     else:
-        rows, d = _xvecs_shape(path, _XVECS_VALUES[suffix])
+        rows, d = xvecs_shape(path, _XVECS_VALUES[suffix])
     stat = path.stat()
     fingerprint = {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": rows, "d": d}
     return VectorSource(rows=rows, d=d, fingerprint=fingerprint, path=str(path))
@@ -99,19 +99,6 @@ def as_sources(sources: Any) -> list[VectorSource]:
     if len(dims) > 1:
         raise ValueError(f"sources have different dimensions: {[s.d for s in out]}")
     return out
-
-
-def _xvecs_shape(path: Path, values: np.dtype) -> tuple[int, int]:
-    size = path.stat().st_size
-    if size < 4:
-        raise ValueError(f"{path}: file is empty or shorter than one dimension header")
-    d = int(np.fromfile(path, dtype="<i4", count=1)[0])
-    if d <= 0 or d > 1 << 24:
-        raise ValueError(f"{path}: first row declares an invalid dimension {d}")
-    row_bytes = 4 + d * values.itemsize
-    if size % row_bytes:
-        raise ValueError(f"{path}: size {size} is not a multiple of the row size {row_bytes} (d={d}): truncated")
-    return size // row_bytes, d
 
 
 def _read_file_rows(path: str, start: int, stop: int, d: int) -> np.ndarray:
