@@ -327,7 +327,7 @@ PYBIND11_MODULE(_core, m) {
     train_field(tp, "beam_size", &dpq::TrainParams::beam_size, "Beam width used in training (1: greedy).");
     train_field(tp, "prefix_weights", &dpq::TrainParams::prefix_weights,
                 "Weights w_1..w_L of the prefix errors (normalised to sum 1); empty: the default.");
-    train_field(tp, "seed", &dpq::TrainParams::seed, "Seed of k-means sampling and initial centroids.");
+    train_field(tp, "seed", &dpq::TrainParams::seed, "Seed of the vector order of every level's k-means sample (the same at every level).");
     train_field(tp, "kmeans_max_points_per_centroid", &dpq::TrainParams::kmeans_max_points_per_centroid,
                 "k-means subsamples at most K times this many residuals per level.");
     train_field(tp, "ridge", &dpq::TrainParams::ridge,

@@ -41,7 +41,11 @@ prefix_weights : sequence of float
     Weights w_1..w_L of the squared error of each prefix (normalised to sum
     1). Empty: :func:`default_prefix_weights`.
 seed : int
-    Seed of the k-means sampling (each level runs Faiss's k-means, 25 iterations).
+    Seed of the order of the vectors in every level's k-means sample (Faiss's
+    k-means, 25 iterations). The order is the same at every level, so each
+    level's k-means starts from the residuals of the same vectors: started
+    from other vectors at each level, training measured 3-5 recall points
+    worse.
 kmeans_max_points_per_centroid : int
     Each level's k-means sees at most K times this many residuals.
 ridge : float
