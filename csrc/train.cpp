@@ -74,6 +74,21 @@ std::vector<float> resolve_prefix_weights(const TrainParams& params, int levels)
     return w;
 }
 
+// ---------------------------------------------------------------- k-means
+
+void kmeans(size_t n, int d, const float* x, int K, int max_points_per_centroid, uint64_t seed,
+            float* centroids) {
+    if (n < size_t(K)) throw std::invalid_argument("kmeans: need at least K points");
+    std::mt19937_64 rng(seed);
+    const size_t m = std::min(n, size_t(K) * size_t(max_points_per_centroid));
+    std::vector<size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), 0);
+    for (size_t i = 0; i < m; i++) std::swap(idx[i], idx[i + rng() % (n - i)]);
+    std::vector<float> pts(m * d);
+    for (size_t i = 0; i < m; i++) std::memcpy(&pts[i * d], x + idx[i] * d, sizeof(float) * d);
+    kmeans(m, d, pts.data(), K, centroids);
+}
+
 // ---------------------------------------------------------------- k-means of a level
 
 namespace {

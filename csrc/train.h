@@ -47,4 +47,10 @@ std::vector<float> train_codebooks(size_t n, int d, const float* x, int levels, 
 void solve_codebooks(size_t n, int d, const float* x, int levels, int K, const uint8_t* codes,
                      const float* weights, float ridge, const float* C_prev, float* C);
 
+// Faiss's k-means with K centroids on a seeded sample of at most
+// K * max_points_per_centroid rows of x (n x d); deterministic for a seed.
+// Quiet (see kmeans.h).
+void kmeans(size_t n, int d, const float* x, int K, int max_points_per_centroid, uint64_t seed,
+            float* centroids);
+
 }  // namespace dpq
