@@ -15,9 +15,9 @@
 #include "check.h"
 #include "code_layout.h"
 #include "index_dpq.h"
-#include "lut.h"
 #include "scan/dispatch.h"
 #include "scan/rescore.h"
+#include "scan/tables.h"
 #include "serialize.h"
 #include "swig_bridge.h"
 #include "beam.h"
@@ -466,17 +466,17 @@ PYBIND11_MODULE(_core, m) {
                           lut.shape(0) <= 255,
                   std::invalid_argument, "quantize_lut: lut must have shape (m, 16) or (m, 256), 1 <= m <= 255");
         const int m = int(lut.shape(0));
-        dpq::QuantizedLut q;
+        dpq::scan::QuantizedLut q;
         py::array out;
         if (lut.shape(1) == 16) {
-            std::vector<uint8_t> t(size_t(dpq::padded_levels4(m)) * 16);
-            q = dpq::quantize_lut4(lut.data(), m, bias, t.data());
+            std::vector<uint8_t> t(size_t(dpq::scan::padded_levels4(m)) * 16);
+            q = dpq::scan::quantize_lut4(lut.data(), m, bias, t.data());
             py::array_t<uint8_t> a({size_t(m), size_t(16)});
             std::copy(t.begin(), t.begin() + m * 16, a.mutable_data());
             out = a;
         } else {
             std::vector<uint64_t> t(size_t(m) * 256, 0);
-            q = dpq::quantize_lut8(lut.data(), m, bias, 0, t.data());
+            q = dpq::scan::quantize_lut8(lut.data(), m, bias, 0, t.data());
             py::array_t<uint16_t> a({size_t(m), size_t(256)});
             std::transform(t.begin(), t.end(), a.mutable_data(), [](uint64_t v) { return uint16_t(v); });
             out = a;
@@ -495,7 +495,7 @@ PYBIND11_MODULE(_core, m) {
             auto t = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut);
             DPQ_CHECK(bb >= size_t(m) * 16 && bb % 16 == 0, std::invalid_argument,
                       "quantized_sums: blocks too short for m levels");
-            std::vector<uint8_t> padded(size_t(dpq::padded_levels4(m)) * 16, 0);
+            std::vector<uint8_t> padded(size_t(dpq::scan::padded_levels4(m)) * 16, 0);
             std::copy(t.data(), t.data() + m * 16, padded.begin());
             py::array_t<uint16_t> out(nb * 32);
             ks.sums4(blocks.data(), bb, nb, m, padded.data(), out.mutable_data());
@@ -523,11 +523,11 @@ PYBIND11_MODULE(_core, m) {
         return out;
     });
 
-    // Lookup-table kernels (lut.h): which exist, forcing one, and the tables one computes.
-    m.def("lut_kernels", &dpq::lut_kernels, "Lookup-table kernels: simd (the default), scalar.");
-    m.def("set_lut_kernel", &dpq::force_lut_kernel, py::arg("name"),
+    // Lookup-table kernels (scan/tables.h): which exist, forcing one, and the tables one computes.
+    m.def("lut_kernels", &dpq::scan::lut_kernels, "Lookup-table kernels: simd (the default), scalar.");
+    m.def("set_lut_kernel", &dpq::scan::force_lut_kernel, py::arg("name"),
           "Force a lookup-table kernel ('auto' restores the default); returns the previous setting.");
-    m.def("active_lut_kernel", &dpq::active_lut_kernel);
+    m.def("active_lut_kernel", &dpq::scan::active_lut_kernel);
     m.def("lookup_tables", [](const std::string& kernel, py::handle p, FloatArray x, int levels, bool l2) {
         const IndexDPQ& index = dpq_of(p);
         const dpq::Codec& codec = index.codec();
@@ -536,7 +536,7 @@ PYBIND11_MODULE(_core, m) {
         const size_t nq = size_t(x.shape(0));
         py::array_t<float> luts({nq, size_t(levels), size_t(codec.K())});
         py::array_t<float> biases(nq);
-        dpq::compute_luts_with(kernel, codec, l2, nq, x.data(), levels, luts.mutable_data(), biases.mutable_data());
+        dpq::scan::compute_luts_with(kernel, codec, l2, nq, x.data(), levels, luts.mutable_data(), biases.mutable_data());
         return py::make_tuple(luts, biases);
     });
 

@@ -198,7 +198,7 @@ def test_inner_products_for_lookup_tables(kernel):
 @pytest.mark.parametrize("K", [16, 256])
 @pytest.mark.parametrize("spread", [1e-3, 1.0, 1e4])
 def test_quantization_error_is_within_its_bound(K, spread):
-    """|base + qsum / scale - float sum| <= err + rel * A for every code (lut.h)."""
+    """|base + qsum / scale - float sum| <= err + rel * A for every code (scan/tables.h)."""
     rng = np.random.default_rng(K)
     for m in (1, 2, 7, 40):
         # Levels of very different ranges, like a residual quantizer's.
