@@ -1,5 +1,4 @@
-#include "distance_computer.h"
-
+// IndexDPQ::get_distance_computer (index_dpq.h) and its computer.
 #include <shared_mutex>
 #include <vector>
 
@@ -54,6 +53,9 @@ class DPQDistanceComputer final : public faiss::DistanceComputer {
 
 }  // namespace
 
-faiss::DistanceComputer* make_distance_computer(const IndexDPQ& index) { return new DPQDistanceComputer(index); }
+faiss::DistanceComputer* IndexDPQ::get_distance_computer() const {
+    require_trained();
+    return new DPQDistanceComputer(*this);
+}
 
 }  // namespace dpq

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "check.h"
-#include "distance_computer.h"
 #include "scan/search.h"
 
 namespace dpq {
@@ -408,13 +407,6 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
             result->labels[result->lims[qi] + j] = hits[qi][j].first;
             result->distances[result->lims[qi] + j] = hits[qi][j].second;
         }
-}
-
-// ---------------------------------------------------------------- distance computer
-
-faiss::DistanceComputer* IndexDPQ::get_distance_computer() const {
-    require_trained();
-    return make_distance_computer(*this);
 }
 
 }  // namespace dpq

@@ -95,6 +95,11 @@ class IndexDPQ : public faiss::Index {
     void reconstruct(faiss::idx_t key, float* recons) const override;
     void reconstruct_batch(faiss::idx_t n, const faiss::idx_t* keys, float* recons) const override;
     void reconstruct_n(faiss::idx_t i0, faiss::idx_t ni, float* recons) const override;
+    // For IndexHNSW storage and IndexRefine: distances at search_levels,
+    // computed as search() returns them (scan/rescore.h), so the two agree
+    // bit for bit. The computer holds the read lock for its lifetime: one
+    // lock per computer, none per distance; adding waits until it is
+    // destroyed. Defined in distance_computer.cpp.
     faiss::DistanceComputer* get_distance_computer() const override;
     size_t sa_code_size() const override;
     void sa_encode(faiss::idx_t n, const float* x, uint8_t* bytes) const override;
