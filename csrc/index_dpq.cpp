@@ -149,10 +149,12 @@ void IndexDPQ::get_codes(idx_t i0, idx_t n, uint8_t* codes) const {
 }
 
 void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
+    require_trained();
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ: negative count");
     const int K = codec_.K();
     for (idx_t i = 0; i < n * levels(); i++)
-        DPQ_CHECK(codes[i] < K, std::invalid_argument, "IndexDPQ: code value out of range for nbits");
+        DPQ_CHECK(codes[i] < K, std::invalid_argument, "IndexDPQ.add_codes: codes must be in [0, %d), got %d", K,
+                  int(codes[i]));
     std::vector<float> norms;
     if (norm_spec().kind != NormKind::kNone) norms = norm_terms(size_t(n), codes);
     std::unique_lock lock(mutex_);
@@ -274,7 +276,8 @@ void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
     std::shared_lock lock(mutex_);
     DPQ_CHECK(i >= 0 && i < ntotal, std::out_of_range, "IndexDPQ.reconstruct: key %lld out of range [0, %lld)",
               (long long)i, (long long)ntotal);
-    DPQ_CHECK(m >= 1 && m <= levels(), std::invalid_argument, "IndexDPQ.reconstruct: levels out of range");
+    DPQ_CHECK(m >= 1 && m <= levels(), std::invalid_argument, "IndexDPQ.reconstruct: levels must be in [1, %d], got %d",
+              levels(), m);
     std::vector<uint8_t> code(levels());
     store_.get_code(size_t(i), code.data());
     codec_.decode(1, code.data(), m, recons);
@@ -288,9 +291,12 @@ std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* kee
     if (keep) {
         for (int p : *keep)
             DPQ_CHECK(p <= m && norm_spec().slot(p) >= 0, std::invalid_argument,
-                      "IndexDPQ.truncated: norm prefix %d is not stored or exceeds %d", p, m);
+                      "IndexDPQ.truncated: norm_prefixes must be stored prefixes <= %d; %d is not", m, p);
         spec.prefixes = *keep;
         std::sort(spec.prefixes.begin(), spec.prefixes.end());
+        const auto twice = std::adjacent_find(spec.prefixes.begin(), spec.prefixes.end());
+        DPQ_CHECK(twice == spec.prefixes.end(), std::invalid_argument,
+                  "IndexDPQ.truncated: norm_prefixes must be distinct; %d is given twice", *twice);
         if (spec.prefixes.empty()) spec.kind = NormKind::kNone;
     }
     auto out = std::make_unique<IndexDPQ>(d, m, nbits(), metric_type, spec);

@@ -226,6 +226,11 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         index.add_codes(codes.shape(0), codes.data());
     });
+    m.def("add_sa_codes", [](py::handle p, ByteArray codes) {
+        IndexDPQ& index = dpq_of(p);
+        py::gil_scoped_release nogil;
+        index.add_sa_codes(codes.shape(0), codes.data(), nullptr);
+    });
     m.def("reconstruct_prefix", [](py::handle p, int64_t i, int levels) {
         IndexDPQ& index = dpq_of(p);
         py::array_t<float> out(size_t(index.d));
