@@ -99,6 +99,14 @@ void check_codebooks(const FloatArray& C, const FloatArray& x) {
         throw std::invalid_argument("x must have shape (n, d) with d = codebooks.shape[2]");
 }
 
+// Codes of n vectors for codebooks of L levels x K codewords.
+void check_codes(const ByteArray& codes, size_t n, int L, int K) {
+    DPQ_CHECK(codes.ndim() == 2 && size_t(codes.shape(0)) == n && codes.shape(1) == L, std::invalid_argument,
+              "codes must have shape (n, levels) = (%zu, %d)", n, L);
+    for (size_t i = 0; i < n * L; i++)
+        DPQ_CHECK(codes.data()[i] < K, std::invalid_argument, "codes must be < K = %d, got %d", K, int(codes.data()[i]));
+}
+
 std::vector<float> weights_of(py::object weights, int levels) {
     dpq::TrainParams p;
     if (!weights.is_none()) p.prefix_weights = weights.cast<std::vector<float>>();
@@ -391,10 +399,7 @@ PYBIND11_MODULE(_core, m) {
         check_codebooks(C, x);
         const int L = int(C.shape(0)), K = int(C.shape(1)), d = int(C.shape(2));
         const size_t n = size_t(x.shape(0));
-        if (codes.ndim() != 2 || size_t(codes.shape(0)) != n || codes.shape(1) != L)
-            throw std::invalid_argument("codes must have shape (n, levels)");
-        for (size_t i = 0; i < n * L; i++)
-            if (codes.data()[i] >= K) throw std::invalid_argument("codes must be < K");
+        check_codes(codes, n, L, K);
         const std::vector<float> w = weights_of(weights, L);
         py::array_t<float> obj(n);
         dpq::prefix_objective(n, d, L, K, C.data(), x.data(), codes.data(), w.data(), obj.mutable_data());
@@ -404,10 +409,7 @@ PYBIND11_MODULE(_core, m) {
         check_codebooks(C_prev, x);
         const int L = int(C_prev.shape(0)), K = int(C_prev.shape(1)), d = int(C_prev.shape(2));
         const size_t n = size_t(x.shape(0));
-        if (codes.ndim() != 2 || size_t(codes.shape(0)) != n || codes.shape(1) != L)
-            throw std::invalid_argument("codes must have shape (n, levels)");
-        for (size_t i = 0; i < n * L; i++)
-            if (codes.data()[i] >= K) throw std::invalid_argument("codes must be < K");
+        check_codes(codes, n, L, K);
         if (!(ridge > 0)) throw std::invalid_argument("ridge must be positive");
         const std::vector<float> w = weights_of(weights, L);
         py::array_t<float> out({size_t(L), size_t(K), size_t(d)});

@@ -17,6 +17,11 @@ __all__ = ["IndexDPQ", "SearchParametersDPQ", "downcast"]
 _live: "weakref.WeakValueDictionary[int, IndexDPQ]" = weakref.WeakValueDictionary()
 
 
+def _int_attribute(name: str, doc: str, get, set_) -> property:
+    """A property over a C++ getter and setter of an int: Python converts, C++ checks the range."""
+    return property(lambda self: get(self), lambda self, value: set_(self, as_int(value, name)), doc=doc)
+
+
 class IndexDPQ(faiss.Index):
     """Deep progressive quantizer index, searchable at any prefix of its levels.
 
@@ -103,23 +108,10 @@ class IndexDPQ(faiss.Index):
         # C++ refuses non-finite values and a replacement while vectors are stored.
         core.set_codebooks(self, np.ascontiguousarray(arr, dtype=np.float32))
 
-    @property
-    def search_levels(self) -> int:
-        """Default prefix length used by search (1..levels)."""
-        return core.get_search_levels(self)
-
-    @search_levels.setter
-    def search_levels(self, value: int) -> None:
-        core.set_search_levels(self, as_int(value, "search_levels"))
-
-    @property
-    def beam_size(self) -> int:
-        """Beam width of encoding (1 = greedy); wider finds better codes, slower."""
-        return core.get_beam_size(self)
-
-    @beam_size.setter
-    def beam_size(self, value: int) -> None:
-        core.set_beam_size(self, as_int(value, "beam_size"))
+    search_levels = _int_attribute("search_levels", "Default prefix length used by search (1..levels).",
+                                   core.get_search_levels, core.set_search_levels)
+    beam_size = _int_attribute("beam_size", "Beam width of encoding (1 = greedy); wider finds better codes, slower.",
+                               core.get_beam_size, core.set_beam_size)
 
     @property
     def train_params(self):
@@ -322,13 +314,7 @@ class SearchParametersDPQ(faiss.SearchParameters):
             self.sel = sel
 
     def _field(name: str, doc: str):  # noqa: N805 - property factory used in the class body
-        def get(self):
-            return core.params_get(self, name)
-
-        def set_(self, value):
-            core.params_set(self, name, as_int(value, name))
-
-        return property(get, set_, doc=doc)
+        return _int_attribute(name, doc, lambda p: core.params_get(p, name), lambda p, v: core.params_set(p, name, v))
 
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
