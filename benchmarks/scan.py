@@ -33,7 +33,6 @@ import numpy as np
 
 import pyfaiss_dpq
 from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ
-from pyfaiss_dpq._native import core
 
 METRIC_NAMES = {faiss.METRIC_INNER_PRODUCT: "IP", faiss.METRIC_L2: "L2"}
 
@@ -49,7 +48,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=5, help="timed runs per measurement (median)")
     p.add_argument("--metrics", default="ip,l2", help="comma-separated: ip, l2")
     p.add_argument("--no-real", action="store_true", help="skip the MiniLM sentence embeddings")
-    p.add_argument("--kernel", default="auto", help="scan kernel: auto or one of pyfaiss_dpq._core.scan_kernels()")
+    p.add_argument("--simd", default=None,
+                   help="SIMD level of the scan: auto or one of pyfaiss_dpq.supported_simd_levels() "
+                        "(default: as PYFAISS_DPQ_SIMD says, else auto)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results here")
     return p.parse_args()
@@ -217,10 +218,11 @@ def run_dataset(name, xt, xb, xq, gt_by_metric, args, bandwidth, max_threads) ->
 
 def main() -> None:
     args = parse_args()
-    core.set_scan_kernel(args.kernel)
+    if args.simd:
+        pyfaiss_dpq.set_simd_level(args.simd)
     max_threads = faiss.omp_get_max_threads()
     print(f"# IndexDPQ scan benchmark (pyfaiss-dpq {pyfaiss_dpq.__version__}, faiss {faiss.__version__}, "
-          f"scan kernel {core.active_scan_kernel()}, {max_threads} threads)")
+          f"SIMD level {pyfaiss_dpq.simd_level()}, {max_threads} threads)")
     bandwidth = memory_bandwidth(args.runs)
     results = {"memory_bandwidth_bytes_per_s": bandwidth, "args": vars(args), "datasets": {}}
 

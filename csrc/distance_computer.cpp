@@ -1,35 +1,24 @@
-#include "distance_computer.h"
-
+// IndexDPQ::get_distance_computer (index_dpq.h) and its computer.
 #include <shared_mutex>
 #include <vector>
 
 #include "index_dpq.h"
-#include "lut.h"
 #include "scan/rescore.h"
+#include "scan/tables.h"
 
 namespace dpq {
 
 namespace {
 
-scan::SearchSpec spec_of(const IndexDPQ& index) {
-    scan::SearchSpec s;
-    s.codec = &index.codec();
-    s.store = &index.store();
-    s.codeword_norms = index.codeword_norms();
-    s.cross_products = index.cross_products();
-    s.l2 = index.metric_type == faiss::METRIC_L2;
-    return s;
-}
-
 class DPQDistanceComputer final : public faiss::DistanceComputer {
    public:
     explicit DPQDistanceComputer(const IndexDPQ& index)
             : index_(index), lock_(index.read_lock()), l2_(index.metric_type == faiss::METRIC_L2),
-              rescore_(spec_of(index), index.search_levels.load()),
+              rescore_(index.scan_spec(), index.search_levels.load()),
               lut_(size_t(rescore_.levels()) * index.codec().K()), code_(index.levels()), a_(index.d), b_(index.d) {}
 
     void set_query(const float* x) override {
-        bias_ = compute_lut(index_.codec(), l2_, x, rescore_.levels(), lut_.data());
+        bias_ = scan::compute_lut(index_.codec(), l2_, x, rescore_.levels(), lut_.data());
     }
 
     // Faiss's distance computers return similarities for inner product.
@@ -64,6 +53,9 @@ class DPQDistanceComputer final : public faiss::DistanceComputer {
 
 }  // namespace
 
-faiss::DistanceComputer* make_distance_computer(const IndexDPQ& index) { return new DPQDistanceComputer(index); }
+faiss::DistanceComputer* IndexDPQ::get_distance_computer() const {
+    require_trained();
+    return new DPQDistanceComputer(*this);
+}
 
 }  // namespace dpq

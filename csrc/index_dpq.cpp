@@ -8,7 +8,6 @@
 #include <string>
 
 #include "check.h"
-#include "distance_computer.h"
 #include "scan/search.h"
 
 namespace dpq {
@@ -150,10 +149,12 @@ void IndexDPQ::get_codes(idx_t i0, idx_t n, uint8_t* codes) const {
 }
 
 void IndexDPQ::add_codes(idx_t n, const uint8_t* codes) {
+    require_trained();
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ: negative count");
     const int K = codec_.K();
     for (idx_t i = 0; i < n * levels(); i++)
-        DPQ_CHECK(codes[i] < K, std::invalid_argument, "IndexDPQ: code value out of range for nbits");
+        DPQ_CHECK(codes[i] < K, std::invalid_argument, "IndexDPQ.add_codes: codes must be in [0, %d), got %d", K,
+                  int(codes[i]));
     std::vector<float> norms;
     if (norm_spec().kind != NormKind::kNone) norms = norm_terms(size_t(n), codes);
     std::unique_lock lock(mutex_);
@@ -275,7 +276,8 @@ void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
     std::shared_lock lock(mutex_);
     DPQ_CHECK(i >= 0 && i < ntotal, std::out_of_range, "IndexDPQ.reconstruct: key %lld out of range [0, %lld)",
               (long long)i, (long long)ntotal);
-    DPQ_CHECK(m >= 1 && m <= levels(), std::invalid_argument, "IndexDPQ.reconstruct: levels out of range");
+    DPQ_CHECK(m >= 1 && m <= levels(), std::invalid_argument, "IndexDPQ.reconstruct: levels must be in [1, %d], got %d",
+              levels(), m);
     std::vector<uint8_t> code(levels());
     store_.get_code(size_t(i), code.data());
     codec_.decode(1, code.data(), m, recons);
@@ -289,9 +291,12 @@ std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* kee
     if (keep) {
         for (int p : *keep)
             DPQ_CHECK(p <= m && norm_spec().slot(p) >= 0, std::invalid_argument,
-                      "IndexDPQ.truncated: norm prefix %d is not stored or exceeds %d", p, m);
+                      "IndexDPQ.truncated: norm_prefixes must be stored prefixes <= %d; %d is not", m, p);
         spec.prefixes = *keep;
         std::sort(spec.prefixes.begin(), spec.prefixes.end());
+        const auto twice = std::adjacent_find(spec.prefixes.begin(), spec.prefixes.end());
+        DPQ_CHECK(twice == spec.prefixes.end(), std::invalid_argument,
+                  "IndexDPQ.truncated: norm_prefixes must be distinct; %d is given twice", *twice);
         if (spec.prefixes.empty()) spec.kind = NormKind::kNone;
     }
     auto out = std::make_unique<IndexDPQ>(d, m, nbits(), metric_type, spec);
@@ -333,30 +338,44 @@ void IndexDPQ::reconstruct_n(idx_t i0, idx_t ni, float* recons) const {
 
 // ---------------------------------------------------------------- search
 
-IndexDPQ::Plan IndexDPQ::make_plan(idx_t k, const faiss::SearchParameters* params) const {
-    Plan plan{search_levels.load(), 0, 0, size_t(kDefaultShortlist), nullptr};
+scan::SearchSpec IndexDPQ::scan_spec() const {
+    scan::SearchSpec spec;
+    spec.codec = &codec_;
+    spec.store = &store_;
+    spec.norms = &norm_q_;
+    spec.codeword_norms = codeword_norms_.data();
+    spec.cross_products = cross_products();
+    spec.l2 = is_l2();
+    spec.levels = search_levels.load();
+    spec.shortlist = size_t(kDefaultShortlist);
+    return spec;
+}
+
+scan::SearchSpec IndexDPQ::search_spec(idx_t k, const faiss::SearchParameters* params,
+                                       const scan::IdFilter* filter) const {
+    scan::SearchSpec spec = scan_spec();
     if (params) {
-        plan.sel = params->sel;
+        if (params->sel) spec.filter = filter;
         if (auto* p = dynamic_cast<const SearchParametersDPQ*>(params)) {
-            if (p->levels) plan.levels = p->levels;
-            plan.rerank_levels = p->rerank_levels;
+            if (p->levels) spec.levels = p->levels;
+            spec.rerank_levels = p->rerank_levels;
             DPQ_CHECK(p->rerank_k >= 0, std::invalid_argument, "SearchParametersDPQ: rerank_k must be >= 0");
             DPQ_CHECK(p->shortlist >= 0, std::invalid_argument, "SearchParametersDPQ: shortlist must be >= 0");
-            plan.rerank_k = size_t(p->rerank_k);
-            if (p->shortlist) plan.shortlist = size_t(p->shortlist);
+            spec.rerank_k = size_t(p->rerank_k);
+            if (p->shortlist) spec.shortlist = size_t(p->shortlist);
         }
     }
     const int L = levels();
-    DPQ_CHECK(plan.levels >= 1 && plan.levels <= L, std::invalid_argument,
-              "IndexDPQ.search: levels must be in [1, %d], got %d", L, plan.levels);
+    DPQ_CHECK(spec.levels >= 1 && spec.levels <= L, std::invalid_argument,
+              "IndexDPQ.search: levels must be in [1, %d], got %d", L, spec.levels);
     // levels=0 means the index's search_levels here too: [levels, L] is checked after it is resolved.
-    DPQ_CHECK(!plan.rerank_levels || (plan.rerank_levels >= plan.levels && plan.rerank_levels <= L),
+    DPQ_CHECK(!spec.rerank_levels || (spec.rerank_levels >= spec.levels && spec.rerank_levels <= L),
               std::invalid_argument, "SearchParametersDPQ: rerank_levels must be in [levels=%d, %d], got %d",
-              plan.levels, L, plan.rerank_levels);
-    DPQ_CHECK(plan.rerank_levels || !plan.rerank_k, std::invalid_argument,
+              spec.levels, L, spec.rerank_levels);
+    DPQ_CHECK(spec.rerank_levels || !spec.rerank_k, std::invalid_argument,
               "SearchParametersDPQ: rerank_k needs rerank_levels");
-    if (plan.rerank_levels) plan.rerank_k = std::max(plan.rerank_k, size_t(k));
-    return plan;
+    if (spec.rerank_levels) spec.rerank_k = std::max(spec.rerank_k, size_t(k));
+    return spec;
 }
 
 void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
@@ -365,12 +384,9 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     DPQ_CHECK(k > 0, std::invalid_argument, "IndexDPQ.search: k must be positive, got %lld", (long long)k);
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexDPQ.search");
-    const Plan plan = make_plan(k, params);
+    const SelectorFilter filter(params ? params->sel : nullptr);
     std::shared_lock lock(mutex_);
-    const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_,          &store_,        &norm_q_,       codeword_norms_.data(),
-                                cross_products(), is_l2(),        plan.levels,    plan.rerank_levels,
-                                plan.rerank_k,    plan.shortlist, plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec = search_spec(k, params, &filter);
     // Exceptions must not escape the OpenMP regions inside: none is thrown past here.
     scan::knn(spec, size_t(n), x, size_t(k), distances, labels);
 }
@@ -385,12 +401,10 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
                             const faiss::SearchParameters* params) const {
     require_trained();
     check_finite(n, d, x, "IndexDPQ.range_search");
-    const Plan plan = make_plan(1, params);
-    DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexDPQ.range_search: re-ranking is not supported");
+    const SelectorFilter filter(params ? params->sel : nullptr);
     std::shared_lock lock(mutex_);
-    const SelectorFilter filter(plan.sel);
-    const scan::SearchSpec spec{&codec_, &store_,     &norm_q_, codeword_norms_.data(), cross_products(), is_l2(),
-                                plan.levels, 0,       0,        0,                      plan.sel ? &filter : nullptr};
+    const scan::SearchSpec spec = search_spec(1, params, &filter);
+    DPQ_CHECK(!spec.rerank_levels, std::invalid_argument, "IndexDPQ.range_search: re-ranking is not supported");
     const std::vector<scan::RangeHits> hits = scan::range(spec, size_t(n), x, radius);
     for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
     result->do_allocation();
@@ -399,13 +413,6 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
             result->labels[result->lims[qi] + j] = hits[qi][j].first;
             result->distances[result->lims[qi] + j] = hits[qi][j].second;
         }
-}
-
-// ---------------------------------------------------------------- distance computer
-
-faiss::DistanceComputer* IndexDPQ::get_distance_computer() const {
-    require_trained();
-    return make_distance_computer(*this);
 }
 
 }  // namespace dpq

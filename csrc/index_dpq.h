@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "faiss_abi.h"
 #include "norm_quantizer.h"
+#include "scan/search.h"
 #include "train.h"
 
 namespace dpq {
@@ -94,6 +95,11 @@ class IndexDPQ : public faiss::Index {
     void reconstruct(faiss::idx_t key, float* recons) const override;
     void reconstruct_batch(faiss::idx_t n, const faiss::idx_t* keys, float* recons) const override;
     void reconstruct_n(faiss::idx_t i0, faiss::idx_t ni, float* recons) const override;
+    // For IndexHNSW storage and IndexRefine: distances at search_levels,
+    // computed as search() returns them (scan/rescore.h), so the two agree
+    // bit for bit. The computer holds the read lock for its lifetime: one
+    // lock per computer, none per distance; adding waits until it is
+    // destroyed. Defined in distance_computer.cpp.
     faiss::DistanceComputer* get_distance_computer() const override;
     size_t sa_code_size() const override;
     void sa_encode(faiss::idx_t n, const float* x, uint8_t* bytes) const override;
@@ -105,13 +111,16 @@ class IndexDPQ : public faiss::Index {
     // Reconstruction of stored vector i from its first m levels.
     void reconstruct_prefix(faiss::idx_t i, int m, float* recons) const;
 
+    // What the scan needs of this index: its data, the default prefix
+    // (search_levels), the default shortlist, no re-ranking, no filter.
+    // The pointers stay valid under read_lock().
+    scan::SearchSpec scan_spec() const;
+
    private:
-    struct Plan {
-        int levels, rerank_levels;
-        size_t rerank_k, shortlist;
-        const faiss::IDSelector* sel;
-    };
-    Plan make_plan(faiss::idx_t k, const faiss::SearchParameters* params) const;
+    // scan_spec() with a search's parameters applied and checked; `filter`
+    // (kept alive by the caller) stands for the parameters' IDSelector.
+    scan::SearchSpec search_spec(faiss::idx_t k, const faiss::SearchParameters* params,
+                                 const scan::IdFilter* filter) const;
     void require_trained() const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
     // Trains the norm quantizers on the prefix norms of vectors x (encoded).

@@ -15,9 +15,9 @@
 #include "check.h"
 #include "code_layout.h"
 #include "index_dpq.h"
-#include "lut.h"
 #include "scan/dispatch.h"
 #include "scan/rescore.h"
+#include "scan/tables.h"
 #include "serialize.h"
 #include "swig_bridge.h"
 #include "beam.h"
@@ -97,6 +97,14 @@ void check_codebooks(const FloatArray& C, const FloatArray& x) {
         throw std::invalid_argument("codebooks must have shape (levels, K, d), K 16 or 256, 1 <= levels <= 255");
     if (x.ndim() != 2 || x.shape(1) != C.shape(2))
         throw std::invalid_argument("x must have shape (n, d) with d = codebooks.shape[2]");
+}
+
+// Codes of n vectors for codebooks of L levels x K codewords.
+void check_codes(const ByteArray& codes, size_t n, int L, int K) {
+    DPQ_CHECK(codes.ndim() == 2 && size_t(codes.shape(0)) == n && codes.shape(1) == L, std::invalid_argument,
+              "codes must have shape (n, levels) = (%zu, %d)", n, L);
+    for (size_t i = 0; i < n * L; i++)
+        DPQ_CHECK(codes.data()[i] < K, std::invalid_argument, "codes must be < K = %d, got %d", K, int(codes.data()[i]));
 }
 
 std::vector<float> weights_of(py::object weights, int levels) {
@@ -225,6 +233,11 @@ PYBIND11_MODULE(_core, m) {
         IndexDPQ& index = dpq_of(p);
         py::gil_scoped_release nogil;
         index.add_codes(codes.shape(0), codes.data());
+    });
+    m.def("add_sa_codes", [](py::handle p, ByteArray codes) {
+        IndexDPQ& index = dpq_of(p);
+        py::gil_scoped_release nogil;
+        index.add_sa_codes(codes.shape(0), codes.data(), nullptr);
     });
     m.def("reconstruct_prefix", [](py::handle p, int64_t i, int levels) {
         IndexDPQ& index = dpq_of(p);
@@ -386,10 +399,7 @@ PYBIND11_MODULE(_core, m) {
         check_codebooks(C, x);
         const int L = int(C.shape(0)), K = int(C.shape(1)), d = int(C.shape(2));
         const size_t n = size_t(x.shape(0));
-        if (codes.ndim() != 2 || size_t(codes.shape(0)) != n || codes.shape(1) != L)
-            throw std::invalid_argument("codes must have shape (n, levels)");
-        for (size_t i = 0; i < n * L; i++)
-            if (codes.data()[i] >= K) throw std::invalid_argument("codes must be < K");
+        check_codes(codes, n, L, K);
         const std::vector<float> w = weights_of(weights, L);
         py::array_t<float> obj(n);
         dpq::prefix_objective(n, d, L, K, C.data(), x.data(), codes.data(), w.data(), obj.mutable_data());
@@ -399,10 +409,7 @@ PYBIND11_MODULE(_core, m) {
         check_codebooks(C_prev, x);
         const int L = int(C_prev.shape(0)), K = int(C_prev.shape(1)), d = int(C_prev.shape(2));
         const size_t n = size_t(x.shape(0));
-        if (codes.ndim() != 2 || size_t(codes.shape(0)) != n || codes.shape(1) != L)
-            throw std::invalid_argument("codes must have shape (n, levels)");
-        for (size_t i = 0; i < n * L; i++)
-            if (codes.data()[i] >= K) throw std::invalid_argument("codes must be < K");
+        check_codes(codes, n, L, K);
         if (!(ridge > 0)) throw std::invalid_argument("ridge must be positive");
         const std::vector<float> w = weights_of(weights, L);
         py::array_t<float> out({size_t(L), size_t(K), size_t(d)});
@@ -466,17 +473,17 @@ PYBIND11_MODULE(_core, m) {
                           lut.shape(0) <= 255,
                   std::invalid_argument, "quantize_lut: lut must have shape (m, 16) or (m, 256), 1 <= m <= 255");
         const int m = int(lut.shape(0));
-        dpq::QuantizedLut q;
+        dpq::scan::QuantizedLut q;
         py::array out;
         if (lut.shape(1) == 16) {
-            std::vector<uint8_t> t(size_t(dpq::padded_levels4(m)) * 16);
-            q = dpq::quantize_lut4(lut.data(), m, bias, t.data());
+            std::vector<uint8_t> t(size_t(dpq::scan::padded_levels4(m)) * 16);
+            q = dpq::scan::quantize_lut4(lut.data(), m, bias, t.data());
             py::array_t<uint8_t> a({size_t(m), size_t(16)});
             std::copy(t.begin(), t.begin() + m * 16, a.mutable_data());
             out = a;
         } else {
             std::vector<uint64_t> t(size_t(m) * 256, 0);
-            q = dpq::quantize_lut8(lut.data(), m, bias, 0, t.data());
+            q = dpq::scan::quantize_lut8(lut.data(), m, bias, 0, t.data());
             py::array_t<uint16_t> a({size_t(m), size_t(256)});
             std::transform(t.begin(), t.end(), a.mutable_data(), [](uint64_t v) { return uint16_t(v); });
             out = a;
@@ -495,7 +502,7 @@ PYBIND11_MODULE(_core, m) {
             auto t = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut);
             DPQ_CHECK(bb >= size_t(m) * 16 && bb % 16 == 0, std::invalid_argument,
                       "quantized_sums: blocks too short for m levels");
-            std::vector<uint8_t> padded(size_t(dpq::padded_levels4(m)) * 16, 0);
+            std::vector<uint8_t> padded(size_t(dpq::scan::padded_levels4(m)) * 16, 0);
             std::copy(t.data(), t.data() + m * 16, padded.begin());
             py::array_t<uint16_t> out(nb * 32);
             ks.sums4(blocks.data(), bb, nb, m, padded.data(), out.mutable_data());
@@ -523,11 +530,11 @@ PYBIND11_MODULE(_core, m) {
         return out;
     });
 
-    // Lookup-table kernels (lut.h): which exist, forcing one, and the tables one computes.
-    m.def("lut_kernels", &dpq::lut_kernels, "Lookup-table kernels: simd (the default), scalar.");
-    m.def("set_lut_kernel", &dpq::force_lut_kernel, py::arg("name"),
+    // Lookup-table kernels (scan/tables.h): which exist, forcing one, and the tables one computes.
+    m.def("lut_kernels", &dpq::scan::lut_kernels, "Lookup-table kernels: simd (the default), scalar.");
+    m.def("set_lut_kernel", &dpq::scan::force_lut_kernel, py::arg("name"),
           "Force a lookup-table kernel ('auto' restores the default); returns the previous setting.");
-    m.def("active_lut_kernel", &dpq::active_lut_kernel);
+    m.def("active_lut_kernel", &dpq::scan::active_lut_kernel);
     m.def("lookup_tables", [](const std::string& kernel, py::handle p, FloatArray x, int levels, bool l2) {
         const IndexDPQ& index = dpq_of(p);
         const dpq::Codec& codec = index.codec();
@@ -536,7 +543,7 @@ PYBIND11_MODULE(_core, m) {
         const size_t nq = size_t(x.shape(0));
         py::array_t<float> luts({nq, size_t(levels), size_t(codec.K())});
         py::array_t<float> biases(nq);
-        dpq::compute_luts_with(kernel, codec, l2, nq, x.data(), levels, luts.mutable_data(), biases.mutable_data());
+        dpq::scan::compute_luts_with(kernel, codec, l2, nq, x.data(), levels, luts.mutable_data(), biases.mutable_data());
         return py::make_tuple(luts, biases);
     });
 

@@ -21,6 +21,7 @@ from .persist import (
     uninstall_faiss_io_hooks,
     write_index,
 )
+from .simd import set_simd_level, simd_level, supported_simd_levels
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,7 @@ __all__ = [
     "ChecksumError",
     "CorruptIndexError",
     "SUPPORTED_FAISS",
+    "simd_level",
+    "set_simd_level",
+    "supported_simd_levels",
 ]

@@ -17,6 +17,11 @@ __all__ = ["IndexDPQ", "SearchParametersDPQ", "downcast"]
 _live: "weakref.WeakValueDictionary[int, IndexDPQ]" = weakref.WeakValueDictionary()
 
 
+def _int_attribute(name: str, doc: str, get, set_) -> property:
+    """A property over a C++ getter and setter of an int: Python converts, C++ checks the range."""
+    return property(lambda self: get(self), lambda self, value: set_(self, as_int(value, name)), doc=doc)
+
+
 class IndexDPQ(faiss.Index):
     """Deep progressive quantizer index, searchable at any prefix of its levels.
 
@@ -103,23 +108,10 @@ class IndexDPQ(faiss.Index):
         # C++ refuses non-finite values and a replacement while vectors are stored.
         core.set_codebooks(self, np.ascontiguousarray(arr, dtype=np.float32))
 
-    @property
-    def search_levels(self) -> int:
-        """Default prefix length used by search (1..levels)."""
-        return core.get_search_levels(self)
-
-    @search_levels.setter
-    def search_levels(self, value: int) -> None:
-        core.set_search_levels(self, as_int(value, "search_levels"))
-
-    @property
-    def beam_size(self) -> int:
-        """Beam width of encoding (1 = greedy); wider finds better codes, slower."""
-        return core.get_beam_size(self)
-
-    @beam_size.setter
-    def beam_size(self, value: int) -> None:
-        core.set_beam_size(self, as_int(value, "beam_size"))
+    search_levels = _int_attribute("search_levels", "Default prefix length used by search (1..levels).",
+                                   core.get_search_levels, core.set_search_levels)
+    beam_size = _int_attribute("beam_size", "Beam width of encoding (1 = greedy); wider finds better codes, slower.",
+                               core.get_beam_size, core.set_beam_size)
 
     @property
     def train_params(self):
@@ -170,16 +162,9 @@ class IndexDPQ(faiss.Index):
         or only those of ``norm_prefixes`` (stored ones; empty: none). One
         training and one encoding pass thus serve every memory budget.
         """
-        self._require_trained()
-        levels = as_count(levels, "levels", 1, self.levels)
-        keep = None
-        if norm_prefixes is not None:
-            keep = [int(p) for p in norm_prefixes]
-            bad = [p for p in keep if p > levels or p not in self.norm_prefixes]
-            if bad or len(set(keep)) != len(keep):
-                raise ValueError(f"norm_prefixes must be distinct stored prefixes <= {levels} "
-                                 f"(stored: {list(self.norm_prefixes)}), got {keep}")
-        return IndexDPQ._adopt(core.truncated(self, levels, keep))
+        keep = None if norm_prefixes is None else [as_int(p, "norm_prefixes") for p in norm_prefixes]
+        # C++ checks: trained, 1 <= levels <= self.levels, prefixes distinct, stored and <= levels.
+        return IndexDPQ._adopt(core.truncated(self, as_int(levels, "levels"), keep))
 
     # ------------------------------------------------------------ entry points
     # Arrays are converted here; every rule on their values (finiteness,
@@ -222,7 +207,6 @@ class IndexDPQ(faiss.Index):
 
     def sa_decode(self, codes) -> np.ndarray:
         """Reconstructions (n, d) of packed codes (n, sa_code_size())."""
-        self._require_trained()
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != self.sa_code_size():
             raise ValueError(f"codes must have shape (n, {self.sa_code_size()}), got {codes.shape}")
@@ -230,25 +214,25 @@ class IndexDPQ(faiss.Index):
 
     def add_sa_codes(self, codes, ids=None) -> None:
         """Append packed codes (n, sa_code_size()) without re-encoding."""
-        self._require_trained()
         if ids is not None:
             raise ValueError("IndexDPQ ids are sequential; wrap it in faiss.IndexIDMap2 to use ids")
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != self.sa_code_size():
             raise ValueError(f"codes must have shape (n, {self.sa_code_size()}), got {codes.shape}")
-        if self.nbits == 4 and self.levels % 2 and codes.size and (codes[:, -1] >> 4).any():
-            raise ValueError("a code has bits set past its last level (odd number of 4-bit levels)")
-        super().add_sa_codes(codes)
+        core.add_sa_codes(self, codes)  # C++ checks: trained, no bits past the last level
 
     def reconstruct(self, key, x=None) -> np.ndarray:
-        """Reconstruction of stored vector `key` from all levels, shape (d,)."""
-        key = as_count(key, "key", 0, self.ntotal - 1) if self.ntotal else self._empty_key(key)
-        return super().reconstruct(key, x) if x is not None else super().reconstruct(key)
+        """Reconstruction of stored vector `key` from all levels, shape (d,); IndexError out of range."""
+        out = self.reconstruct_prefix(key, self.levels)
+        if x is not None:
+            x[...] = out
+            return x
+        return out
 
     def reconstruct_prefix(self, key: int, levels: int) -> np.ndarray:
         """Reconstruction of stored vector `key` from its first `levels` levels, shape (d,)."""
-        key = as_count(key, "key", 0, max(self.ntotal - 1, 0))
-        return core.reconstruct_prefix(self, key, as_count(levels, "levels", 1, self.levels))
+        # C++ checks: 0 <= key < ntotal (IndexError), 1 <= levels <= self.levels (ValueError).
+        return core.reconstruct_prefix(self, as_int(key, "key"), as_int(levels, "levels"))
 
     def reconstruct_n(self, n0=0, ni=-1, x=None) -> np.ndarray:
         """Reconstructions of stored vectors [n0, n0 + ni), shape (ni, d)."""
@@ -273,12 +257,12 @@ class IndexDPQ(faiss.Index):
 
     def add_codes(self, codes) -> None:
         """Append vectors given by their level indices, shape (n, levels)."""
-        self._require_trained()
         codes = np.asarray(codes)
         if codes.dtype.kind not in "iu" or codes.ndim != 2 or codes.shape[1] != self.levels:
             raise ValueError(f"codes must be integers of shape (n, {self.levels}), got {codes.dtype} {codes.shape}")
-        if codes.size and (codes.min() < 0 or codes.max() >= (1 << self.nbits)):
-            raise ValueError(f"codes must be in [0, {1 << self.nbits})")
+        # Values a byte cannot hold are refused before the conversion wraps them; C++ checks < K.
+        if codes.size and (codes.min() < 0 or codes.max() > 255):
+            raise ValueError(f"codes must be in [0, {1 << self.nbits}), got values in [{codes.min()}, {codes.max()}]")
         core.add_codes(self, np.ascontiguousarray(codes, dtype=np.uint8))
 
     def merge_from(self, other, add_id: int = 0) -> None:
@@ -293,13 +277,6 @@ class IndexDPQ(faiss.Index):
     # ------------------------------------------------------------ helpers
     def _vectors(self, x) -> np.ndarray:
         return as_vectors(x, self.d, finite=False)  # the C++ core checks finiteness
-
-    def _require_trained(self) -> None:
-        if not self.is_trained:
-            raise RuntimeError("IndexDPQ is not trained: call train(x) or set codebooks first")
-
-    def _empty_key(self, key):
-        raise IndexError(f"key {key} out of range: the index is empty")
 
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
@@ -337,13 +314,7 @@ class SearchParametersDPQ(faiss.SearchParameters):
             self.sel = sel
 
     def _field(name: str, doc: str):  # noqa: N805 - property factory used in the class body
-        def get(self):
-            return core.params_get(self, name)
-
-        def set_(self, value):
-            core.params_set(self, name, as_int(value, name))
-
-        return property(get, set_, doc=doc)
+        return _int_attribute(name, doc, lambda p: core.params_get(p, name), lambda p, v: core.params_set(p, name, v))
 
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")

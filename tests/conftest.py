@@ -57,13 +57,13 @@ def torch_and_faiss_on_one_thread():
 
 @pytest.fixture
 def kernel_runner():
-    """Runs a callable with a forced scan kernel, restoring the previous setting."""
-    from pyfaiss_dpq._native import core
+    """Runs a callable at a forced SIMD level, restoring the previous setting."""
+    import pyfaiss_dpq
 
     def run(name, fn):
-        previous = core.set_scan_kernel(name)
+        previous = pyfaiss_dpq.set_simd_level(name)
         try:
             return fn()
         finally:
-            core.set_scan_kernel(previous)
+            pyfaiss_dpq.set_simd_level(previous)
     return run

@@ -1,12 +1,15 @@
-"""The package's modules import each other without cycles, and none shadows the standard library."""
+"""The package's modules import each other without cycles, and none shadows the standard library;
+the C++ core's modules (a file's .h and .cpp, or a folder such as scan/) include each other without cycles."""
 
 import ast
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pyfaiss_dpq"
+CSRC = Path(__file__).resolve().parents[1] / "csrc"
 
 
 def module_name(path: Path) -> str:
@@ -39,8 +42,8 @@ def imports_of(name: str) -> set[str]:
     return {m for m in found if m in MODULES and not name.startswith(m + ".") and m != name}
 
 
-def find_cycle():
-    graph = {m: imports_of(m) for m in MODULES}
+def find_cycle(graph=None):
+    graph = graph if graph is not None else {m: imports_of(m) for m in MODULES}
     state = {}
 
     def visit(m, stack):
@@ -78,6 +81,45 @@ def test_the_checker_finds_a_cycle(monkeypatch, tmp_path):
     monkeypatch.setattr(sys.modules[__name__], "MODULES", {module_name(p): p for p in pkg.rglob("*.py")})
     assert find_cycle() in (["pyfaiss_dpq.a", "pyfaiss_dpq.b", "pyfaiss_dpq.a"],
                             ["pyfaiss_dpq.b", "pyfaiss_dpq.a", "pyfaiss_dpq.b"])
+
+
+def csrc_module(path: Path) -> str:
+    """A top-level file's stem (x.h and x.cpp are one module), or its folder below csrc/."""
+    rel = path.relative_to(CSRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def csrc_graph() -> dict:
+    """Module -> the other modules whose headers it includes (quoted includes only)."""
+    graph = {}
+    for path in sorted(CSRC.rglob("*")):
+        if path.suffix not in (".h", ".cpp"):
+            continue
+        me = csrc_module(path)
+        graph.setdefault(me, set())
+        for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', path.read_text(), re.M):
+            target = (path.parent / inc).resolve()
+            if target.is_file() and CSRC in target.parents:
+                other = csrc_module(target)
+                if other != me:
+                    graph[me].add(other)
+    return graph
+
+
+def test_no_include_cycle_between_csrc_modules():
+    graph = csrc_graph()
+    assert {"scan", "index_dpq", "codec"} <= set(graph)
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_include_checker_finds_a_cycle(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "CSRC", tmp_path)
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "lut.h").write_text("#pragma once\n")
+    (tmp_path / "lut.cpp").write_text('#include "lut.h"\n#include "scan/dispatch.h"\n')
+    (tmp_path / "scan" / "dispatch.h").write_text("#pragma once\n")
+    (tmp_path / "scan" / "search.cpp").write_text('#include "../lut.h"\n')
+    assert find_cycle(csrc_graph()) in (["lut", "scan", "lut"], ["scan", "lut", "scan"])
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

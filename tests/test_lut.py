@@ -1,4 +1,4 @@
-"""Lookup-table kernels (csrc/lut.h): every kernel against the scalar reference.
+"""Lookup-table kernels (csrc/scan/tables.h): every kernel against the scalar reference.
 
 The kernels sum each inner product in their own order, so their tables agree
 with the scalar reference to float rounding, not bit for bit. The tolerance is

@@ -16,6 +16,10 @@ Two levels of checking:
 Kernels this CPU lacks are skipped, and the skip says so.
 """
 
+import os
+import subprocess
+import sys
+
 import faiss
 import numpy as np
 import pytest
@@ -34,7 +38,7 @@ N = 32 * 40 + 7  # the last block is ragged
 
 
 def require(name):
-    if name not in core.scan_kernels():
+    if name not in pyfaiss_dpq.supported_simd_levels():
         pytest.skip(f"this CPU cannot run the {name} scan kernel")
 
 
@@ -75,26 +79,56 @@ def search_all(index, xq, k, **params):
     return index.search(xq, k, params=SearchParametersDPQ(**params))
 
 
-# ---------------------------------------------------------------- kernel selection
+# ---------------------------------------------------------------- SIMD level (public)
 
 def test_scalar_is_always_available_and_auto_picks_the_fastest():
-    kernels = core.scan_kernels()
-    assert kernels[0] == "scalar"
-    assert set(kernels) <= set(KERNELS)
-    assert core.get_scan_kernel() == "auto"
-    assert core.active_scan_kernel() == kernels[-1]
+    levels = pyfaiss_dpq.supported_simd_levels()
+    assert levels[0] == "scalar"
+    assert set(levels) <= set(KERNELS)
+    previous = pyfaiss_dpq.set_simd_level("auto")
+    try:
+        assert pyfaiss_dpq.simd_level() == levels[-1]
+    finally:
+        pyfaiss_dpq.set_simd_level(previous)
 
 
-def test_forcing_a_kernel_and_restoring_auto(kernel_runner):
-    assert kernel_runner("scalar", core.active_scan_kernel) == "scalar"
-    assert core.get_scan_kernel() == "auto"
-    with pytest.raises(ValueError, match="unknown or not supported"):
-        core.set_scan_kernel("sse9")
-    missing = [k for k in KERNELS if k not in core.scan_kernels()]
-    for name in missing:
-        with pytest.raises(ValueError, match="not supported"):
-            core.set_scan_kernel(name)
-    assert core.get_scan_kernel() == "auto"
+def test_forcing_a_level_and_restoring_it(kernel_runner):
+    before = pyfaiss_dpq.set_simd_level("auto")
+    try:
+        assert kernel_runner("scalar", pyfaiss_dpq.simd_level) == "scalar"
+        assert pyfaiss_dpq.set_simd_level("auto") == "auto"  # kernel_runner restored the setting
+        with pytest.raises(ValueError, match="'sse9' is unknown or not supported.*supported: scalar"):
+            pyfaiss_dpq.set_simd_level("sse9")
+        with pytest.raises(TypeError, match="string"):
+            pyfaiss_dpq.set_simd_level(2)
+        for name in [k for k in KERNELS if k not in pyfaiss_dpq.supported_simd_levels()]:
+            with pytest.raises(ValueError, match="not supported"):
+                pyfaiss_dpq.set_simd_level(name)
+        assert pyfaiss_dpq.simd_level() == pyfaiss_dpq.supported_simd_levels()[-1]
+    finally:
+        pyfaiss_dpq.set_simd_level(before)
+
+
+def import_with_simd_env(value, tmp_path):
+    env = dict(os.environ, PYFAISS_DPQ_SIMD=value, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.run([sys.executable, "-c", "import pyfaiss_dpq; print(pyfaiss_dpq.simd_level())"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_environment_variable_forces_the_level_at_import(tmp_path):
+    for level in pyfaiss_dpq.supported_simd_levels():
+        out = import_with_simd_env(level.upper() if level == "scalar" else level, tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[-1] == level
+    out = import_with_simd_env("auto", tmp_path)
+    assert out.stdout.split()[-1] == pyfaiss_dpq.supported_simd_levels()[-1]
+
+
+def test_environment_variable_with_a_bad_level_is_a_clear_error(tmp_path):
+    out = import_with_simd_env("sse9", tmp_path)
+    assert out.returncode != 0
+    assert "ValueError: PYFAISS_DPQ_SIMD='sse9'" in out.stderr
+    assert "supported: scalar" in out.stderr
 
 
 # ---------------------------------------------------------------- raw quantized sums
@@ -164,7 +198,7 @@ def test_inner_products_for_lookup_tables(kernel):
 @pytest.mark.parametrize("K", [16, 256])
 @pytest.mark.parametrize("spread", [1e-3, 1.0, 1e4])
 def test_quantization_error_is_within_its_bound(K, spread):
-    """|base + qsum / scale - float sum| <= err + rel * A for every code (lut.h)."""
+    """|base + qsum / scale - float sum| <= err + rel * A for every code (scan/tables.h)."""
     rng = np.random.default_rng(K)
     for m in (1, 2, 7, 40):
         # Levels of very different ranges, like a residual quantizer's.
@@ -226,7 +260,7 @@ def test_threads_split_queries_or_database_identically(kernel_runner, codebooks,
     index.codebooks = codebooks[nbits]
     index.add_codes(np.random.default_rng(3).integers(0, 1 << nbits, (300_007, LEVELS)))
     xq = vectors[2]
-    kernel = core.scan_kernels()[-1]
+    kernel = pyfaiss_dpq.supported_simd_levels()[-1]
     previous = faiss.omp_get_max_threads()
     try:
         faiss.omp_set_num_threads(1)

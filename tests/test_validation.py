@@ -139,8 +139,10 @@ def test_non_finite_codebooks_are_refused_by_cpp(index, bad):
 
 
 def test_reconstruct_out_of_range(index):
-    with pytest.raises(ValueError):
+    with pytest.raises(IndexError, match="out of range"):
         index.reconstruct(index.ntotal)
+    with pytest.raises(IndexError, match="out of range"):
+        IndexDPQ(24, 6, 8).reconstruct(0)
     with pytest.raises(IndexError):
         index.reconstruct_batch(np.array([0, 10**12]))
     with pytest.raises(ValueError):

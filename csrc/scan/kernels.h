@@ -2,7 +2,7 @@
 //
 // A kernel scans a range of code blocks (code_layout.h) for a group of up to
 // kGroup queries at once, so every code byte it loads serves all of them. It
-// works on quantized lookup tables (lut.h) and reports the slots whose
+// works on quantized lookup tables (tables.h) and reports the slots whose
 // approximate distance passes a query's current threshold to a BlockSink,
 // which re-scores them exactly and may tighten the threshold in between.
 // Kernels know the code layout, never Faiss.
@@ -51,10 +51,10 @@ struct GroupTables {
     int nq = 0;
     // Columns: the m levels, then the norm codes' table if Blocks::ncodes.
     // nbits = 4: per query, columns padded with zero tables to a multiple of
-    // 4, 16 bytes each (lut.h: quantize_lut4). Sums4Fn takes the same layout.
+    // 4, 16 bytes each (tables.h: quantize_lut4). Sums4Fn takes the same layout.
     const uint8_t* lut4[kGroup] = {};
     // nbits = 8: columns x 256 entries, 16-bit lane q of entry (l, c) is query q's
-    // quantized table value (lut.h: quantize_lut8).
+    // quantized table value (tables.h: quantize_lut8).
     const uint64_t* lut8 = nullptr;
     float inv_scale[kGroup] = {};  // quantized units -> distance units
 };
@@ -81,7 +81,7 @@ using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblock
 // Inner products of nx vectors X (nx x d) with n rows C (n x d):
 // out[i * out_stride + j] = <X_i, C_j>. Rows are taken 4 at a time and every
 // vector runs past them while they sit in L1, so C streams from memory once
-// per call, not once per vector. Builds the float lookup tables (lut.h),
+// per call, not once per vector. Builds the float lookup tables (tables.h),
 // which every scan kernel then shares.
 using DotsFn = void (*)(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride);
 

@@ -12,7 +12,7 @@
 
 #include "../code_store.h"
 #include "../codec.h"
-#include "scan.h"
+#include "reference.h"
 #include "search.h"
 
 namespace dpq::scan {

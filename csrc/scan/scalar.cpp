@@ -1,20 +1,10 @@
-// The scalar kernels: the float reference scan and the reference quantized
-// sums that every SIMD kernel must reproduce bit for bit.
+// The scalar kernel set: the reference quantized sums that every SIMD kernel
+// must reproduce bit for bit, and the plain dot products of the lookup tables.
+// It scans with the float reference scan (reference.h), so it has no scan4/scan8.
+#include "../code_layout.h"
 #include "kernels.h"
-#include "scan.h"
 
 namespace dpq::scan {
-
-void scan_float_scalar(const CodeStore& store, int m, const float* lut, float bias, const ScanNorms& norms,
-                       size_t b0, size_t b1, float* out) {
-    const CodeLayout& lay = store.layout();
-    for (size_t b = b0; b < b1; b++) {
-        const uint8_t* blk = store.block(b);
-        float* o = out + (b - b0) * kBlockSize;
-        for (size_t s = 0; s < kBlockSize; s++)
-            o[s] = exact_distance(lay, blk, s, m, lut, bias + norms.at(b * kBlockSize + s));
-    }
-}
 
 namespace {
 

@@ -6,12 +6,12 @@
 #include <cmath>
 #include <limits>
 
-#include "../lut.h"
 #include "../topk.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "rescore.h"
-#include "scan.h"
+#include "reference.h"
+#include "tables.h"
 
 namespace dpq::scan {
 
@@ -198,7 +198,7 @@ class Collector : public BlockSink {
         const size_t i0 = c0 * kBlockSize, i1 = std::min(n_, c1 * kBlockSize);
         for (size_t q = 0; q < group_.queries.size(); q++) {
             const QueryTables& t = group_.queries[q];
-            scan_float_scalar(*spec_.store, spec_.levels, t.scan_lut, t.bias, spec_.np.scan, c0, c1, buf.data());
+            reference_scan(*spec_.store, spec_.levels, t.scan_lut, t.bias, spec_.np.scan, c0, c1, buf.data());
             float bound = self().bound_of(int(q));
             for (size_t i = i0; i < i1; i++)
                 if (buf[i - i0] <= bound && self().offer(int(q), buf[i - i0], int64_t(i)))
@@ -211,7 +211,7 @@ class Collector : public BlockSink {
     bool selected(int64_t id) const { return !spec_.filter || spec_.filter->keep(id); }
 
     // Lets the kernel admit whatever may beat bound_of(q), given the
-    // quantization error (lut.h).
+    // quantization error (tables.h).
     void refresh(int q) {
         const float T = self().bound_of(q);
         const QuantizedLut& ql = group_.queries[q].qlut;

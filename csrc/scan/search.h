@@ -1,7 +1,7 @@
 // k-NN and range search over a CodeStore with the active scan kernel.
 //
 // Fast kernels scan quantized tables and hand every slot that may beat a
-// query's threshold (with the margin of lut.h) to a collector, which
+// query's threshold (with the margin of tables.h) to a collector, which
 // re-scores it with the float tables exactly as the reference scan does.
 // Results are therefore those of the float reference, bit for bit: the
 // margin only decides how many candidates get re-scored. Where the scan's

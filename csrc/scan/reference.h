@@ -1,5 +1,6 @@
-// The float reference scan: plain loops over the code layout, the ground
-// truth for every fast path (whose survivors it also re-scores).
+// The float reference scan: plain loops over the code layout and the float
+// lookup tables, the ground truth for every fast path (whose survivors it
+// also re-scores), and the one summation order every path shares.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +46,7 @@ struct ScanNorms {
 // summed as exact_distance does.
 // out holds (b1 - b0) * 32 floats; padding slots of the last block are
 // computed too and must be ignored by the caller.
-void scan_float_scalar(const CodeStore& store, int m, const float* lut, float bias, const ScanNorms& norms,
-                       size_t b0, size_t b1, float* out);
+void reference_scan(const CodeStore& store, int m, const float* lut, float bias, const ScanNorms& norms, size_t b0,
+                    size_t b1, float* out);
 
 }  // namespace dpq::scan

@@ -1,4 +1,4 @@
-#include "lut.h"
+#include "tables.h"
 
 #include <algorithm>
 #include <atomic>
@@ -8,9 +8,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "scan/dispatch.h"
+#include "dispatch.h"
 
-namespace dpq {
+namespace dpq::scan {
 
 namespace {
 
@@ -79,7 +79,7 @@ void compute_luts_kernel(LutKernel kernel, const Codec& codec, bool l2, size_t n
                          float* luts, float* biases) {
     const int d = codec.d();
     const size_t n = size_t(levels) * codec.K();  // the first `levels` codebooks are contiguous
-    const scan::DotsFn dots = (kernel == LutKernel::kScalar ? scan::kScalar : scan::fastest_kernels()).dots;
+    const DotsFn dots = (kernel == LutKernel::kScalar ? kScalar : fastest_kernels()).dots;
     dots(x, nq, codec.codeword(0, 0), n, d, luts, n);
     const float scale = l2 ? -2.f : -1.f;
     for (size_t i = 0; i < nq * n; i++) luts[i] *= scale;
@@ -141,4 +141,4 @@ QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64
     });
 }
 
-}  // namespace dpq
+}  // namespace dpq::scan

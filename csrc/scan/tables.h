@@ -10,7 +10,7 @@
 //   scale = qmax / max_l (max_k lut[l][k] - lo_l),
 // with qmax = 255 for 4-bit codes (byte shuffles) and floor(32767 / m) for
 // 8-bit codes (16-bit lanes whose sums never carry and keep their top bit
-// free for the threshold test, scan/common.h). A code's approximate distance
+// free for the threshold test, simd_body.h). A code's approximate distance
 //   approx = base + qsum / scale (+ ||r_m||^2),  base = bias + sum_l lo_l
 // differs from the float-table distance (as the scalar reference sums it) by
 //   |approx - exact| <= err + rel * (A + ||r_m||^2)
@@ -25,14 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "codec.h"
+#include "../codec.h"
 
-namespace dpq {
+namespace dpq::scan {
 
 // Tables of nq queries x (nq x d) for the first `levels` levels:
 // luts[q * levels * K + l * K + k]; biases[q] = ||x_q||^2 for L2, 0 for IP.
 // The products of all queries with all levels' codewords are one blocked
-// matrix product (scan/kernels.h DotsFn), so each codebook streams from
+// matrix product (kernels.h DotsFn), so each codebook streams from
 // memory once per call: batch the queries.
 void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases);
 // One query's tables (levels x K); returns its bias.
@@ -81,4 +81,4 @@ QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64
 
 inline int padded_levels4(int m) { return (m + 3) / 4 * 4; }
 
-}  // namespace dpq
+}  // namespace dpq::scan
