@@ -105,7 +105,15 @@ class IndexIVFDPQ(faiss.Index):
     @property
     def quantizer(self):
         """The coarse quantizer (a faiss.Index)."""
-        return faiss.downcast_index(faiss.Index(core.ivf_quantizer(self)))
+        ptr = core.ivf_quantizer(self)
+        for obj in getattr(self, "referenced_objects", []):
+            if isinstance(obj, faiss.Index) and int(obj.this) == int(ptr):
+                return obj
+        proxy = faiss.Index.__new__(faiss.Index)
+        proxy.this = ptr
+        out = faiss.downcast_index(proxy)
+        out.referenced_objects = [self]  # the quantizer lives as long as this index
+        return out
 
     @property
     def train_params(self):
