@@ -288,3 +288,81 @@ def test_bad_arguments_raise(built, data):
         index.search(np.full((1, d), np.nan, dtype=np.float32), 3)
     big = index.search(data[2], 3, params=SearchParametersIVFDPQ(nprobe=10 * NLIST))  # clamped to nlist, as Faiss
     np.testing.assert_array_equal(big[1], index.search(data[2], 3, params=SearchParametersIVFDPQ(nprobe=NLIST))[1])
+
+
+# ---------------------------------------------------------------- persistence
+
+@pytest.mark.parametrize("nbits,metric", [(4, faiss.METRIC_L2), (8, faiss.METRIC_INNER_PRODUCT)])
+def test_file_round_trip_in_ram_and_mapped(built, data, tmp_path, nbits, metric):
+    index = built(nbits, metric)
+    path = tmp_path / "ivf.dpq"
+    pyfaiss_dpq.write_index(index, path)
+    params = SearchParametersIVFDPQ(nprobe=3, levels=3)
+    want = index.search(data[2], 10, params=params)
+    for mmap in (False, True):
+        back = pyfaiss_dpq.read_index(path, mmap=mmap)
+        assert isinstance(back, IndexIVFDPQ) and back.read_only == mmap
+        assert (back.ntotal, back.nlist, back.nprobe) == (index.ntotal, index.nlist, index.nprobe)
+        got = back.search(data[2], 10, params=params)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        back.verify()
+    mapped = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)  # Faiss's hook and flag
+    assert isinstance(mapped, IndexIVFDPQ) and mapped.read_only
+    with pytest.raises(RuntimeError, match="read-only"):
+        mapped.add(data[1][:3])
+    copy = faiss.deserialize_index(faiss.serialize_index(index))
+    np.testing.assert_array_equal(copy.search(data[2], 10, params=params)[1], want[1])
+
+
+def _corrupt_list(index, path, list_no):
+    """Flips a byte inside list `list_no`'s stored ids."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(index.list_ids(list_no).tobytes())
+    assert at > 0
+    raw[at + 3] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_corrupted_list_is_detected_when_touched(built, data, tmp_path):
+    index = built(4, faiss.METRIC_L2)
+    path = tmp_path / "ivf.dpq"
+    pyfaiss_dpq.write_index(index, path)
+    xq = data[2]
+    _, probes = index.quantizer.search(xq, 1)
+    bad = int(probes[0, 0])
+    _corrupt_list(index, path, bad)
+    mapped = pyfaiss_dpq.read_index(path, mmap=True)  # the header is intact: opens
+    clean = xq[probes[:, 0] != bad]
+    assert len(clean)
+    np.testing.assert_array_equal(mapped.search(clean, 5, params=SearchParametersIVFDPQ(nprobe=1))[1],
+                                  index.search(clean, 5, params=SearchParametersIVFDPQ(nprobe=1))[1])
+    with pytest.raises(RuntimeError, match=f"list {bad} is corrupt"):
+        mapped.search(xq[:1], 5, params=SearchParametersIVFDPQ(nprobe=1))
+    with pytest.raises(RuntimeError, match="corrupt"):
+        mapped.verify()
+    with pytest.raises(pyfaiss_dpq.CorruptIndexError, match="checksum"):
+        pyfaiss_dpq.read_index(path)  # in RAM: every list is checked
+
+
+def test_mapped_open_reads_the_header_only(built, tmp_path):
+    index = built(8, faiss.METRIC_L2)
+    path = tmp_path / "ivf.dpq"
+    pyfaiss_dpq.write_index(index, path)
+    for l in range(index.nlist):
+        if index.list_sizes()[l]:
+            _corrupt_list(index, path, l)
+    mapped = pyfaiss_dpq.read_index(path, mmap=True)  # opens: no list was read
+    assert mapped.ntotal == index.ntotal
+    with pytest.raises(RuntimeError, match="corrupt"):
+        mapped.verify()
+    raw = bytearray(path.read_bytes())
+    raw[40] ^= 0xFF  # inside the header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(pyfaiss_dpq.CorruptIndexError, match="header checksum"):
+        pyfaiss_dpq.read_index(path, mmap=True)
+    with pytest.raises(ValueError, match="IndexIVFDPQ files only"):
+        flat = tmp_path / "flat.dpq"
+        f = pyfaiss_dpq.IndexDPQ(index.d, 2, 4)
+        pyfaiss_dpq.write_index(f, flat)
+        pyfaiss_dpq.read_index(flat, mmap=True)

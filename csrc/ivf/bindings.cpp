@@ -11,6 +11,7 @@
 #include "../check.h"
 #include "../swig_bridge.h"
 #include "index_ivf_dpq.h"
+#include "ivf_file.h"
 
 namespace py = pybind11;
 
@@ -245,6 +246,36 @@ void register_bindings(py::module_& m) {
         py::array_t<float> out(size_t(ix.d));
         ix.reconstruct(key, out.mutable_data());
         return out;
+    });
+
+    m.def("ivf_serialize", [](py::handle p, py::bytes quantizer) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const std::string q = quantizer;
+        std::vector<uint8_t> body;
+        {
+            py::gil_scoped_release nogil;
+            body = serialize_ivf(ix, q);
+        }
+        return py::bytes(reinterpret_cast<const char*>(body.data()), body.size());
+    });
+    m.def("ivf_deserialize", [](py::buffer data) {
+        py::buffer_info info = data.request();
+        std::string q;
+        std::unique_ptr<IndexIVFDPQ> index;
+        {
+            py::gil_scoped_release nogil;
+            index = deserialize_ivf(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize), &q);
+        }
+        return py::make_tuple(wrap_owned(std::move(index)), py::bytes(q));
+    });
+    m.def("ivf_map", [](const std::string& path) {
+        std::string q;
+        std::unique_ptr<IndexIVFDPQ> index;
+        {
+            py::gil_scoped_release nogil;
+            index = map_ivf(path, &q);
+        }
+        return py::make_tuple(wrap_owned(std::move(index)), py::bytes(q));
     });
 
     m.def("ivf_new_search_parameters", []() {

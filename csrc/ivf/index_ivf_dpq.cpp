@@ -33,8 +33,8 @@ class SelectorFilter final : public scan::IdFilter {
 const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
                         faiss::MetricType metric, const NormSpec& norms) {
     DPQ_CHECK(d > 0, std::invalid_argument, "IndexIVFDPQ: d must be positive, got %d", d);
-    DPQ_CHECK(quantizer, std::invalid_argument, "IndexIVFDPQ: the quantizer is null");
-    DPQ_CHECK(quantizer->d == d, std::invalid_argument,
+    // A null quantizer is set later (set_quantizer): files store it apart.
+    DPQ_CHECK(!quantizer || quantizer->d == d, std::invalid_argument,
               "IndexIVFDPQ: the quantizer's dimension %d differs from d = %d", quantizer->d, d);
     DPQ_CHECK(nlist >= 1 && nlist <= (size_t(1) << 31), std::invalid_argument,
               "IndexIVFDPQ: nlist must be in [1, 2^31], got %zu", nlist);

@@ -31,7 +31,7 @@ struct SearchParametersIVFDPQ : faiss::SearchParametersIVF {
 
 class IndexIVFDPQ : public faiss::Index {
    public:
-    // quantizer: d-dimensional, empty (train() fills it by k-means) or
+    // quantizer: null (set_quantizer later) or d-dimensional, empty (train() fills it by k-means) or
     // holding nlist centroids. Not owned unless own_quantizer. norms: kind
     // kFloat32 (L2) or kNone (IP). Throws std::invalid_argument.
     IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits, faiss::MetricType metric,
