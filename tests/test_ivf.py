@@ -244,10 +244,7 @@ def test_merge_from(built, data):
     src = built(4, faiss.METRIC_L2)
     parts = []
     for half in (xb[:700], xb[700:]):
-        ix = IndexIVFDPQ(faiss.IndexFlatL2(d), d, NLIST, LEVELS, 4)
-        ix.quantizer.add(src.centroids)
-        ix.codebooks = src.codebooks
-        ix.train(xt[:10])  # copies the quantizer's centroids, keeps the codebooks
+        ix = _empty_like(src, xt)
         ix.add(half)
         parts.append(ix)
     parts[0].merge_from(parts[1], 700)
@@ -366,3 +363,46 @@ def test_mapped_open_reads_the_header_only(built, tmp_path):
         f = pyfaiss_dpq.IndexDPQ(index.d, 2, 4)
         pyfaiss_dpq.write_index(f, flat)
         pyfaiss_dpq.read_index(flat, mmap=True)
+
+
+# ---------------------------------------------------------------- Faiss wrappers
+
+def _empty_like(index, xt):
+    """An empty IndexIVFDPQ with `index`'s centroids and codebooks."""
+    d = index.d
+    out = IndexIVFDPQ(faiss.IndexFlatL2(d), d, index.nlist, index.levels, index.nbits)
+    out.quantizer.add(index.centroids)
+    out.codebooks = index.codebooks
+    out.train(xt[:10])  # copies the quantizer's centroids, keeps the codebooks
+    return out
+
+
+def test_inside_index_refine_flat_and_shards(built, data, tmp_path):
+    xt, xb, xq = data
+    index = built(4, faiss.METRIC_L2)
+    base = _empty_like(index, xt)
+    refine = faiss.IndexRefineFlat(base)
+    refine.add(xb)
+    params = faiss.IndexRefineSearchParameters(k_factor=4, base_index_params=SearchParametersIVFDPQ(nprobe=NLIST))
+    D, I = refine.search(xq, 5, params=params)
+    # The 20 IVF candidates re-ranked exactly: the exact top 5 of those candidates.
+    _, cand = base.search(xq, 20, params=SearchParametersIVFDPQ(nprobe=NLIST))
+    for q in range(len(xq)):
+        dist = ((xb[cand[q]] - xq[q]) ** 2).sum(1)
+        np.testing.assert_allclose(D[q], np.sort(dist)[:5], rtol=1e-4)
+    back = pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(refine))
+    np.testing.assert_array_equal(back.search(xq, 5, params=params)[1], I)
+
+    shards = faiss.IndexShards(xt.shape[1], True, False)
+    for lo, hi in ((0, 700), (700, len(xb))):
+        part = _empty_like(index, xt)
+        part.add_with_ids(xb[lo:hi], np.arange(lo, hi))
+        part.nprobe = NLIST
+        shards.add_shard(part)
+    D, I = shards.search(xq, 10)
+    Dr, Ir = index.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=NLIST))
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-5, atol=1e-5 * np.abs(Dr).max())
+    path = tmp_path / "shards.dpq"
+    faiss.write_index(shards, str(path))
+    back = faiss.read_index(str(path))
+    np.testing.assert_array_equal(back.search(xq, 10)[1], I)

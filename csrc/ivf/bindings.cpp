@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <string>
 
+#include "../abi_check.h"
 #include "../check.h"
 #include "../swig_bridge.h"
 #include "index_ivf_dpq.h"
@@ -65,6 +66,11 @@ py::object wrap_owned(std::unique_ptr<IndexIVFDPQ> index) {
 }
 
 void register_bindings(py::module_& m) {
+    m.def("abi_check_search_parameters_ivf", [](py::handle live, size_t nprobe, size_t max_codes) {
+        faiss::SearchParameters* p = swig::unwrap_search_parameters(live.ptr());
+        if (!p) throw py::error_already_set();
+        return abi::check_search_parameters_ivf(p, nprobe, max_codes);
+    });
     m.def("ivf_new", [](py::handle quantizer, int d, size_t nlist, int levels, int nbits, int metric,
                         std::vector<int> prefixes) {
         faiss::Index* q = swig::unwrap_index(quantizer.ptr());
