@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -229,9 +230,10 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
     const bool quantize = (s.codec->nbits() == 4 ? ks.scan4 : ks.scan8) != nullptr;
     const int d = s.codec->d();
     const int nt = omp_get_max_threads();
-    // Large batches share each list among more queries; 8-bit tables are
-    // m x 2 KiB per query, so their batches are smaller.
-    const size_t cap = s.codec->nbits() == 4 ? 256 : 64;
+    // Large batches share each list among more queries (a kernel call
+    // serves up to kGroup): 4-bit tables are m x 16 B per query (plus the
+    // float ones, m x 64 B), 8-bit ones m x 2 KiB, so their batches are smaller.
+    const size_t cap = s.codec->nbits() == 4 ? 2048 : 256;
     const size_t size = std::max<size_t>(1, std::min(cap, (nq + size_t(nt) - 1) / size_t(nt)));
     const size_t nbatch = (nq + size - 1) / size;
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1 && nbatch > 1)
@@ -242,21 +244,36 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
         struct Pair {
             int64_t list;
             size_t q;
+            size_t rank;  // among the query's probes
         };
         std::vector<Pair> pairs;
         pairs.reserve(nb * nprobe);
         for (size_t q = 0; q < nb; q++)
             for (size_t p = 0; p < nprobe; p++) {
                 const int64_t l = probes[(q0 + q) * nprobe + p];
-                if (l >= 0) pairs.push_back({l, q});
+                if (l >= 0) pairs.push_back({l, q, p});
             }
         std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.list < b.list; });
+        // Lists in the order of their best rank among the batch's probes: a
+        // query's nearest lists come early and tighten its threshold soon,
+        // as in Faiss's per-query probe order.
+        struct Run {
+            size_t begin, end, rank;
+        };
+        std::vector<Run> runs;
+        for (size_t i = 0; i < pairs.size();) {
+            Run r{i, i, SIZE_MAX};
+            for (; i < pairs.size() && pairs[i].list == pairs[r.begin].list; i++) r.rank = std::min(r.rank, pairs[i].rank);
+            r.end = i;
+            runs.push_back(r);
+        }
+        std::stable_sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.rank < b.rank; });
         std::vector<Lane> lanes;
         std::vector<uint64_t> group_lut8;
-        for (size_t i = 0; i < pairs.size();) {
-            const int64_t l = pairs[i].list;
+        for (const Run& r : runs) {
+            const int64_t l = pairs[r.begin].list;
             lanes.clear();
-            for (; i < pairs.size() && pairs[i].list == l; i++) {
+            for (size_t i = r.begin; i < r.end; i++) {
                 const size_t q = pairs[i].q;
                 lanes.push_back(make_lane(t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
             }
