@@ -51,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--nprobe", default="8,16,32", help="comma-separated")
     p.add_argument("--ntrain", type=int, default=50_000)
     p.add_argument("--nq", type=int, default=1000)
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip", default="", help="comma-separated method names to skip")
     p.add_argument("--mmap", action="store_true", help="also measure the memory-mapped IVFDPQ index")
@@ -166,6 +166,7 @@ def run(name, x, args, metric):
     nprobes = [int(v) for v in args.nprobe.split(",")]
     rows, mmap_rows = [], []
     for B in [int(v) for v in args.bytes.split(",")]:
+        built = {}
         for label, make in methods(d, nlist, B, metric).items():
             if label.split(" ")[0] in args.skip.split(",") or label in args.skip.split(","):
                 continue
@@ -176,31 +177,41 @@ def run(name, x, args, metric):
             index.add(xb)
             t2 = time.perf_counter()
             print(f"  {label}: {bytes_of(index)} B, trained in {t1 - t0:.0f} s, added in {t2 - t1:.0f} s", flush=True)
-            for nprobe in nprobes:
+            built[label] = (index, None)
+            if isinstance(index, IndexIVFDPQ) and metric == faiss.METRIC_INNER_PRODUCT:
+                # The same index searched at a prefix (3/4 of the levels): fewer bytes read.
+                m = 3 * index.levels // 4
+                built[f"{label}, prefix {m}"] = (index, SearchParametersIVFDPQ(levels=m))
+        for nprobe in nprobes:
+            searches = {}
+            for label, (index, params) in built.items():
                 if isinstance(index, IndexIVFDPQ):
                     index.nprobe = nprobe
                 else:
                     faiss.extract_index_ivf(index).nprobe = nprobe
-                _, I = index.search(xq, 10)
+                searches[label] = (lambda index=index, params=params: index.search(xq, 10, params=params))
+            # Timings interleaved run by run, so that a busy moment of the
+            # (shared) machine hits every method alike; medians.
+            times = {label: [] for label in searches}
+            found = {label: search()[1] for label, search in searches.items()}
+            for _ in range(args.runs):
+                for label, search in searches.items():
+                    t0 = time.perf_counter()
+                    search()
+                    times[label].append(time.perf_counter() - t0)
+            for label in searches:
+                index = built[label][0]
                 row = {"data": name, "metric": mname, "n": n, "nlist": nlist, "budget": B, "method": label,
-                       "bytes": bytes_of(index), "nprobe": nprobe, "recall": recall(I, gt),
-                       "qps": median_qps(lambda: index.search(xq, 10), len(xq), args.runs)}
-                print(f"    nprobe {nprobe}: recall {row['recall']:.3f}, QPS {row['qps']:.0f}", flush=True)
+                       "bytes": bytes_of(index), "nprobe": nprobe, "recall": recall(found[label], gt),
+                       "qps": len(xq) / float(np.median(times[label]))}
+                print(f"    {label}, nprobe {nprobe}: recall {row['recall']:.3f}, QPS {row['qps']:.0f}", flush=True)
                 rows.append(row)
-                if isinstance(index, IndexIVFDPQ) and metric == faiss.METRIC_INNER_PRODUCT:
-                    # The same index searched at a prefix (3/4 of the levels): fewer bytes read.
-                    m = 3 * index.levels // 4
-                    params = SearchParametersIVFDPQ(levels=m)
-                    _, I = index.search(xq, 10, params=params)
-                    prow = {**row, "method": f"{label}, prefix {m}", "recall": recall(I, gt),
-                            "qps": median_qps(lambda: index.search(xq, 10, params=params), len(xq), args.runs)}
-                    print(f"    nprobe {nprobe}, prefix {m}: recall {prow['recall']:.3f}, QPS {prow['qps']:.0f}",
-                          flush=True)
-                    rows.append(prow)
-            if args.mmap and isinstance(index, IndexIVFDPQ):
-                for r in measure_mmap(index, xq[:args.mmap_nq], gt[:args.mmap_nq], nprobes, args.runs):
-                    mmap_rows.append({"data": name, "metric": mname, "budget": B, **r})
-            del index
+        if args.mmap:
+            for label, (index, params) in built.items():
+                if isinstance(index, IndexIVFDPQ) and params is None:
+                    for r in measure_mmap(index, xq[:args.mmap_nq], gt[:args.mmap_nq], nprobes, args.runs):
+                        mmap_rows.append({"data": name, "metric": mname, "budget": B, **r})
+        del built
     return rows, mmap_rows
 
 
