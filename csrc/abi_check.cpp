@@ -133,4 +133,18 @@ std::string check(const faiss::Index* live, const Expected& e) {
     return err.str();
 }
 
+std::string check_search_parameters_ivf(const faiss::SearchParameters* live, size_t nprobe, size_t max_codes) {
+    std::ostringstream err;
+    auto* vptr = *reinterpret_cast<void* const* const*>(live);
+    auto* ti = static_cast<const std::type_info*>(vptr[-1]);
+    if (std::strcmp(ti->name(), "N5faiss19SearchParametersIVFE") != 0) {
+        err << "live SearchParametersIVF's dynamic type reads as " << ti->name() << "; ";
+        return err.str();
+    }
+    auto* p = static_cast<const faiss::SearchParametersIVF*>(live);
+    if (p->nprobe != nprobe) err << "SearchParametersIVF.nprobe reads " << p->nprobe << "; ";
+    if (p->max_codes != max_codes) err << "SearchParametersIVF.max_codes reads " << p->max_codes << "; ";
+    return err.str();
+}
+
 }  // namespace dpq::abi

@@ -22,4 +22,9 @@ struct Expected {
 // `expected`. Returns "" when everything matches, else what differs.
 std::string check(const faiss::Index* live, const Expected& expected);
 
+// Reads nprobe and max_codes of `live`, a faiss.SearchParametersIVF made by
+// Python with the given values, through our declaration (faiss_abi.h).
+// Returns "" when they match, else what differs.
+std::string check_search_parameters_ivf(const faiss::SearchParameters* live, size_t nprobe, size_t max_codes);
+
 }  // namespace dpq::abi

@@ -72,6 +72,19 @@ struct SearchParameters {
     virtual ~SearchParameters() {}
 };
 
+// faiss/IndexIVF.h (v1.15.0). Only nprobe and max_codes are read by us;
+// the import-time check (abi_check.cpp) reads them from a live object.
+struct SearchParametersIVF : SearchParameters {
+    size_t nprobe = 1;
+    size_t max_codes = 0;
+    size_t max_lists_num = 0;
+    bool ensure_topk_full = false;
+    size_t max_empty_result_buckets = 0;
+    SearchParameters* quantizer_params = nullptr;
+    void* inverted_list_context = nullptr;
+    virtual ~SearchParametersIVF() {}
+};
+
 struct RangeSearchResult {
     size_t nq;
     size_t* lims;

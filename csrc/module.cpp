@@ -15,6 +15,7 @@
 #include "check.h"
 #include "code_layout.h"
 #include "index_dpq.h"
+#include "ivf/bindings.h"
 #include "scan/dispatch.h"
 #include "scan/rescore.h"
 #include "scan/tables.h"
@@ -546,6 +547,8 @@ PYBIND11_MODULE(_core, m) {
         dpq::scan::compute_luts_with(kernel, codec, l2, nq, x.data(), levels, luts.mutable_data(), biases.mutable_data());
         return py::make_tuple(luts, biases);
     });
+
+    dpq::ivf::register_bindings(m);
 
     // C++ exceptions from our own calls reach Python as ValueError / IndexError.
     py::register_exception_translator([](std::exception_ptr p) {

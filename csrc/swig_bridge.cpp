@@ -38,6 +38,10 @@ PyObject* wrap_search_parameters(faiss::SearchParameters* params, bool own) {
     return wrap(params, "faiss::SearchParameters *", own);
 }
 
+PyObject* wrap_search_parameters_ivf(faiss::SearchParametersIVF* params, bool own) {
+    return wrap(params, "faiss::SearchParametersIVF *", own);
+}
+
 faiss::Index* unwrap_index(PyObject* obj) {
     return static_cast<faiss::Index*>(unwrap(obj, "faiss::Index *", "faiss.Index"));
 }

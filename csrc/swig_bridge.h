@@ -12,6 +12,7 @@ namespace dpq::swig {
 // deletes the C++ object (through its virtual destructor) when collected.
 PyObject* wrap_index(faiss::Index* index, bool own);
 PyObject* wrap_search_parameters(faiss::SearchParameters* params, bool own);
+PyObject* wrap_search_parameters_ivf(faiss::SearchParametersIVF* params, bool own);
 
 // The C++ pointer behind a faiss proxy (or raw SWIG object); null with a
 // Python TypeError set when obj is not of that type.

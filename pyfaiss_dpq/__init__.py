@@ -7,6 +7,7 @@ levels can be searched with any prefix of m <= L levels.
 from ._native import SUPPORTED_FAISS
 from .codebooks import TrainParameters, train_codebooks
 from .index import IndexDPQ, SearchParametersDPQ, downcast
+from .ivf import IndexIVFDPQ, SearchParametersIVFDPQ
 from .persist import (
     ChecksumError,
     CorruptIndexError,
@@ -32,6 +33,8 @@ __all__ = [
     "TrainParameters",
     "train_codebooks",
     "SearchParametersDPQ",
+    "IndexIVFDPQ",
+    "SearchParametersIVFDPQ",
     "downcast",
     "read_index",
     "write_index",

@@ -48,6 +48,12 @@ def _load():
     problems = _core.abi_check(live, 13, 3, True, True, faiss.METRIC_INNER_PRODUCT, 2.5)
     if problems:
         raise _fail(f"the faiss::Index ABI of faiss {version} differs: {problems}")
+    # SearchParametersIVF, which SearchParametersIVFDPQ derives from.
+    params = faiss.SearchParametersIVF()
+    params.nprobe, params.max_codes = 77, 12345
+    problems = _core.abi_check_search_parameters_ivf(params, 77, 12345)
+    if problems:
+        raise _fail(f"the faiss::SearchParametersIVF ABI of faiss {version} differs: {problems}")
     return _core
 
 

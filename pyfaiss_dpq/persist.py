@@ -35,8 +35,12 @@ import numpy as np
 from ._files import write_atomically
 from ._native import core
 from .index import IndexDPQ, downcast
+from .ivf import IndexIVFDPQ, downcast_ivf
 
 MAGIC = b"PFDPQIDX"
+# A top-level IndexIVFDPQ file has its own layout (csrc/ivf/ivf_file.h):
+# checksummed header and per-list checksums, so that it can be memory-mapped.
+IVF_MAGIC = b"PFDPQIVF"
 # One version number for the envelope and the C++ body (csrc/serialize.h).
 FORMAT_VERSION = core.FORMAT_VERSION
 _ENVELOPE = struct.Struct("<8sIQI")  # magic, version, payload length, crc32
@@ -81,7 +85,38 @@ def _faiss_bytes(index) -> bytes:
     return _ORIGINAL["serialize_index"](index).tobytes()
 
 
+def _is_ivf(index) -> bool:
+    return isinstance(index, IndexIVFDPQ) or core.is_ivf_dpq(index)
+
+
+def _ivf_bytes(index) -> bytes:
+    """An IndexIVFDPQ file's bytes; the quantizer travels inside, in Faiss's format (or ours)."""
+    index = downcast_ivf(index)
+    quantizer = index.quantizer
+    qbytes = serialize(quantizer) if _contains_dpq(quantizer) else _faiss_bytes(quantizer)
+    return core.ivf_serialize(index, qbytes)
+
+
+def _ivf_adopt(swig_this, qbytes: bytes) -> IndexIVFDPQ:
+    """The Python IndexIVFDPQ of a C++ one read from a file, its quantizer rebuilt and attached."""
+    index = IndexIVFDPQ._adopt(swig_this)
+    quantizer = deserialize(qbytes) if is_dpq_data(qbytes) else \
+        _ORIGINAL["deserialize_index"](np.frombuffer(qbytes, dtype=np.uint8))
+    core.ivf_set_quantizer(index, quantizer, False)
+    index.referenced_objects = [quantizer]
+    return index
+
+
+def _ivf_from_bytes(data) -> IndexIVFDPQ:
+    try:
+        return _ivf_adopt(*core.ivf_deserialize(data))
+    except ValueError as exc:
+        raise CorruptIndexError(str(exc)) from exc
+
+
 def _contains_dpq(index) -> bool:
+    if _is_ivf(index):
+        return True
     if isinstance(index, IndexDPQ) or core.is_dpq(index):
         return True
     concrete = faiss.downcast_index(index)
@@ -101,6 +136,8 @@ def _children(concrete) -> list:
 
 
 def _encode(index, blobs: _Blobs) -> dict:
+    if _is_ivf(index):
+        return {"type": "IndexIVFDPQ", "blob": blobs.add(_ivf_bytes(index))}
     if isinstance(index, IndexDPQ) or core.is_dpq(index):
         return {"type": "IndexDPQ", "blob": blobs.add(core.serialize(index))}
     if not _contains_dpq(index):
@@ -167,6 +204,8 @@ def _decode(node, blobs: list[bytes]):
     try:
         if kind == "IndexDPQ":
             return IndexDPQ._adopt(core.deserialize(_blob(blobs, node["blob"])))
+        if kind == "IndexIVFDPQ":
+            return _ivf_from_bytes(_blob(blobs, node["blob"]))
         if kind == "faiss":
             data = np.frombuffer(_blob(blobs, node["blob"]), dtype=np.uint8)
             return _ORIGINAL["deserialize_index"](data)
@@ -256,12 +295,14 @@ def serialize(index) -> bytes:
 
 def is_dpq_data(data) -> bool:
     """True if `data` (bytes-like) starts with the pyfaiss-dpq magic."""
-    return bytes(data[: len(MAGIC)]) == MAGIC
+    return bytes(data[: len(MAGIC)]) in (MAGIC, IVF_MAGIC)
 
 
 def deserialize(data):
     """Rebuild an index from :func:`serialize` output; raises IndexFileError subclasses."""
     data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    if bytes(data[: len(IVF_MAGIC)]) == IVF_MAGIC:
+        return _ivf_from_bytes(bytes(data))
     if len(data) < len(MAGIC) or not is_dpq_data(data):
         raise WrongMagicError("not a pyfaiss-dpq index (wrong magic bytes)")
     if len(data) < _ENVELOPE.size:
@@ -305,19 +346,40 @@ def _reduce_index(index):
 # Pickling (and copy.copy/deepcopy) of an IndexDPQ goes through our format;
 # registered here so that index.py needs nothing from this module.
 copyreg.pickle(IndexDPQ, _reduce_index)
+copyreg.pickle(IndexIVFDPQ, _reduce_index)
 
 
 # ---------------------------------------------------------------- files
 
 def write_index(index, path) -> None:
-    """Write `index` to `path` atomically: a crash mid-write leaves any old file intact."""
-    write_atomically(path, serialize(index))
+    """Write `index` to `path` atomically: a crash mid-write leaves any old file intact.
+
+    An IndexIVFDPQ is written in its own layout, which ``read_index(path, mmap=True)`` maps.
+    """
+    write_atomically(path, _ivf_bytes(index) if _is_ivf(index) else serialize(index))
 
 
-def read_index(path):
-    """Read an index written by :func:`write_index` (verified before it is parsed)."""
-    with open(os.fspath(path), "rb") as f:
-        return deserialize(f.read())
+def read_index(path, mmap: bool = False):
+    """Read an index written by :func:`write_index` (verified before it is parsed).
+
+    ``mmap=True`` (IndexIVFDPQ files): a read-only index that searches the
+    file in place. Opening reads and checks the header only; each list's
+    checksum is checked when a search first reads it (``verify()`` checks
+    all), and only the lists searched are paged in.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(len(IVF_MAGIC))
+        if head == IVF_MAGIC:
+            if mmap:
+                try:
+                    return _ivf_adopt(*core.ivf_map(path))
+                except ValueError as exc:
+                    raise CorruptIndexError(str(exc)) from exc
+            return _ivf_from_bytes(head + f.read())
+        if mmap:
+            raise ValueError(f"{path}: mmap=True reads IndexIVFDPQ files only")
+        return deserialize(head + f.read())
 
 
 # ---------------------------------------------------------------- faiss hooks
@@ -340,8 +402,11 @@ def _hooked_write_index(index, f, *args):
 def _hooked_read_index(f, *args):
     if isinstance(f, (str, os.PathLike)):
         with open(os.fspath(f), "rb") as fh:
-            if is_dpq_data(fh.read(len(MAGIC))):
-                return read_index(f)
+            head = fh.read(len(MAGIC))
+        if is_dpq_data(head):
+            # Faiss's IO_FLAG_MMAP maps an IndexIVFDPQ file (read-only, as Faiss's).
+            mmap = head == IVF_MAGIC and bool(args) and bool(int(args[0]) & faiss.IO_FLAG_MMAP)
+            return read_index(f, mmap=mmap)
     elif isinstance(f, faiss.VectorIOReader):
         data = faiss.vector_to_array(f.data)
         if is_dpq_data(data):

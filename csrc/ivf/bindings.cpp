@@ -1,0 +1,312 @@
+// pybind11 entry points of IndexIVFDPQ (registered by module.cpp): converts
+// arrays and proxies, releases the GIL, nothing more.
+#include "bindings.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <string>
+
+#include "../abi_check.h"
+#include "../check.h"
+#include "../swig_bridge.h"
+#include "index_ivf_dpq.h"
+#include "ivf_file.h"
+
+namespace py = pybind11;
+
+namespace dpq::ivf {
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+py::object steal(PyObject* obj) {
+    if (!obj) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(obj);
+}
+
+IndexIVFDPQ& ivf_of(py::handle proxy) {
+    faiss::Index* index = swig::unwrap_index(proxy.ptr());
+    if (!index) throw py::error_already_set();
+    IndexIVFDPQ* ivf = as_ivf_dpq(index);
+    if (!ivf) throw py::type_error("expected an IndexIVFDPQ, got another faiss.Index");
+    return *ivf;
+}
+
+SearchParametersIVFDPQ& params_of(py::handle proxy) {
+    faiss::SearchParameters* p = swig::unwrap_search_parameters(proxy.ptr());
+    if (!p) throw py::error_already_set();
+    auto* dp = dynamic_cast<SearchParametersIVFDPQ*>(p);
+    if (!dp) throw py::type_error("expected a SearchParametersIVFDPQ");
+    return *dp;
+}
+
+const faiss::SearchParameters* params_or_null(py::handle params) {
+    if (params.is_none()) return nullptr;
+    faiss::SearchParameters* p = swig::unwrap_search_parameters(params.ptr());
+    if (!p) throw py::error_already_set();
+    return p;
+}
+
+int64_t count_vectors(const IndexIVFDPQ& index, const FloatArray& x) {
+    DPQ_CHECK(x.ndim() == 2 && x.shape(1) == index.d, std::invalid_argument, "vectors must have shape (n, %d)",
+              index.d);
+    return int64_t(x.shape(0));
+}
+
+}  // namespace
+
+py::object wrap_owned(std::unique_ptr<IndexIVFDPQ> index) {
+    py::object obj = steal(swig::wrap_index(index.get(), true));
+    index.release();
+    return obj;
+}
+
+void register_bindings(py::module_& m) {
+    m.def("abi_check_search_parameters_ivf", [](py::handle live, size_t nprobe, size_t max_codes) {
+        faiss::SearchParameters* p = swig::unwrap_search_parameters(live.ptr());
+        if (!p) throw py::error_already_set();
+        return abi::check_search_parameters_ivf(p, nprobe, max_codes);
+    });
+    m.def("ivf_new", [](py::handle quantizer, int d, size_t nlist, int levels, int nbits, int metric,
+                        std::vector<int> prefixes) {
+        faiss::Index* q = swig::unwrap_index(quantizer.ptr());
+        if (!q) throw py::error_already_set();
+        NormSpec spec;
+        if (metric == faiss::METRIC_L2) {
+            spec = NormSpec::all(NormKind::kFloat32, levels);
+            if (!prefixes.empty()) spec.prefixes = std::move(prefixes);
+        }
+        DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
+                  "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", metric);
+        return wrap_owned(std::make_unique<IndexIVFDPQ>(q, d, nlist, levels, nbits, faiss::MetricType(metric), spec));
+    });
+    m.def("is_ivf_dpq", [](py::handle proxy) {
+        faiss::Index* index = swig::unwrap_index(proxy.ptr());
+        if (!index) {
+            PyErr_Clear();
+            return false;
+        }
+        return as_ivf_dpq(index) != nullptr;
+    });
+    m.def("ivf_quantizer", [](py::handle p) {
+        return steal(swig::wrap_index(ivf_of(p).quantizer(), false));
+    });
+    m.def("ivf_set_quantizer", [](py::handle p, py::handle q, bool own) {
+        faiss::Index* qi = swig::unwrap_index(q.ptr());
+        if (!qi) throw py::error_already_set();
+        ivf_of(p).set_quantizer(qi, own);
+    });
+    m.def("ivf_info", [](py::handle p) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        py::dict out;
+        out["nlist"] = ix.nlist();
+        out["levels"] = ix.levels();
+        out["nbits"] = ix.nbits();
+        out["norm_prefixes"] = ix.norm_spec().prefixes;
+        out["bytes_per_vector"] = ix.bytes_per_vector();
+        out["has_codebooks"] = ix.has_codebooks();
+        out["has_centroids"] = ix.has_centroids();
+        out["writable"] = ix.lists().writable();
+        return out;
+    });
+    m.def("ivf_get", [](py::handle p, const std::string& name) -> int64_t {
+        IndexIVFDPQ& ix = ivf_of(p);
+        if (name == "nprobe") return int64_t(ix.nprobe.load());
+        if (name == "search_levels") return ix.search_levels;
+        if (name == "beam_size") return ix.beam_size;
+        throw py::attribute_error(name);
+    });
+    m.def("ivf_set", [](py::handle p, const std::string& name, int64_t v) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        if (name == "nprobe") {
+            DPQ_CHECK(v >= 1, std::invalid_argument, "IndexIVFDPQ.nprobe must be >= 1, got %lld", (long long)v);
+            ix.nprobe = size_t(v);
+        } else if (name == "search_levels") {
+            DPQ_CHECK(v >= 1 && v <= ix.levels(), std::invalid_argument,
+                      "IndexIVFDPQ.search_levels must be in [1, %d], got %lld", ix.levels(), (long long)v);
+            ix.search_levels = int(v);
+        } else if (name == "beam_size") {
+            DPQ_CHECK(v >= 1 && v <= 1024, std::invalid_argument, "IndexIVFDPQ.beam_size must be in [1, 1024], got %lld",
+                      (long long)v);
+            ix.beam_size = int(v);
+        } else {
+            throw py::attribute_error(name);
+        }
+    });
+    m.def("ivf_get_train_params", [](py::handle p) { return ivf_of(p).train_params; });
+    m.def("ivf_set_train_params", [](py::handle p, const TrainParams& params) {
+        params.validate(ivf_of(p).levels());
+        *ivf_of(p).train_params = params;
+    });
+    m.def("ivf_get_codebooks", [](py::handle p) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const std::vector<float>& C = ix.codec().codebooks();
+        py::array_t<float> out({size_t(ix.levels()), size_t(ix.codec().K()), size_t(ix.d)});
+        std::copy(C.begin(), C.end(), out.mutable_data());
+        return out;
+    });
+    m.def("ivf_set_codebooks", [](py::handle p, FloatArray C) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        DPQ_CHECK(C.ndim() == 3 && C.shape(0) == ix.levels() && C.shape(1) == ix.codec().K() && C.shape(2) == ix.d,
+                  std::invalid_argument, "codebooks must have shape (%d, %d, %d)", ix.levels(), ix.codec().K(), ix.d);
+        py::gil_scoped_release nogil;
+        ix.set_codebooks(C.data());
+    });
+    m.def("ivf_get_centroids", [](py::handle p) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const std::vector<float>& c = ix.centroids();
+        py::array_t<float> out({c.size() / size_t(ix.d), size_t(ix.d)});
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return out;
+    });
+    m.def("ivf_set_centroids", [](py::handle p, FloatArray c) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        DPQ_CHECK(c.ndim() == 2 && size_t(c.shape(0)) == ix.nlist() && c.shape(1) == ix.d, std::invalid_argument,
+                  "centroids must have shape (%zu, %d)", ix.nlist(), ix.d);
+        ix.set_centroids(c.data());
+    });
+    m.def("ivf_list_sizes", [](py::handle p) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        py::array_t<int64_t> out(ix.nlist());
+        for (size_t l = 0; l < ix.nlist(); l++) out.mutable_data()[l] = int64_t(ix.lists().list_size(l));
+        return out;
+    });
+    m.def("ivf_list_ids", [](py::handle p, int64_t l) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        DPQ_CHECK(l >= 0, std::out_of_range, "list %lld out of range", (long long)l);
+        std::vector<int64_t> ids = ix.list_ids(size_t(l));
+        py::array_t<int64_t> out(ids.size());
+        std::copy(ids.begin(), ids.end(), out.mutable_data());
+        return out;
+    });
+    m.def("ivf_list_codes", [](py::handle p, int64_t l) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        DPQ_CHECK(l >= 0, std::out_of_range, "list %lld out of range", (long long)l);
+        std::vector<uint8_t> c = ix.list_codes(size_t(l));
+        py::array_t<uint8_t> out({c.size() / size_t(ix.levels()), size_t(ix.levels())});
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return out;
+    });
+    m.def("ivf_verify", [](py::handle p) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        py::gil_scoped_release nogil;
+        ix.verify();
+    });
+    m.def("ivf_train", [](py::handle p, FloatArray x) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const int64_t n = count_vectors(ix, x);
+        py::gil_scoped_release nogil;
+        ix.train(n, x.data());
+    });
+    m.def("ivf_add", [](py::handle p, FloatArray x, py::object ids) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const int64_t n = count_vectors(ix, x);
+        IdArray id;
+        if (!ids.is_none()) {
+            id = ids.cast<IdArray>();
+            DPQ_CHECK(id.ndim() == 1 && id.shape(0) == n, std::invalid_argument, "ids must have shape (%lld,)",
+                      (long long)n);
+        }
+        const int64_t* idp = ids.is_none() ? nullptr : id.data();
+        py::gil_scoped_release nogil;
+        ix.add_with_ids(n, x.data(), idp);
+    });
+    m.def("ivf_search", [](py::handle p, FloatArray x, int64_t k, py::handle params) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const int64_t n = count_vectors(ix, x);
+        const faiss::SearchParameters* sp = params_or_null(params);
+        py::array_t<float> D({n, std::max<int64_t>(k, 0)});
+        py::array_t<faiss::idx_t> I({n, std::max<int64_t>(k, 0)});
+        float* dp = D.mutable_data();
+        faiss::idx_t* ip = I.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            ix.search(n, x.data(), k, dp, ip, sp);
+        }
+        return py::make_tuple(D, I);
+    });
+    m.def("ivf_range_search", [](py::handle p, FloatArray x, float radius, py::handle params) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const int64_t n = count_vectors(ix, x);
+        const faiss::SearchParameters* sp = params_or_null(params);
+        faiss::RangeSearchResult result{size_t(n)};
+        {
+            py::gil_scoped_release nogil;
+            ix.range_search(n, x.data(), radius, &result, sp);
+        }
+        const size_t total = result.lims[n];
+        py::array_t<uint64_t> lims(size_t(n) + 1);
+        py::array_t<float> D(total);
+        py::array_t<faiss::idx_t> I(total);
+        std::copy(result.lims, result.lims + n + 1, lims.mutable_data());
+        std::copy(result.distances, result.distances + total, D.mutable_data());
+        std::copy(result.labels, result.labels + total, I.mutable_data());
+        return py::make_tuple(lims, D, I);
+    });
+    m.def("ivf_reconstruct", [](py::handle p, int64_t key) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        py::array_t<float> out(size_t(ix.d));
+        ix.reconstruct(key, out.mutable_data());
+        return out;
+    });
+
+    m.def("ivf_serialize", [](py::handle p, py::bytes quantizer) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        const std::string q = quantizer;
+        std::vector<uint8_t> body;
+        {
+            py::gil_scoped_release nogil;
+            body = serialize_ivf(ix, q);
+        }
+        return py::bytes(reinterpret_cast<const char*>(body.data()), body.size());
+    });
+    m.def("ivf_deserialize", [](py::buffer data) {
+        py::buffer_info info = data.request();
+        std::string q;
+        std::unique_ptr<IndexIVFDPQ> index;
+        {
+            py::gil_scoped_release nogil;
+            index = deserialize_ivf(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize), &q);
+        }
+        return py::make_tuple(wrap_owned(std::move(index)), py::bytes(q));
+    });
+    m.def("ivf_map", [](const std::string& path) {
+        std::string q;
+        std::unique_ptr<IndexIVFDPQ> index;
+        {
+            py::gil_scoped_release nogil;
+            index = map_ivf(path, &q);
+        }
+        return py::make_tuple(wrap_owned(std::move(index)), py::bytes(q));
+    });
+
+    m.def("ivf_new_search_parameters", []() {
+        auto p = std::make_unique<SearchParametersIVFDPQ>();
+        p->nprobe = 0;  // 0: the index's nprobe
+        py::object obj = steal(swig::wrap_search_parameters_ivf(p.get(), true));
+        p.release();
+        return obj;
+    });
+    m.def("ivf_params_get", [](py::handle p, const std::string& name) -> int64_t {
+        SearchParametersIVFDPQ& sp = params_of(p);
+        if (name == "levels") return sp.levels;
+        if (name == "rerank_levels") return sp.rerank_levels;
+        if (name == "rerank_k") return sp.rerank_k;
+        throw py::attribute_error(name);
+    });
+    m.def("ivf_params_set", [](py::handle p, const std::string& name, int64_t v) {
+        SearchParametersIVFDPQ& sp = params_of(p);
+        DPQ_CHECK(v >= 0 && (name == "rerank_k" || v <= INT32_MAX), std::invalid_argument,
+                  "SearchParametersIVFDPQ.%s must be a non-negative integer, got %lld", name.c_str(), (long long)v);
+        if (name == "levels") sp.levels = int(v);
+        else if (name == "rerank_levels") sp.rerank_levels = int(v);
+        else if (name == "rerank_k") sp.rerank_k = v;
+        else throw py::attribute_error(name);
+    });
+}
+
+}  // namespace dpq::ivf

@@ -1,0 +1,492 @@
+#include "index_ivf_dpq.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "../check.h"
+#include "search_lists.h"
+
+namespace dpq {
+
+namespace {
+
+using faiss::idx_t;
+
+void check_float32(faiss::NumericType t) {
+    DPQ_CHECK(t == faiss::Float32, std::invalid_argument, "IndexIVFDPQ: only float32 vectors are supported");
+}
+
+class SelectorFilter final : public scan::IdFilter {
+   public:
+    explicit SelectorFilter(const faiss::IDSelector* sel) : sel_(sel) {}
+    bool keep(int64_t id) const override { return sel_->is_member(idx_t(id)); }
+
+   private:
+    const faiss::IDSelector* sel_;
+};
+
+const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
+                        faiss::MetricType metric, const NormSpec& norms) {
+    DPQ_CHECK(d > 0, std::invalid_argument, "IndexIVFDPQ: d must be positive, got %d", d);
+    // A null quantizer is set later (set_quantizer): files store it apart.
+    DPQ_CHECK(!quantizer || quantizer->d == d, std::invalid_argument,
+              "IndexIVFDPQ: the quantizer's dimension %d differs from d = %d", quantizer->d, d);
+    DPQ_CHECK(nlist >= 1 && nlist <= (size_t(1) << 31), std::invalid_argument,
+              "IndexIVFDPQ: nlist must be in [1, 2^31], got %zu", nlist);
+    DPQ_CHECK(levels >= 1 && levels <= 255, std::invalid_argument,
+              "IndexIVFDPQ: levels must be in [1, 255], got %d", levels);
+    DPQ_CHECK(nbits == 4 || nbits == 8, std::invalid_argument, "IndexIVFDPQ: nbits must be 4 or 8, got %d", nbits);
+    DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
+              "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", int(metric));
+    norms.check(levels);
+    if (metric == faiss::METRIC_L2)
+        DPQ_CHECK(norms.kind == NormKind::kFloat32, std::invalid_argument,
+                  "IndexIVFDPQ: METRIC_L2 keeps float32 norms (of at least one prefix), got norms='%s'",
+                  norm_kind_name(norms.kind).c_str());
+    else
+        DPQ_CHECK(norms.kind == NormKind::kNone, std::invalid_argument,
+                  "IndexIVFDPQ: inner product keeps no norms, got norms='%s'", norm_kind_name(norms.kind).c_str());
+    return norms;
+}
+
+}  // namespace
+
+IndexIVFDPQ::IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
+                         faiss::MetricType metric, const NormSpec& norms)
+        : faiss::Index(d, metric), quantizer_(quantizer), nlist_(nlist), codec_(d, levels, nbits),
+          norms_(checked(quantizer, d, nlist, levels, nbits, metric, norms)),
+          lists_(std::make_unique<ivf::RamLists>(nlist, CodeLayout{levels, nbits}, int(norms.prefixes.size()))) {
+    search_levels = levels;
+    is_trained = false;
+}
+
+IndexIVFDPQ::~IndexIVFDPQ() {
+    if (own_quantizer_) delete quantizer_;
+}
+
+IndexIVFDPQ* as_ivf_dpq(faiss::Index* index) { return dynamic_cast<IndexIVFDPQ*>(index); }
+
+void IndexIVFDPQ::set_quantizer(faiss::Index* q, bool own) {
+    DPQ_CHECK(q && q->d == d, std::invalid_argument, "IndexIVFDPQ: the quantizer must have dimension %d", d);
+    DPQ_CHECK(!has_centroids() || size_t(q->ntotal) == nlist_, std::invalid_argument,
+              "IndexIVFDPQ: the quantizer holds %lld centroids, the index has nlist = %zu", (long long)q->ntotal,
+              nlist_);
+    std::unique_lock lock(mutex_);
+    if (own_quantizer_ && quantizer_ != q) delete quantizer_;
+    quantizer_ = q;
+    own_quantizer_ = own;
+}
+
+void IndexIVFDPQ::require_trained(const char* what) const {
+    DPQ_CHECK(is_trained, std::runtime_error, "IndexIVFDPQ.%s: the index is not trained (call train)", what);
+    DPQ_CHECK(quantizer_ && size_t(quantizer_->ntotal) == nlist_, std::runtime_error,
+              "IndexIVFDPQ.%s: the quantizer holds %lld centroids, nlist = %zu", what,
+              quantizer_ ? (long long)quantizer_->ntotal : -1LL, nlist_);
+}
+
+void IndexIVFDPQ::require_writable(const char* what) const {
+    DPQ_CHECK(lists_->writable(), std::runtime_error,
+              "IndexIVFDPQ.%s: the index is read-only (memory-mapped); read it without mmap to modify it", what);
+}
+
+void IndexIVFDPQ::set_codebooks(const float* C) {
+    std::unique_lock lock(mutex_);
+    DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ: cannot replace codebooks while vectors are stored");
+    check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexIVFDPQ.codebooks");
+    codec_.set_codebooks(C);
+    has_codebooks_ = true;
+    is_trained = has_centroids();
+}
+
+void IndexIVFDPQ::set_centroids(const float* c) {
+    std::unique_lock lock(mutex_);
+    DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ: cannot replace centroids while vectors are stored");
+    check_finite(idx_t(nlist_), d, c, "IndexIVFDPQ.centroids");
+    centroids_.assign(c, c + nlist_ * size_t(d));
+    is_trained = has_codebooks_;
+}
+
+size_t IndexIVFDPQ::bytes_per_vector() const {
+    return (size_t(levels()) * nbits() + 7) / 8 + norms_.prefixes.size() * sizeof(float);
+}
+
+void IndexIVFDPQ::set_lists(std::unique_ptr<ivf::ListStore> lists) {
+    DPQ_CHECK(lists->nlist() == nlist_, std::invalid_argument, "IndexIVFDPQ: %zu lists for nlist = %zu",
+              lists->nlist(), nlist_);
+    std::unique_lock lock(mutex_);
+    lists_ = std::move(lists);
+    size_t n = 0;
+    for (size_t l = 0; l < nlist_; l++) n += lists_->list_size(l);
+    ntotal = idx_t(n);
+}
+
+size_t IndexIVFDPQ::list_size(size_t l) const {
+    DPQ_CHECK(l < nlist_, std::out_of_range, "IndexIVFDPQ: list %zu out of range [0, %zu)", l, nlist_);
+    return lists_->list_size(l);
+}
+
+std::vector<int64_t> IndexIVFDPQ::list_ids(size_t l) const {
+    DPQ_CHECK(l < nlist_, std::out_of_range, "IndexIVFDPQ: list %zu out of range [0, %zu)", l, nlist_);
+    std::shared_lock lock(mutex_);
+    const ivf::ListRef L = lists_->list(l);
+    return std::vector<int64_t>(L.ids, L.ids + L.n);
+}
+
+std::vector<uint8_t> IndexIVFDPQ::list_codes(size_t l) const {
+    DPQ_CHECK(l < nlist_, std::out_of_range, "IndexIVFDPQ: list %zu out of range [0, %zu)", l, nlist_);
+    std::shared_lock lock(mutex_);
+    const ivf::ListRef L = lists_->list(l);
+    const CodeLayout lay{levels(), nbits()};
+    std::vector<uint8_t> out(L.n * levels());
+    for (size_t i = 0; i < L.n; i++)
+        for (int lv = 0; lv < levels(); lv++)
+            out[i * levels() + lv] = lay.get(L.codes + lay.block_offset(i), lv, i % kBlockSize);
+    return out;
+}
+
+void IndexIVFDPQ::verify() const {
+    std::shared_lock lock(mutex_);
+    for (size_t l = 0; l < nlist_; l++) lists_->verify(l);
+}
+
+// ---------------------------------------------------------------- training
+
+void IndexIVFDPQ::train(idx_t n, const float* x) {
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.train: negative count");
+    check_finite(n, d, x, "IndexIVFDPQ.train");
+    DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ.train: the index holds vectors; reset() first");
+    DPQ_CHECK(quantizer_, std::runtime_error, "IndexIVFDPQ.train: no quantizer");
+    std::vector<float> centroids(nlist_ * size_t(d));
+    if (quantizer_->ntotal == 0) {
+        DPQ_CHECK(size_t(n) >= nlist_, std::invalid_argument,
+                  "IndexIVFDPQ.train: need at least nlist = %zu training vectors, got %lld", nlist_, (long long)n);
+        kmeans(size_t(n), d, x, int(nlist_), 256, uint64_t(train_params->seed), centroids.data());
+        if (!quantizer_->is_trained) quantizer_->train(idx_t(nlist_), centroids.data());
+        quantizer_->add(idx_t(nlist_), centroids.data());
+    } else {
+        DPQ_CHECK(size_t(quantizer_->ntotal) == nlist_, std::invalid_argument,
+                  "IndexIVFDPQ.train: the quantizer holds %lld vectors, expected 0 or nlist = %zu",
+                  (long long)quantizer_->ntotal, nlist_);
+        quantizer_->reconstruct_n(0, idx_t(nlist_), centroids.data());
+    }
+    set_centroids(centroids.data());
+    if (has_codebooks_) return;  // given (e.g. by a flat IndexDPQ): the coarse level only
+    DPQ_CHECK(n >= codec_.K(), std::invalid_argument,
+              "IndexIVFDPQ.train: need at least %d training vectors (K codewords per level), got %lld", codec_.K(),
+              (long long)n);
+    std::vector<idx_t> assign(n);
+    quantizer_->assign(n, x, assign.data(), 1);
+    std::vector<float> residuals(size_t(n) * d);
+    for (idx_t i = 0; i < n; i++) {
+        DPQ_CHECK(assign[i] >= 0 && size_t(assign[i]) < nlist_, std::runtime_error,
+                  "IndexIVFDPQ.train: the quantizer assigned list %lld", (long long)assign[i]);
+        for (int j = 0; j < d; j++) residuals[size_t(i) * d + j] = x[size_t(i) * d + j] - centroids[assign[i] * d + j];
+    }
+    set_codebooks(train_codebooks(size_t(n), d, residuals.data(), levels(), nbits(), *train_params).data());
+}
+
+void IndexIVFDPQ::train_with_queries(idx_t n, const float* x, idx_t, const float*) { train(n, x); }
+
+void IndexIVFDPQ::train_ex(idx_t n, const void* x, faiss::NumericType t) {
+    check_float32(t);
+    train(n, static_cast<const float*>(x));
+}
+
+// ---------------------------------------------------------------- adding
+
+std::vector<float> IndexIVFDPQ::norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const {
+    const int L = levels(), slots = int(norms_.prefixes.size());
+    std::vector<float> out(n * slots);
+    if (!slots) return out;
+#pragma omp parallel if (n > 1000)
+    {
+        std::vector<float> v(d);
+#pragma omp for
+        for (size_t i = 0; i < n; i++) {
+            const float* c = centroids_.data() + size_t(list_nos[i]) * d;
+            std::copy(c, c + d, v.begin());
+            for (int l = 0; l < L; l++) {
+                const float* w = codec_.codeword(l, codes[i * L + l]);
+                for (int j = 0; j < d; j++) v[j] += w[j];
+                const int s = norms_.slot(l + 1);
+                if (s < 0) continue;
+                float nn = 0;
+                for (int j = 0; j < d; j++) nn += v[j] * v[j];
+                out[i * slots + s] = nn;
+            }
+        }
+    }
+    return out;
+}
+
+void IndexIVFDPQ::add_codes(idx_t n, const int64_t* list_nos, const uint8_t* codes, const idx_t* ids) {
+    require_trained("add");
+    require_writable("add");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.add: negative count");
+    const int L = levels(), slots = int(norms_.prefixes.size());
+    for (idx_t i = 0; i < n; i++) {
+        DPQ_CHECK(list_nos[i] >= 0 && size_t(list_nos[i]) < nlist_, std::invalid_argument,
+                  "IndexIVFDPQ.add: list number %lld out of range [0, %zu)", (long long)list_nos[i], nlist_);
+        for (int l = 0; l < L; l++)
+            DPQ_CHECK(codes[i * L + l] < codec_.K(), std::invalid_argument, "IndexIVFDPQ.add: code out of range");
+    }
+    const std::vector<float> norms = norms_of(size_t(n), list_nos, codes);
+    // Bucket by list (counting sort), then lists fill in parallel.
+    std::vector<size_t> start(nlist_ + 1, 0);
+    for (idx_t i = 0; i < n; i++) start[list_nos[i] + 1]++;
+    for (size_t l = 0; l < nlist_; l++) start[l + 1] += start[l];
+    std::vector<size_t> order(n), fill(start.begin(), start.end() - 1);
+    for (idx_t i = 0; i < n; i++) order[fill[list_nos[i]]++] = size_t(i);
+    std::vector<uint8_t> c(size_t(n) * L);
+    std::vector<float> nm(size_t(n) * slots);
+    std::vector<int64_t> id(n);
+    std::unique_lock lock(mutex_);
+    for (idx_t j = 0; j < n; j++) {
+        const size_t i = order[j];
+        std::copy_n(codes + i * L, L, c.data() + j * L);
+        std::copy_n(norms.data() + i * slots, slots, nm.data() + j * slots);
+        id[j] = ids ? ids[i] : ntotal + idx_t(i);
+    }
+    auto& ram = static_cast<ivf::RamLists&>(*lists_);
+    for (size_t l = 0; l < nlist_; l++)
+        DPQ_CHECK(ram.list_size(l) + (start[l + 1] - start[l]) < (size_t(1) << 32), std::runtime_error,
+                  "IndexIVFDPQ.add: list %zu would exceed 2^32 vectors", l);
+#pragma omp parallel for schedule(dynamic, 16) if (n > 10000)
+    for (size_t l = 0; l < nlist_; l++) {
+        const size_t a = start[l], cnt = start[l + 1] - a;
+        if (cnt) ram.append(l, cnt, c.data() + a * L, nm.data() + a * slots, id.data() + a);
+    }
+    ntotal += n;
+}
+
+void IndexIVFDPQ::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
+    require_trained("add");
+    require_writable("add");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.add: negative count");
+    check_finite(n, d, x, "IndexIVFDPQ.add");
+    std::vector<idx_t> assign(n);
+    quantizer_->assign(n, x, assign.data(), 1);
+    std::vector<float> residuals(size_t(n) * d);
+    for (idx_t i = 0; i < n; i++) {
+        DPQ_CHECK(assign[i] >= 0 && size_t(assign[i]) < nlist_, std::runtime_error,
+                  "IndexIVFDPQ.add: the quantizer assigned list %lld", (long long)assign[i]);
+        const float* c = centroids_.data() + size_t(assign[i]) * d;
+        for (int j = 0; j < d; j++) residuals[size_t(i) * d + j] = x[size_t(i) * d + j] - c[j];
+    }
+    std::vector<uint8_t> codes(size_t(n) * levels());
+    codec_.encode(size_t(n), residuals.data(), codes.data(), beam_size);
+    add_codes(n, assign.data(), codes.data(), ids);
+}
+
+void IndexIVFDPQ::add(idx_t n, const float* x) { add_with_ids(n, x, nullptr); }
+
+void IndexIVFDPQ::add_ex(idx_t n, const void* x, faiss::NumericType t) {
+    check_float32(t);
+    add(n, static_cast<const float*>(x));
+}
+
+void IndexIVFDPQ::add_with_ids_ex(idx_t n, const void* x, faiss::NumericType t, const idx_t* ids) {
+    check_float32(t);
+    add_with_ids(n, static_cast<const float*>(x), ids);
+}
+
+void IndexIVFDPQ::reset() {
+    require_writable("reset");
+    std::unique_lock lock(mutex_);
+    static_cast<ivf::RamLists&>(*lists_).clear();
+    ntotal = 0;
+}
+
+size_t IndexIVFDPQ::remove_ids(const faiss::IDSelector& sel) {
+    require_writable("remove_ids");
+    std::unique_lock lock(mutex_);
+    auto& ram = static_cast<ivf::RamLists&>(*lists_);
+    size_t removed = 0;
+    for (size_t l = 0; l < nlist_; l++) {
+        const ivf::ListRef L = ram.list(l);
+        std::vector<bool> keep(L.n);
+        bool any = false;
+        for (size_t i = 0; i < L.n; i++) {
+            keep[i] = !sel.is_member(L.ids[i]);
+            any |= !keep[i];
+        }
+        if (any) removed += ram.compact(l, keep);
+    }
+    ntotal -= idx_t(removed);
+    return removed;
+}
+
+void IndexIVFDPQ::reconstruct(idx_t key, float* recons) const {
+    require_trained("reconstruct");
+    std::shared_lock lock(mutex_);
+    const CodeLayout lay{levels(), nbits()};
+    std::vector<uint8_t> code(levels());
+    for (size_t l = 0; l < nlist_; l++) {
+        const ivf::ListRef L = lists_->list(l);
+        for (size_t i = 0; i < L.n; i++) {
+            if (L.ids[i] != key) continue;
+            for (int lv = 0; lv < levels(); lv++) code[lv] = lay.get(L.codes + lay.block_offset(i), lv, i % kBlockSize);
+            codec_.decode(1, code.data(), levels(), recons);
+            for (int j = 0; j < d; j++) recons[j] += centroids_[l * d + j];
+            return;
+        }
+    }
+    DPQ_CHECK(false, std::out_of_range, "IndexIVFDPQ.reconstruct: id %lld is not stored", (long long)key);
+}
+
+void IndexIVFDPQ::check_compatible_for_merge(const faiss::Index& other_in) const {
+    auto* other = dynamic_cast<const IndexIVFDPQ*>(&other_in);
+    DPQ_CHECK(other, std::invalid_argument, "IndexIVFDPQ.merge_from: the other index is not an IndexIVFDPQ");
+    DPQ_CHECK(other->d == d && other->metric_type == metric_type && other->nlist_ == nlist_ &&
+                      other->levels() == levels() && other->nbits() == nbits() && other->norms_ == norms_,
+              std::invalid_argument, "IndexIVFDPQ.merge_from: d, metric, nlist, levels, nbits or norms differ");
+    DPQ_CHECK(other->codec_.codebooks() == codec_.codebooks() && other->centroids_ == centroids_,
+              std::invalid_argument, "IndexIVFDPQ.merge_from: the codebooks or centroids differ");
+}
+
+void IndexIVFDPQ::merge_from(faiss::Index& other_in, idx_t add_id) {
+    check_compatible_for_merge(other_in);
+    auto& other = dynamic_cast<IndexIVFDPQ&>(other_in);
+    DPQ_CHECK(&other != this, std::invalid_argument, "IndexIVFDPQ.merge_from: cannot merge an index into itself");
+    require_writable("merge_from");
+    other.require_writable("merge_from (the other index is emptied)");
+    {
+        std::unique_lock lock(mutex_);
+        std::shared_lock other_lock(other.mutex_);
+        auto& ram = static_cast<ivf::RamLists&>(*lists_);
+        for (size_t l = 0; l < nlist_; l++) {
+            ivf::ListRef L = other.lists_->list(l);
+            std::vector<int64_t> ids(L.ids, L.ids + L.n);
+            for (auto& v : ids) v += add_id;
+            L.ids = ids.data();
+            ram.append(l, L);
+        }
+        ntotal += other.ntotal;
+    }
+    other.reset();
+}
+
+// ---------------------------------------------------------------- search
+
+IndexIVFDPQ::Plan IndexIVFDPQ::make_plan(idx_t k, const faiss::SearchParameters* params) const {
+    Plan plan{search_levels.load(), 0, 0, nprobe.load(), 0, nullptr, nullptr};
+    if (params) {
+        plan.sel = params->sel;
+        if (auto* ivfp = dynamic_cast<const faiss::SearchParametersIVF*>(params)) {
+            // Faiss's own parameters set nprobe; ours leave 0 for the index's.
+            if (ivfp->nprobe || !dynamic_cast<const SearchParametersIVFDPQ*>(params)) plan.nprobe = ivfp->nprobe;
+            plan.max_codes = ivfp->max_codes;
+            plan.quantizer_params = ivfp->quantizer_params;
+        }
+        if (auto* p = dynamic_cast<const SearchParametersIVFDPQ*>(params)) {
+            if (p->levels) plan.levels = p->levels;
+            plan.rerank_levels = p->rerank_levels;
+            DPQ_CHECK(p->rerank_k >= 0, std::invalid_argument, "SearchParametersIVFDPQ: rerank_k must be >= 0");
+            plan.rerank_k = size_t(p->rerank_k);
+        }
+    }
+    const int L = levels();
+    DPQ_CHECK(plan.levels >= 1 && plan.levels <= L, std::invalid_argument,
+              "IndexIVFDPQ.search: levels must be in [1, %d], got %d", L, plan.levels);
+    DPQ_CHECK(!plan.rerank_levels || (plan.rerank_levels >= plan.levels && plan.rerank_levels <= L),
+              std::invalid_argument, "SearchParametersIVFDPQ: rerank_levels must be in [levels=%d, %d], got %d",
+              plan.levels, L, plan.rerank_levels);
+    DPQ_CHECK(plan.rerank_levels || !plan.rerank_k, std::invalid_argument,
+              "SearchParametersIVFDPQ: rerank_k needs rerank_levels");
+    DPQ_CHECK(plan.nprobe >= 1 && plan.nprobe <= (size_t(1) << 31), std::invalid_argument,
+              "IndexIVFDPQ.search: nprobe must be >= 1, got %lld", (long long)plan.nprobe);
+    plan.nprobe = std::min(plan.nprobe, nlist_);  // as Faiss's IndexIVF
+    if (is_l2()) {
+        const int m[2] = {plan.levels, plan.rerank_levels};
+        for (int v : m)
+            DPQ_CHECK(!v || norms_.slot(v) >= 0, std::invalid_argument,
+                      "IndexIVFDPQ.search: no norm is stored for prefix %d (the index keeps norm_prefixes of its "
+                      "own; search one of those)",
+                      v);
+    }
+    if (plan.rerank_levels) plan.rerank_k = std::max(plan.rerank_k, size_t(k));
+    return plan;
+}
+
+std::vector<int64_t> IndexIVFDPQ::probe(idx_t n, const float* x, const Plan& plan) const {
+    const size_t np = plan.nprobe;
+    std::vector<float> D(size_t(n) * np);
+    std::vector<idx_t> I(size_t(n) * np);
+    quantizer_->search(n, x, idx_t(np), D.data(), I.data(), plan.quantizer_params);
+    for (idx_t q = 0; q < n; q++) {
+        size_t codes = 0;
+        for (size_t p = 0; p < np; p++) {
+            idx_t& l = I[size_t(q) * np + p];
+            DPQ_CHECK(l >= -1 && l < idx_t(nlist_), std::runtime_error,
+                      "IndexIVFDPQ.search: the quantizer returned list %lld (nlist = %zu)", (long long)l, nlist_);
+            if (plan.max_codes && codes >= plan.max_codes) l = -1;  // Faiss: stop once max_codes are visited
+            if (l >= 0) codes += lists_->list_size(size_t(l));
+        }
+    }
+    return std::vector<int64_t>(I.begin(), I.end());
+}
+
+void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+                         const faiss::SearchParameters* params) const {
+    require_trained("search");
+    DPQ_CHECK(k > 0, std::invalid_argument, "IndexIVFDPQ.search: k must be positive, got %lld", (long long)k);
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.search: negative number of queries");
+    check_finite(n, d, x, "IndexIVFDPQ.search");
+    const Plan plan = make_plan(k, params);
+    const std::vector<int64_t> probes = probe(n, x, plan);
+    std::shared_lock lock(mutex_);
+    const SelectorFilter filter(plan.sel);
+    ivf::ListSearch s;
+    s.codec = &codec_;
+    s.lists = lists_.get();
+    s.centroids = centroids_.data();
+    s.l2 = is_l2();
+    s.levels = plan.levels;
+    s.norm_slot = norms_.slot(plan.levels);
+    s.rerank_levels = plan.rerank_levels;
+    s.rerank_slot = plan.rerank_levels ? norms_.slot(plan.rerank_levels) : -1;
+    s.rerank_k = plan.rerank_k;
+    s.filter = plan.sel ? &filter : nullptr;
+    ivf::knn(s, size_t(n), x, probes.data(), plan.nprobe, size_t(k), distances, labels);
+}
+
+void IndexIVFDPQ::search_ex(idx_t n, const void* x, faiss::NumericType t, idx_t k, float* distances,
+                            idx_t* labels, const faiss::SearchParameters* params) const {
+    check_float32(t);
+    search(n, static_cast<const float*>(x), k, distances, labels, params);
+}
+
+void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeSearchResult* result,
+                               const faiss::SearchParameters* params) const {
+    require_trained("range_search");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.range_search: negative number of queries");
+    check_finite(n, d, x, "IndexIVFDPQ.range_search");
+    const Plan plan = make_plan(1, params);
+    DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexIVFDPQ.range_search: re-ranking is not supported");
+    const std::vector<int64_t> probes = probe(n, x, plan);
+    std::shared_lock lock(mutex_);
+    const SelectorFilter filter(plan.sel);
+    ivf::ListSearch s;
+    s.codec = &codec_;
+    s.lists = lists_.get();
+    s.centroids = centroids_.data();
+    s.l2 = is_l2();
+    s.levels = plan.levels;
+    s.norm_slot = norms_.slot(plan.levels);
+    s.filter = plan.sel ? &filter : nullptr;
+    const std::vector<scan::RangeHits> hits = ivf::range(s, size_t(n), x, probes.data(), plan.nprobe, radius);
+    for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
+    result->do_allocation();
+    for (idx_t qi = 0; qi < n; qi++)
+        for (size_t j = 0; j < hits[qi].size(); j++) {
+            result->labels[result->lims[qi] + j] = hits[qi][j].first;
+            result->distances[result->lims[qi] + j] = hits[qi][j].second;
+        }
+}
+
+}  // namespace dpq

@@ -1,0 +1,128 @@
+// IndexIVFDPQ: an inverted file of progressive (residual) codes.
+//
+// Our own faiss::Index subclass (not faiss::IndexIVF, whose ABI we do not
+// declare): the coarse quantizer is any faiss::Index, called through the
+// declared vtable, and a copy of its centroids keeps the per-list terms
+// exact whatever the quantizer returns. Each vector is coded as the
+// residual from its list's centroid (the centroid is level 0), so one lookup
+// table per query serves all its lists (search_lists.h). L2 keeps float32
+// norms ||c + r_m||^2 of the declared prefixes; inner product keeps none.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <shared_mutex>
+#include <vector>
+
+#include "../codec.h"
+#include "../faiss_abi.h"
+#include "../norm_quantizer.h"
+#include "../train.h"
+#include "list_store.h"
+
+namespace dpq {
+
+struct SearchParametersIVFDPQ : faiss::SearchParametersIVF {
+    int levels = 0;         // prefix to scan; 0: the index's search_levels
+    int rerank_levels = 0;  // if > levels: re-score the best rerank_k with this many levels
+    faiss::idx_t rerank_k = 0;
+    ~SearchParametersIVFDPQ() override {}
+};
+
+class IndexIVFDPQ : public faiss::Index {
+   public:
+    // quantizer: null (set_quantizer later) or d-dimensional, empty (train() fills it by k-means) or
+    // holding nlist centroids. Not owned unless own_quantizer. norms: kind
+    // kFloat32 (L2) or kNone (IP). Throws std::invalid_argument.
+    IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits, faiss::MetricType metric,
+                const NormSpec& norms);
+    ~IndexIVFDPQ() override;
+
+    faiss::Index* quantizer() const { return quantizer_; }
+    // Replaces the quantizer (d and, once trained, nlist must match).
+    void set_quantizer(faiss::Index* q, bool own);
+    size_t nlist() const { return nlist_; }
+    int levels() const { return codec_.levels(); }
+    int nbits() const { return codec_.nbits(); }
+    const Codec& codec() const { return codec_; }
+    const NormSpec& norm_spec() const { return norms_; }
+    std::atomic<size_t> nprobe{1};
+    std::atomic<int> search_levels{0};
+    std::atomic<int> beam_size{1};
+    std::shared_ptr<TrainParams> train_params = std::make_shared<TrainParams>();
+
+    bool has_codebooks() const { return has_codebooks_; }
+    bool has_centroids() const { return !centroids_.empty(); }
+    // levels x K x d residual codebooks (a trained flat IndexDPQ's serve too);
+    // refused while vectors are stored.
+    void set_codebooks(const float* C);
+    // nlist x d: the centroid copy; refused while vectors are stored.
+    void set_centroids(const float* c);
+    const std::vector<float>& centroids() const { return centroids_; }
+    // Codes (1 byte a level) plus stored norms; ids (8 bytes) not counted.
+    size_t bytes_per_vector() const;
+
+    const ivf::ListStore& lists() const { return *lists_; }
+    // Replaces the lists (e.g. by a mapped file's); sets ntotal.
+    void set_lists(std::unique_ptr<ivf::ListStore> lists);
+    size_t list_size(size_t l) const;
+    std::vector<int64_t> list_ids(size_t l) const;
+    // Codes (n x levels) of list l.
+    std::vector<uint8_t> list_codes(size_t l) const;
+    // Checks every list (a mapped index's checksums); throws on the first failure.
+    void verify() const;
+    // Appends vectors given by list numbers and codes (n x levels), computing their norms.
+    void add_codes(faiss::idx_t n, const int64_t* list_nos, const uint8_t* codes, const faiss::idx_t* ids);
+    std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(mutex_); }
+
+    // --- faiss::Index ---
+    void train(faiss::idx_t n, const float* x) override;
+    void train_with_queries(faiss::idx_t n, const float* x, faiss::idx_t nq, const float* xq) override;
+    void train_ex(faiss::idx_t n, const void* x, faiss::NumericType t) override;
+    void add(faiss::idx_t n, const float* x) override;
+    void add_ex(faiss::idx_t n, const void* x, faiss::NumericType t) override;
+    void add_with_ids(faiss::idx_t n, const float* x, const faiss::idx_t* ids) override;
+    void add_with_ids_ex(faiss::idx_t n, const void* x, faiss::NumericType t, const faiss::idx_t* ids) override;
+    void search(faiss::idx_t n, const float* x, faiss::idx_t k, float* distances, faiss::idx_t* labels,
+                const faiss::SearchParameters* params = nullptr) const override;
+    void search_ex(faiss::idx_t n, const void* x, faiss::NumericType t, faiss::idx_t k, float* distances,
+                   faiss::idx_t* labels, const faiss::SearchParameters* params = nullptr) const override;
+    void range_search(faiss::idx_t n, const float* x, float radius, faiss::RangeSearchResult* result,
+                      const faiss::SearchParameters* params = nullptr) const override;
+    void reset() override;
+    size_t remove_ids(const faiss::IDSelector& sel) override;
+    // By id: a scan of the lists' ids (no direct map is kept).
+    void reconstruct(faiss::idx_t key, float* recons) const override;
+    void merge_from(faiss::Index& other, faiss::idx_t add_id = 0) override;
+    void check_compatible_for_merge(const faiss::Index& other) const override;
+
+   private:
+    struct Plan {
+        int levels, rerank_levels;
+        size_t rerank_k, nprobe, max_codes;
+        const faiss::IDSelector* sel;
+        const faiss::SearchParameters* quantizer_params;
+    };
+    Plan make_plan(faiss::idx_t k, const faiss::SearchParameters* params) const;
+    // nq x nprobe list numbers, -1 past max_codes.
+    std::vector<int64_t> probe(faiss::idx_t n, const float* x, const Plan& plan) const;
+    void require_trained(const char* what) const;
+    void require_writable(const char* what) const;
+    // Norms (n x stored prefixes) of centroid + prefix reconstructions.
+    std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
+    bool is_l2() const { return metric_type == faiss::METRIC_L2; }
+
+    faiss::Index* quantizer_ = nullptr;
+    bool own_quantizer_ = false;
+    size_t nlist_;
+    Codec codec_;
+    NormSpec norms_;
+    bool has_codebooks_ = false;
+    std::vector<float> centroids_;  // nlist x d
+    std::unique_ptr<ivf::ListStore> lists_;
+    mutable std::shared_mutex mutex_;  // searches share; add/remove/reset/merge are exclusive
+};
+
+IndexIVFDPQ* as_ivf_dpq(faiss::Index* index);
+
+}  // namespace dpq

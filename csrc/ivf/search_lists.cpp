@@ -1,0 +1,390 @@
+#include "search_lists.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "../scan/tables.h"
+#include "../scan/dispatch.h"
+#include "../scan/kernels.h"
+#include "../scan/reference.h"
+#include "../topk.h"
+
+namespace dpq::ivf {
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+using scan::kGroup;
+using scan::QuantizedLut;
+using scan::compute_luts;
+using scan::quantize_lut4;
+using scan::quantize_lut8;
+
+// A candidate's place, kept in the heaps instead of its id: (list << 32) | offset.
+inline int64_t key_of(size_t list, size_t i) { return int64_t((uint64_t(list) << 32) | uint64_t(i)); }
+inline size_t list_of(int64_t key) { return size_t(uint64_t(key) >> 32); }
+inline size_t offset_of(int64_t key) { return size_t(uint64_t(key) & 0xFFFFFFFFu); }
+
+// The probed lists, each verified once, before any parallel work (a
+// verification failure throws here, not inside an OpenMP region).
+std::vector<ListRef> touch_lists(const ListStore& store, size_t n, const int64_t* probes) {
+    std::vector<char> used(store.nlist(), 0);
+    for (size_t i = 0; i < n; i++)
+        if (probes[i] >= 0) used[size_t(probes[i])] = 1;
+    std::vector<size_t> todo;
+    for (size_t l = 0; l < used.size(); l++)
+        if (used[l]) todo.push_back(l);
+    std::vector<ListRef> refs(store.nlist());
+    std::string error;
+#pragma omp parallel for schedule(dynamic, 1) if (todo.size() > 16)
+    for (size_t t = 0; t < todo.size(); t++) {
+        try {
+            refs[todo[t]] = store.list(todo[t]);
+        } catch (const std::exception& e) {
+#pragma omp critical(dpq_ivf_touch)
+            if (error.empty()) error = e.what();
+        }
+    }
+    if (!error.empty()) throw std::runtime_error(error);
+    return refs;
+}
+
+// Float tables of a batch of queries, and their quantized forms (bias 0:
+// each (query, list) pair adds its own, see Lane).
+struct BatchTables {
+    int lut_levels = 0, K = 0;
+    std::vector<float> luts, qnorms;  // nq x lut_levels x K; ||q||^2 (L2) or 0
+    std::vector<QuantizedLut> qluts;
+    std::vector<uint8_t> lut4;        // nq x padded(m) x 16
+    std::vector<uint64_t> lut8;       // nq x m x 256, lane 0
+    size_t lut4_size = 0, lut8_size = 0;
+
+    const float* lut(size_t q) const { return luts.data() + q * size_t(lut_levels) * K; }
+};
+
+BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const float* x) {
+    BatchTables t;
+    t.lut_levels = std::max(s.levels, s.rerank_levels);
+    t.K = s.codec->K();
+    t.luts.resize(nq * size_t(t.lut_levels) * t.K);
+    t.qnorms.resize(nq);
+    compute_luts(*s.codec, s.l2, nq, x, t.lut_levels, t.luts.data(), t.qnorms.data());
+    t.qluts.resize(nq);
+    if (!quantize) return t;
+    const int m = s.levels;
+    if (t.K == 16) {
+        t.lut4_size = size_t(padded_levels4(m)) * 16;
+        t.lut4.resize(nq * t.lut4_size);
+        for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
+    } else {
+        t.lut8_size = size_t(m) * 256;
+        t.lut8.assign(nq * t.lut8_size, 0);
+        for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut8(t.lut(q), m, 0.f, 0, t.lut8.data() + q * t.lut8_size);
+    }
+    return t;
+}
+
+// The per-pair term: ||q||^2 - 2 <q, c> (L2) or -<q, c> (IP).
+float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
+    const int d = s.codec->d();
+    const float* c = s.centroids + list * d;
+    float dot = 0;
+    for (int j = 0; j < d; j++) dot += q[j] * c[j];
+    return s.l2 ? qnorm - 2.f * dot : -dot;
+}
+
+// One query's share of a list scan.
+struct Lane {
+    size_t q = 0;          // in the batch
+    float bias = 0;
+    QuantizedLut ql;       // the query's, shifted by bias
+    bool quantized = false;
+};
+
+Lane make_lane(const BatchTables& t, size_t q, float bias) {
+    Lane ln;
+    ln.q = q;
+    ln.bias = bias;
+    ln.ql = t.qluts[q];
+    ln.quantized = ln.ql.ok && std::isfinite(bias);
+    ln.ql.base += bias;  // what quantizing with this bias would give
+    ln.ql.magnitude += std::fabs(bias);
+    return ln;
+}
+
+// Receives a kernel's candidates in one list for a group of lanes,
+// computes their exact distances, and passes them to `Offer`:
+//   offer(lane, distance, offset) returns whether the lane's bound moved;
+//   bound(lane) is the exact distance above which nothing is kept.
+template <class Owner>
+class ListSink final : public scan::BlockSink {
+   public:
+    ListSink(Owner& owner, const ListSearch& s, const BatchTables& t, const ListRef& L, const Lane* lanes, int nq)
+            : owner_(owner), t_(t), L_(L), lay_{s.codec->levels(), s.codec->nbits()},
+              m_(s.levels), norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), nq_(nq) {
+        for (int q = 0; q < nq; q++) refresh(q);
+    }
+
+    scan::Thresholds thresholds;
+
+    void accept(int q, size_t b, uint32_t slots) override {
+        const Lane& ln = lanes_[q];
+        const uint8_t* blk = L_.codes + b * lay_.block_bytes();
+        const float* lut = t_.lut(ln.q);
+        bool moved = false;
+        for (; slots; slots &= slots - 1) {
+            const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
+            if (i >= L_.n) break;  // padding of the last block
+            const float d = scan::exact_distance(lay_, blk, s, m_, lut, ln.bias + (norms_ ? norms_[i] : 0.f));
+            moved |= owner_.offer(ln.q, d, i);
+        }
+        if (moved) refresh(q);
+    }
+
+    // The reference: every slot of every block is a candidate.
+    void scan_all(int q) {
+        for (size_t b = 0; b < CodeLayout::nblocks(L_.n); b++) accept(q, b, 0xFFFFFFFFu);
+    }
+
+   private:
+    void refresh(int q) {
+        const float T = owner_.bound(lanes_[q].q);
+        const QuantizedLut& ql = lanes_[q].ql;
+        if (T == kInf) {
+            thresholds.qthr[q] = 65535;
+            thresholds.fthr[q] = kInf;
+        } else {
+            thresholds.qthr[q] = ql.admit_sum(T);
+            thresholds.fthr[q] = ql.admit(T) - ql.base;
+        }
+    }
+
+    Owner& owner_;
+    const BatchTables& t_;
+    const ListRef& L_;
+    CodeLayout lay_;
+    int m_;
+    const float* norms_;
+    const Lane* lanes_;
+    int nq_;
+};
+
+// Scans list `list` for `lanes` (all probing it): groups of up to kGroup
+// quantized lanes through the fast kernel, the rest through the reference.
+template <class Owner>
+void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, const BatchTables& t, const ListRef& L,
+               const std::vector<Lane>& lanes, std::vector<uint64_t>& group_lut8) {
+    if (L.n == 0) return;
+    const bool four = s.codec->nbits() == 4;
+    const scan::ScanFn fn = four ? ks.scan4 : ks.scan8;
+    const CodeLayout lay{s.codec->levels(), s.codec->nbits()};
+    scan::Blocks bl;
+    bl.codes = L.codes;
+    bl.block_bytes = lay.block_bytes();
+    bl.b0 = 0;
+    bl.b1 = CodeLayout::nblocks(L.n);
+    bl.m = s.levels;
+    if (s.l2) bl.norms = L.norm_column(s.norm_slot);
+    std::vector<Lane> fast;
+    for (const Lane& ln : lanes) {
+        if (fn && ln.quantized) {
+            fast.push_back(ln);
+        } else {
+            ListSink<Owner> sink(owner, s, t, L, &ln, 1);
+            sink.scan_all(0);
+        }
+    }
+    for (size_t g0 = 0; g0 < fast.size(); g0 += kGroup) {
+        const int nq = int(std::min<size_t>(kGroup, fast.size() - g0));
+        const Lane* g = fast.data() + g0;
+        scan::GroupTables gt;
+        gt.nq = nq;
+        for (int q = 0; q < nq; q++) {
+            gt.inv_scale[q] = g[q].ql.inv_scale;
+            if (four) gt.lut4[q] = t.lut4.data() + g[q].q * t.lut4_size;
+        }
+        if (!four) {  // interleave the lanes' 16-bit tables
+            group_lut8.assign(t.lut8_size, 0);
+            for (int q = 0; q < nq; q++) {
+                const uint64_t* src = t.lut8.data() + g[q].q * t.lut8_size;
+                for (size_t e = 0; e < t.lut8_size; e++) group_lut8[e] |= src[e] << (16 * q);
+            }
+            gt.lut8 = group_lut8.data();
+        }
+        bl.norm_factor = g[0].ql.norm_factor();
+        ListSink<Owner> sink(owner, s, t, L, g, nq);
+        fn(bl, gt, sink.thresholds, sink);
+    }
+}
+
+// Runs a search: batches of queries over OpenMP threads; inside a batch
+// the (query, list) pairs regrouped by list. make(nq) builds the batch's
+// owner (its result state), finish(q0, owner) writes it out.
+template <class Make, class Finish>
+void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, size_t nprobe,
+         const std::vector<ListRef>& refs, Make make, Finish finish) {
+    if (nq == 0) return;
+    const scan::KernelSet& ks = scan::active_kernels();
+    const bool quantize = (s.codec->nbits() == 4 ? ks.scan4 : ks.scan8) != nullptr;
+    const int d = s.codec->d();
+    const int nt = omp_get_max_threads();
+    // Large batches share each list among more queries (a kernel call
+    // serves up to kGroup): 4-bit tables are m x 16 B per query (plus the
+    // float ones, m x 64 B), 8-bit ones m x 2 KiB, so their batches are smaller.
+    const size_t cap = s.codec->nbits() == 4 ? 2048 : 256;
+    const size_t size = std::max<size_t>(1, std::min(cap, (nq + size_t(nt) - 1) / size_t(nt)));
+    const size_t nbatch = (nq + size - 1) / size;
+#pragma omp parallel for schedule(dynamic, 1) if (nt > 1 && nbatch > 1)
+    for (size_t bi = 0; bi < nbatch; bi++) {
+        const size_t q0 = bi * size, nb = std::min(size, nq - q0);
+        const BatchTables t = make_tables(s, quantize, nb, x + q0 * d);
+        auto owner = make(nb, t);
+        struct Pair {
+            int64_t list;
+            size_t q;
+            size_t rank;  // among the query's probes
+        };
+        std::vector<Pair> pairs;
+        pairs.reserve(nb * nprobe);
+        for (size_t q = 0; q < nb; q++)
+            for (size_t p = 0; p < nprobe; p++) {
+                const int64_t l = probes[(q0 + q) * nprobe + p];
+                if (l >= 0) pairs.push_back({l, q, p});
+            }
+        std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.list < b.list; });
+        // Lists in the order of their best rank among the batch's probes: a
+        // query's nearest lists come early and tighten its threshold soon,
+        // as in Faiss's per-query probe order.
+        struct Run {
+            size_t begin, end, rank;
+        };
+        std::vector<Run> runs;
+        for (size_t i = 0; i < pairs.size();) {
+            Run r{i, i, SIZE_MAX};
+            for (; i < pairs.size() && pairs[i].list == pairs[r.begin].list; i++) r.rank = std::min(r.rank, pairs[i].rank);
+            r.end = i;
+            runs.push_back(r);
+        }
+        std::stable_sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.rank < b.rank; });
+        std::vector<Lane> lanes;
+        std::vector<uint64_t> group_lut8;
+        for (const Run& r : runs) {
+            const int64_t l = pairs[r.begin].list;
+            lanes.clear();
+            for (size_t i = r.begin; i < r.end; i++) {
+                const size_t q = pairs[i].q;
+                lanes.push_back(make_lane(t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
+            }
+            owner.set_list(size_t(l), refs[size_t(l)]);
+            scan_list(owner, s, ks, t, refs[size_t(l)], lanes, group_lut8);
+        }
+        finish(q0, owner, t);
+    }
+}
+
+// k-NN state of a batch: a heap of candidate places per query.
+class KnnOwner {
+   public:
+    KnnOwner(const ListSearch& s, size_t nq, size_t k) : s_(s), heaps_(nq, TopK(k)) {}
+    void set_list(size_t l, const ListRef& L) {
+        list_ = l;
+        L_ = &L;
+    }
+    bool offer(size_t q, float d, size_t i) {
+        if (!(d <= heaps_[q].threshold())) return false;
+        if (s_.filter && !s_.filter->keep(L_->ids[i])) return false;
+        return heaps_[q].push(d, key_of(list_, i));
+    }
+    float bound(size_t q) const { return heaps_[q].threshold(); }
+    std::vector<TopK>& heaps() { return heaps_; }
+
+   private:
+    const ListSearch& s_;
+    std::vector<TopK> heaps_;
+    size_t list_ = 0;
+    const ListRef* L_ = nullptr;
+};
+
+class RangeOwner {
+   public:
+    RangeOwner(const ListSearch& s, size_t nq, float bound) : s_(s), bound_(bound), hits_(nq) {}
+    void set_list(size_t l, const ListRef& L) { L_ = &L; }
+    bool offer(size_t q, float d, size_t i) {
+        if (d < bound_ && (!s_.filter || s_.filter->keep(L_->ids[i]))) hits_[q].emplace_back(L_->ids[i], d);
+        return false;
+    }
+    float bound(size_t) const { return bound_; }
+    std::vector<scan::RangeHits>& hits() { return hits_; }
+
+   private:
+    const ListSearch& s_;
+    float bound_;
+    const ListRef* L_ = nullptr;
+    std::vector<scan::RangeHits> hits_;
+};
+
+}  // namespace
+
+void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, size_t nprobe, size_t k,
+         float* distances, int64_t* labels) {
+    const std::vector<ListRef> refs = touch_lists(*s.lists, nq * nprobe, probes);
+    const bool rerank = s.rerank_levels > s.levels;
+    const size_t first_k = rerank ? std::max(s.rerank_k, k) : k;
+    const float sign = s.l2 ? 1.f : -1.f;
+    const float pad = sign * std::numeric_limits<float>::max();
+    const CodeLayout lay{s.codec->levels(), s.codec->nbits()};
+    const int d = s.codec->d();
+    run(
+            s, nq, x, probes, nprobe, refs, [&](size_t nb, const BatchTables&) { return KnnOwner(s, nb, first_k); },
+            [&](size_t q0, KnnOwner& owner, const BatchTables& t) {
+                for (size_t q = 0; q < owner.heaps().size(); q++) {
+                    float* D = distances + (q0 + q) * k;
+                    int64_t* I = labels + (q0 + q) * k;
+                    TopK& heap = owner.heaps()[q];
+                    if (rerank) {  // the scan's best, re-scored with rerank_levels levels
+                        TopK best(k);
+                        for (const auto& [d0, key] : heap.sorted()) {
+                            const size_t l = list_of(key), i = offset_of(key);
+                            const ListRef& L = refs[l];
+                            const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
+                            const float norm = s.l2 ? L.norm_column(s.rerank_slot)[i] : 0.f;
+                            best.push(scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize,
+                                                           s.rerank_levels, t.lut(q), bias + norm),
+                                      key);
+                        }
+                        best.extract(D, I, pad, sign);
+                    } else {
+                        heap.extract(D, I, pad, sign);
+                    }
+                    for (size_t j = 0; j < k; j++)
+                        if (I[j] >= 0) I[j] = refs[list_of(I[j])].ids[offset_of(I[j])];
+                }
+            });
+}
+
+std::vector<scan::RangeHits> range(const ListSearch& s, size_t nq, const float* x, const int64_t* probes,
+                                   size_t nprobe, float radius) {
+    const std::vector<ListRef> refs = touch_lists(*s.lists, nq * nprobe, probes);
+    const float bound = s.l2 ? radius : -radius;  // inside the index smaller is better
+    std::vector<scan::RangeHits> out(nq);
+    run(
+            s, nq, x, probes, nprobe, refs, [&](size_t nb, const BatchTables&) { return RangeOwner(s, nb, bound); },
+            [&](size_t q0, RangeOwner& owner, const BatchTables&) {
+                for (size_t q = 0; q < owner.hits().size(); q++) {
+                    scan::RangeHits& h = out[q0 + q];
+                    h = std::move(owner.hits()[q]);
+                    if (!s.l2)
+                        for (auto& e : h) e.second = -e.second;
+                    std::sort(h.begin(), h.end());
+                }
+            });
+    return out;
+}
+
+}  // namespace dpq::ivf

@@ -1,0 +1,50 @@
+// k-NN and range search over inverted lists of progressive codes.
+//
+// With residual coding against the list's centroid c, a stored vector is
+// c + r_m and (smaller is better inside the index)
+//   L2: ||q - c - r_m||^2 = (||q||^2 - 2 <q, c>) + sum_l -2 <q, c_l> + ||c + r_m||^2
+//   IP: -<q, c + r_m>     = (-<q, c>)            + sum_l  -<q, c_l>
+// so one lookup table per query serves every list it probes, and each
+// (query, list) pair adds one bias (the bracket) — with the stored float32
+// norm ||c + r_m||^2 for L2. The (query, list) pairs of a batch of queries
+// are regrouped by list: a list is scanned once for every group of up to
+// kGroup queries of the batch that probe it, by the flat index's kernels
+// (scan/kernels.h). Candidates the kernels pass are re-scored with the float
+// tables in the reference order (scan/scan.h), so results equal the float
+// reference scan's; the reference itself runs where no fast kernel does.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../codec.h"
+#include "../scan/search.h"
+#include "list_store.h"
+
+namespace dpq::ivf {
+
+struct ListSearch {
+    const Codec* codec = nullptr;
+    const ListStore* lists = nullptr;
+    const float* centroids = nullptr;  // nlist x d: the exact per-list terms
+    bool l2 = true;
+    int levels = 0;          // prefix scanned
+    int norm_slot = -1;      // L2: the norm column of prefix `levels`
+    int rerank_levels = 0;   // > levels: re-score rerank_k candidates with this many levels
+    int rerank_slot = -1;    // L2: the norm column of prefix rerank_levels
+    size_t rerank_k = 0;
+    const scan::IdFilter* filter = nullptr;
+};
+
+// probes: nq x nprobe list numbers (-1: none). Faiss's conventions: L2
+// ascending, inner products descending, (+-FLT_MAX, -1) where fewer than k.
+// Throws (before any work) when a probed list fails verification.
+void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, size_t nprobe, size_t k,
+         float* distances, int64_t* labels);
+
+// Per query, every probed vector with L2 distance < radius (inner product >
+// radius), ids ascending.
+std::vector<scan::RangeHits> range(const ListSearch& s, size_t nq, const float* x, const int64_t* probes,
+                                   size_t nprobe, float radius);
+
+}  // namespace dpq::ivf

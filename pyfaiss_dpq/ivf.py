@@ -1,0 +1,293 @@
+"""The Python face of the C++ IndexIVFDPQ: a genuine ``faiss.Index``."""
+
+from __future__ import annotations
+
+import weakref
+
+import faiss
+import numpy as np
+
+from ._native import core
+from ._validate import as_ids, as_int, as_vectors
+
+__all__ = ["IndexIVFDPQ", "SearchParametersIVFDPQ"]
+
+_live: "weakref.WeakValueDictionary[int, IndexIVFDPQ]" = weakref.WeakValueDictionary()
+
+
+class IndexIVFDPQ(faiss.Index):
+    """Inverted file of progressive (residual) codes, searchable at any prefix.
+
+    Each vector goes to the list of its nearest coarse centroid c and is coded
+    as ``levels`` indices of ``nbits`` bits of its residual from c. Searches
+    compute one lookup table per query for all the lists it probes.
+
+    Parameters
+    ----------
+    quantizer : faiss.Index
+        The coarse quantizer (``faiss.IndexFlatL2``, ``IndexFlatIP``,
+        ``IndexHNSWFlat``, ...), of dimension d: empty (``train`` fills it by
+        k-means) or already holding ``nlist`` centroids. Kept alive by this
+        index; not copied.
+    d, nlist, levels, nbits, metric
+        As ``faiss.IndexIVFPQ(quantizer, d, nlist, M, nbits, metric)``:
+        ``nbits`` 4 or 8, ``metric`` ``METRIC_L2`` or ``METRIC_INNER_PRODUCT``.
+    norm_prefixes : sequence of int, optional
+        L2 only: the prefixes m whose norms ``||c + r_m||^2`` are kept
+        (float32, 4 bytes each); searches scan one of these. Default: every prefix.
+
+    Notes
+    -----
+    ``train`` runs k-means (Faiss's) for the coarse level when the quantizer
+    is empty, then trains the levels on residuals with
+    :func:`pyfaiss_dpq.train_codebooks` (``train_params``) unless
+    ``codebooks`` were set first (e.g. from a trained flat ``IndexDPQ``).
+    Ids are stored per list (``add_with_ids``); ``bytes_per_vector`` counts
+    codes and norms, not the 8-byte ids every IVF index keeps.
+    """
+
+    def __init__(self, quantizer, d: int, nlist: int, levels: int, nbits: int = 8,
+                 metric: int = faiss.METRIC_L2, norm_prefixes=None):
+        if not isinstance(quantizer, faiss.Index):
+            raise TypeError(f"quantizer must be a faiss.Index, got {type(quantizer).__name__}")
+        d, nlist, levels = as_int(d, "d"), as_int(nlist, "nlist"), as_int(levels, "levels")
+        nbits, metric = as_int(nbits, "nbits"), as_int(metric, "metric")
+        if nlist < 1:
+            raise ValueError(f"nlist must be >= 1, got {nlist}")
+        if quantizer.d != d:
+            raise ValueError(f"the quantizer's dimension {quantizer.d} differs from d = {d}")
+        prefixes = []
+        if norm_prefixes is not None:
+            if metric != faiss.METRIC_L2:
+                raise ValueError("norm_prefixes serve METRIC_L2 only (inner product keeps no norms)")
+            prefixes = sorted(int(p) for p in norm_prefixes)
+            if not prefixes or len(set(prefixes)) != len(prefixes):
+                raise ValueError(f"norm_prefixes must be distinct and non-empty, got {list(norm_prefixes)}")
+        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes)
+        self.referenced_objects = [quantizer]
+        _live[int(self.this)] = self
+
+    @classmethod
+    def _adopt(cls, swig_this, keep_alive=None) -> "IndexIVFDPQ":
+        obj = cls.__new__(cls)
+        obj.this = swig_this
+        obj.referenced_objects = [] if keep_alive is None else [keep_alive]
+        _live[int(obj.this)] = obj
+        return obj
+
+    # ------------------------------------------------------------ attributes
+    def _info(self) -> dict:
+        return core.ivf_info(self)
+
+    nlist = property(lambda self: self._info()["nlist"], doc="Number of inverted lists (read-only).")
+    levels = property(lambda self: self._info()["levels"], doc="Number of levels L (read-only).")
+    nbits = property(lambda self: self._info()["nbits"], doc="Bits per level code, 4 or 8 (read-only).")
+    norm_prefixes = property(lambda self: tuple(self._info()["norm_prefixes"]),
+                             doc="Prefixes whose norms are kept (L2), ascending (read-only).")
+    bytes_per_vector = property(lambda self: self._info()["bytes_per_vector"],
+                                doc="Stored bytes per vector: codes plus float32 norms (ids apart, 8 bytes).")
+    read_only = property(lambda self: not self._info()["writable"], doc="True for a memory-mapped index.")
+
+    def _knob(name: str, doc: str):  # noqa: N805 - property factory used in the class body
+        def get(self):
+            return core.ivf_get(self, name)
+
+        def set_(self, value):
+            core.ivf_set(self, name, as_int(value, name))
+
+        return property(get, set_, doc=doc)
+
+    nprobe = _knob("nprobe", "Lists probed per query (clamped to nlist, as Faiss's IVF).")
+    search_levels = _knob("search_levels", "Default prefix length scanned (1..levels).")
+    beam_size = _knob("beam_size", "Beam width of encoding (1 = greedy).")
+    del _knob
+
+    @property
+    def quantizer(self):
+        """The coarse quantizer (a faiss.Index)."""
+        ptr = core.ivf_quantizer(self)
+        for obj in getattr(self, "referenced_objects", []):
+            if isinstance(obj, faiss.Index) and int(obj.this) == int(ptr):
+                return obj
+        proxy = faiss.Index.__new__(faiss.Index)
+        proxy.this = ptr
+        out = faiss.downcast_index(proxy)
+        out.referenced_objects = [self]  # the quantizer lives as long as this index
+        return out
+
+    @property
+    def train_params(self):
+        """Knobs of the level training (a live :class:`pyfaiss_dpq.TrainParameters`)."""
+        return core.ivf_get_train_params(self)
+
+    @train_params.setter
+    def train_params(self, value) -> None:
+        from .codebooks import TrainParameters
+
+        if not isinstance(value, TrainParameters):
+            raise TypeError(f"train_params must be a TrainParameters, got {type(value).__name__}")
+        core.ivf_set_train_params(self, value)
+
+    @property
+    def codebooks(self) -> np.ndarray:
+        """Residual codebooks, shape (levels, K, d) (a copy). Settable while empty."""
+        return core.ivf_get_codebooks(self)
+
+    @codebooks.setter
+    def codebooks(self, value) -> None:
+        core.ivf_set_codebooks(self, np.ascontiguousarray(value, dtype=np.float32))
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """The copy of the coarse centroids, shape (nlist, d) (empty before training)."""
+        return core.ivf_get_centroids(self)
+
+    def use_codebooks_of(self, flat) -> None:
+        """Take the codebooks of a trained flat ``IndexDPQ`` (same d, levels, nbits).
+
+        ``train`` then only trains the coarse quantizer: one model, flat or IVF.
+        """
+        from .index import downcast
+
+        flat = downcast(flat)
+        if not getattr(flat, "is_trained", False) or not hasattr(flat, "codebooks"):
+            raise ValueError("use_codebooks_of expects a trained IndexDPQ")
+        self.codebooks = flat.codebooks
+
+    # ------------------------------------------------------------ lists
+    def list_sizes(self) -> np.ndarray:
+        """Vectors per list, shape (nlist,)."""
+        return core.ivf_list_sizes(self)
+
+    def list_ids(self, list_no: int) -> np.ndarray:
+        """Ids stored in list ``list_no``, in list order."""
+        return core.ivf_list_ids(self, as_int(list_no, "list_no"))
+
+    def list_codes(self, list_no: int) -> np.ndarray:
+        """Level indices of list ``list_no``'s vectors, shape (n, levels), uint8."""
+        return core.ivf_list_codes(self, as_int(list_no, "list_no"))
+
+    def verify(self) -> None:
+        """Check every list now (a memory-mapped index's per-list checksums); raises on corruption."""
+        core.ivf_verify(self)
+
+    # ------------------------------------------------------------ entry points
+    def train(self, x) -> None:
+        """Coarse k-means (if the quantizer is empty), then the levels on residuals. x: (n, d)."""
+        core.ivf_train(self, self._vectors(x))
+
+    def add(self, x) -> None:
+        """Encode and append vectors with ids ntotal, ntotal + 1, ... x: (n, d)."""
+        core.ivf_add(self, self._vectors(x), None)
+
+    def add_with_ids(self, x, ids) -> None:
+        """Encode and append vectors with the given int64 ids (stored per list)."""
+        x = self._vectors(x)
+        ids = as_ids(ids, name="ids")
+        if ids.shape != (x.shape[0],):
+            raise ValueError(f"ids must have shape ({x.shape[0]},), got {ids.shape}")
+        core.ivf_add(self, x, ids)
+
+    def search(self, x, k, *, params=None, D=None, I=None):
+        """k nearest neighbours of each query. x: (nq, d) -> (D, I), each (nq, k).
+
+        ``params=SearchParametersIVFDPQ(nprobe=.., levels=m)`` overrides the
+        index's nprobe and search_levels for this call.
+        """
+        Dk, Ik = core.ivf_search(self, self._vectors(x), as_int(k, "k"), params)
+        if D is not None:
+            D[...] = Dk
+            Dk = D
+        if I is not None:
+            I[...] = Ik
+            Ik = I
+        return Dk, Ik
+
+    def range_search(self, x, thresh, *, params=None):
+        """All probed vectors within `thresh` (L2: distance < thresh; IP: similarity > thresh)."""
+        return core.ivf_range_search(self, self._vectors(x), float(thresh), params)
+
+    def reconstruct(self, key, x=None) -> np.ndarray:
+        """Centroid plus all levels of the vector stored with id `key`, shape (d,)."""
+        out = core.ivf_reconstruct(self, as_int(key, "key"))
+        if x is not None:
+            x[...] = out
+            return x
+        return out
+
+    def merge_from(self, other, add_id: int = 0) -> None:
+        """Move every vector of another IndexIVFDPQ (same codebooks and centroids) here, ids + add_id."""
+        other = downcast_ivf(other)
+        if not isinstance(other, IndexIVFDPQ):
+            raise TypeError("merge_from expects an IndexIVFDPQ")
+        super().merge_from(other, as_int(add_id, "add_id"))
+
+    def _vectors(self, x) -> np.ndarray:
+        return as_vectors(x, self.d, finite=False)  # the C++ core checks finiteness
+
+    def __repr__(self) -> str:
+        metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
+        return (f"IndexIVFDPQ(d={self.d}, nlist={self.nlist}, levels={self.levels}, nbits={self.nbits}, "
+                f"metric={metric}, nprobe={self.nprobe}, ntotal={self.ntotal}, is_trained={self.is_trained})")
+
+
+class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
+    """Per-call search settings of an IndexIVFDPQ (a genuine faiss.SearchParametersIVF).
+
+    Parameters
+    ----------
+    nprobe : int
+        Lists probed per query; 0 (the default): the index's ``nprobe``.
+    levels : int
+        Prefix length to scan; 0: the index's ``search_levels``.
+    rerank_levels, rerank_k : int
+        If rerank_levels > levels, the best rerank_k (at least k) are
+        re-scored with rerank_levels levels.
+    max_codes : int
+        Stop probing a query's lists once this many codes are visited (0: no limit).
+    sel : faiss.IDSelector, optional
+        Restrict the search to these ids.
+    """
+
+    def __init__(self, nprobe: int = 0, levels: int = 0, rerank_levels: int = 0, rerank_k: int = 0,
+                 max_codes: int = 0, sel=None):
+        self.this = core.ivf_new_search_parameters()
+        nprobe, max_codes = as_int(nprobe, "nprobe"), as_int(max_codes, "max_codes")
+        if nprobe < 0 or max_codes < 0:
+            raise ValueError(f"nprobe and max_codes must be >= 0, got {nprobe}, {max_codes}")
+        self.nprobe = nprobe
+        self.max_codes = max_codes
+        self.levels = levels
+        self.rerank_levels = rerank_levels
+        self.rerank_k = rerank_k
+        if sel is not None:
+            self.sel = sel
+            self.referenced_objects = [sel]
+
+    def _field(name: str, doc: str):  # noqa: N805
+        def get(self):
+            return core.ivf_params_get(self, name)
+
+        def set_(self, value):
+            core.ivf_params_set(self, name, as_int(value, name))
+
+        return property(get, set_, doc=doc)
+
+    levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
+    rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
+    rerank_k = _field("rerank_k", "How many short-prefix candidates to re-score.")
+    del _field
+
+    def __repr__(self) -> str:
+        return (f"SearchParametersIVFDPQ(nprobe={self.nprobe}, levels={self.levels}, "
+                f"rerank_levels={self.rerank_levels}, rerank_k={self.rerank_k}, max_codes={self.max_codes})")
+
+
+def downcast_ivf(index):
+    """The IndexIVFDPQ behind a plain ``faiss.Index``, or ``index`` unchanged."""
+    if isinstance(index, IndexIVFDPQ) or not isinstance(index, faiss.Index):
+        return index
+    if core.is_ivf_dpq(index):
+        live = _live.get(int(index.this))
+        return live if live is not None else IndexIVFDPQ._adopt(index.this, keep_alive=index)
+    return index

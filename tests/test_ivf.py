@@ -1,0 +1,408 @@
+"""IndexIVFDPQ against a numpy reference over the stored codes (c + r_m)."""
+
+import faiss
+import numpy as np
+import pytest
+
+import pyfaiss_dpq
+from pyfaiss_dpq import IndexIVFDPQ, SearchParametersIVFDPQ
+from pyfaiss_dpq._native import core
+from reference import assert_same_knn
+
+NLIST, LEVELS = 8, 4
+
+
+@pytest.fixture(scope="module")
+def built(data):
+    """One trained and filled index per (nbits, metric), trained once."""
+    xt, xb, _ = data
+    cache = {}
+
+    def get(nbits, metric):
+        if (nbits, metric) not in cache:
+            d = xt.shape[1]
+            quantizer = faiss.IndexFlatL2(d) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
+            index = IndexIVFDPQ(quantizer, d, NLIST, LEVELS, nbits, metric)
+            index.train_params.rounds = 1
+            index.train(xt)
+            index.add(xb)
+            cache[nbits, metric] = index
+        return cache[nbits, metric]
+    return get
+
+
+def stored(index):
+    """(ids, list numbers, codes) of every stored vector, list by list."""
+    ids, lists, codes = [], [], []
+    for l in range(index.nlist):
+        ids.append(index.list_ids(l))
+        codes.append(index.list_codes(l))
+        lists.append(np.full(len(ids[-1]), l))
+    return np.concatenate(ids), np.concatenate(lists), np.concatenate(codes)
+
+
+def reconstructions(index, m):
+    """c + r_m of every stored vector (float64), with its id and list."""
+    ids, lists, codes = stored(index)
+    C = index.codebooks.astype(np.float64)
+    rec = index.centroids.astype(np.float64)[lists]
+    for l in range(m):
+        rec += C[l, codes[:, l]]
+    return ids, lists, rec
+
+
+def reference(index, xq, k, m, probes=None, keep=None):
+    """Exact k-NN over c + r_m, restricted per query to its probed lists (and kept ids)."""
+    ids, lists, rec = reconstructions(index, m)
+    q = xq.astype(np.float64)
+    l2 = index.metric_type == faiss.METRIC_L2
+    dist = ((q[:, None] - rec[None]) ** 2).sum(-1) if l2 else -(q @ rec.T)
+    if probes is not None:
+        allowed = (lists[None, :, None] == probes[:, None, :]).any(-1)
+        dist = np.where(allowed, dist, np.inf)
+    if keep is not None:
+        dist = np.where(keep(ids)[None], dist, np.inf)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    D = np.take_along_axis(dist, order, 1)
+    I = np.where(np.isfinite(D), ids[order], -1)
+    D = np.where(np.isfinite(D), D, np.finfo(np.float32).max)
+    return (D, I) if l2 else (-D, I)
+
+
+CASES = [(nbits, metric) for nbits in (4, 8) for metric in (faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT)]
+
+
+@pytest.mark.parametrize("nbits,metric", CASES)
+@pytest.mark.parametrize("m", [1, 3, LEVELS])
+def test_all_lists_equal_flat_reference(built, data, nbits, metric, m):
+    index = built(nbits, metric)
+    xq = data[2]
+    D, I = index.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=NLIST, levels=m))
+    Dr, Ir = reference(index, xq, 10, m)
+    scale = np.abs(Dr).max()
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("nbits,metric", CASES)
+def test_probed_lists_equal_restricted_reference(built, data, nbits, metric):
+    index = built(nbits, metric)
+    xq = data[2]
+    index.nprobe = 3
+    D, I = index.search(xq, 10)
+    _, probes = index.quantizer.search(xq, 3)
+    Dr, Ir = reference(index, xq, 10, LEVELS, probes=probes)
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+    index.nprobe = 1
+
+
+@pytest.mark.parametrize("nbits,metric", CASES)
+def test_fast_kernels_equal_scalar_reference(built, data, kernel_runner, nbits, metric):
+    index = built(nbits, metric)
+    params = SearchParametersIVFDPQ(nprobe=4, levels=3)
+    want = kernel_runner("scalar", lambda: index.search(data[2], 7, params=params))
+    for name in core.scan_kernels():
+        got = kernel_runner(name, lambda: index.search(data[2], 7, params=params))
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_threads_do_not_change_results(built, data):
+    index = built(8, faiss.METRIC_L2)
+    xq = np.repeat(data[2], 20, axis=0)
+    params = SearchParametersIVFDPQ(nprobe=3)
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        one = index.search(xq, 5, params=params)
+        faiss.omp_set_num_threads(2)
+        two = index.search(xq, 5, params=params)
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
+def test_id_selector(built, data, metric):
+    index = built(4, metric)
+    sel = faiss.IDSelectorRange(100, 700)
+    D, I = index.search(data[2], 10, params=SearchParametersIVFDPQ(nprobe=NLIST, sel=sel))
+    Dr, Ir = reference(index, data[2], 10, LEVELS, keep=lambda ids: (ids >= 100) & (ids < 700))
+    assert ((I >= 100) & (I < 700)).all()
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+
+
+def test_rerank_with_every_candidate_equals_full_prefix(built, data):
+    index = built(8, faiss.METRIC_L2)
+    n = index.ntotal
+    D, I = index.search(data[2], 5, params=SearchParametersIVFDPQ(nprobe=NLIST, levels=1, rerank_levels=LEVELS,
+                                                                   rerank_k=n))
+    Dr, Ir = reference(index, data[2], 5, LEVELS)
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+
+
+def test_max_codes_stops_probing(built, data):
+    index = built(4, faiss.METRIC_L2)
+    xq = data[2][:5]
+    _, probes = index.quantizer.search(xq, 4)
+    sizes = index.list_sizes()
+    D, I = index.search(xq, 5, params=SearchParametersIVFDPQ(nprobe=4, max_codes=1))
+    # max_codes=1: only the first probed list is scanned.
+    Dr, Ir = reference(index, xq, 5, LEVELS, probes=probes[:, :1])
+    assert sizes[probes[:, 0]].min() >= 5
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+
+
+def test_faiss_search_parameters_ivf_set_nprobe(built, data):
+    index = built(4, faiss.METRIC_L2)
+    got = index.search(data[2], 5, params=faiss.SearchParametersIVF(nprobe=2))
+    want = index.search(data[2], 5, params=SearchParametersIVFDPQ(nprobe=2))
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_range_search_equals_reference(built, data):
+    index = built(8, faiss.METRIC_L2)
+    xq = data[2][:6]
+    _, probes = index.quantizer.search(xq, 2)
+    Dk, _ = reference(index, xq, 20, LEVELS, probes=probes)
+    radius = float(np.median(Dk[:, 10]))
+    lims, D, I = index.range_search(xq, radius, params=SearchParametersIVFDPQ(nprobe=2))
+    ids, lists, rec = reconstructions(index, LEVELS)
+    for q in range(len(xq)):
+        dist = ((xq[q].astype(np.float64) - rec) ** 2).sum(-1)
+        ok = np.isin(lists, probes[q]) & (dist < radius)
+        # Hits within a float rounding of the radius may go either way.
+        sure = ok & (dist < radius * (1 - 1e-5))
+        got = set(I[lims[q]:lims[q + 1]].tolist())
+        assert set(ids[sure]) <= got <= set(ids[ok | (np.isin(lists, probes[q]) & (dist < radius * (1 + 1e-5)))])
+        assert list(I[lims[q]:lims[q + 1]]) == sorted(got)
+
+
+def test_add_with_ids_remove_reconstruct(data):
+    xt, xb, xq = data
+    d = xt.shape[1]
+    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
+    index.train_params.rounds = 0
+    index.train(xt)
+    ids = np.arange(len(xb), dtype=np.int64) * 10 + 7
+    index.add_with_ids(xb, ids)
+    assert index.ntotal == len(xb)
+    assert sorted(np.concatenate([index.list_ids(l) for l in range(4)])) == sorted(ids)
+    # Every stored vector reconstructs to its centroid plus its codewords.
+    sid, lists, rec = reconstructions(index, 3)
+    for j in range(0, len(sid), 97):
+        np.testing.assert_allclose(index.reconstruct(int(sid[j])), rec[j], rtol=1e-5, atol=1e-5)
+    with pytest.raises(IndexError):
+        index.reconstruct(8)
+    _, I = index.search(xq, 5, params=SearchParametersIVFDPQ(nprobe=4))
+    assert np.isin(I, ids).all()
+    removed = index.remove_ids(faiss.IDSelectorBatch(ids[:100]))
+    assert removed == 100 and index.ntotal == len(xb) - 100
+    _, I = index.search(xq, 50, params=SearchParametersIVFDPQ(nprobe=4))
+    assert not np.isin(I, ids[:100]).any()
+    index.reset()
+    assert index.ntotal == 0 and index.list_sizes().sum() == 0
+
+
+def test_quantizer_given_trained_and_codebooks_from_flat(data):
+    xt, xb, xq = data
+    d = xt.shape[1]
+    flat = pyfaiss_dpq.IndexDPQ(d, 3, 4)
+    flat.train_params.rounds = 0
+    flat.train(xt)
+    quantizer = faiss.IndexHNSWFlat(d, 8)
+    km = faiss.Kmeans(d, 6, niter=5, seed=1)
+    km.train(xt)
+    quantizer.add(km.centroids)
+    index = IndexIVFDPQ(quantizer, d, 6, 3, 4)
+    index.use_codebooks_of(flat)
+    index.train(xt)  # only copies the quantizer's centroids
+    np.testing.assert_array_equal(index.codebooks, flat.codebooks)
+    np.testing.assert_allclose(index.centroids, km.centroids)
+    index.add(xb)
+    D, I = index.search(xq, 5, params=SearchParametersIVFDPQ(nprobe=6))
+    Dr, Ir = reference(index, xq, 5, 3)
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+
+
+def test_norm_prefixes_and_bytes(data):
+    xt = data[0]
+    d = xt.shape[1]
+    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 6, 4, norm_prefixes=[6])
+    assert index.bytes_per_vector == 3 + 4
+    assert IndexIVFDPQ(faiss.IndexFlatIP(d), d, 4, 6, 8, faiss.METRIC_INNER_PRODUCT).bytes_per_vector == 6
+    index.train_params.rounds = 0
+    index.train(xt)
+    index.add(data[1])
+    with pytest.raises(ValueError, match="no norm is stored for prefix 3"):
+        index.search(data[2], 5, params=SearchParametersIVFDPQ(levels=3))
+
+
+def test_merge_from(built, data):
+    xt, xb, xq = data
+    d = xt.shape[1]
+    src = built(4, faiss.METRIC_L2)
+    parts = []
+    for half in (xb[:700], xb[700:]):
+        ix = _empty_like(src, xt)
+        ix.add(half)
+        parts.append(ix)
+    parts[0].merge_from(parts[1], 700)
+    assert parts[0].ntotal == len(xb) and parts[1].ntotal == 0
+    params = SearchParametersIVFDPQ(nprobe=NLIST)
+    D, I = parts[0].search(xq, 10, params=params)
+    Dr, Ir = src.search(xq, 10, params=params)
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-5, atol=1e-5 * np.abs(Dr).max())
+
+
+def test_bad_arguments_raise(built, data):
+    d = data[0].shape[1]
+    with pytest.raises(ValueError, match="nlist"):
+        IndexIVFDPQ(faiss.IndexFlatL2(d), d, 0, 4, 4)
+    with pytest.raises(ValueError, match="dimension"):
+        IndexIVFDPQ(faiss.IndexFlatL2(d + 1), d, 4, 4, 4)
+    with pytest.raises(ValueError, match="nbits"):
+        IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 5)
+    with pytest.raises(TypeError, match="quantizer"):
+        IndexIVFDPQ(None, d, 4, 4, 4)
+    fresh = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 4)
+    with pytest.raises(RuntimeError, match="not trained"):
+        fresh.search(data[2], 3)
+    with pytest.raises(ValueError, match="at least nlist"):
+        IndexIVFDPQ(faiss.IndexFlatL2(d), d, 50, 2, 4).train(data[0][:10])
+    index = built(4, faiss.METRIC_L2)
+    with pytest.raises(ValueError, match="nprobe"):
+        index.nprobe = 0
+    with pytest.raises(ValueError, match="nprobe"):
+        SearchParametersIVFDPQ(nprobe=-1)
+    with pytest.raises(ValueError, match="levels"):
+        index.search(data[2], 3, params=SearchParametersIVFDPQ(levels=LEVELS + 1))
+    with pytest.raises(ValueError, match="k must be positive"):
+        index.search(data[2], 0)
+    with pytest.raises(ValueError, match="shape"):
+        index.search(data[2][:, :5], 3)
+    with pytest.raises(ValueError, match="NaN"):
+        index.search(np.full((1, d), np.nan, dtype=np.float32), 3)
+    big = index.search(data[2], 3, params=SearchParametersIVFDPQ(nprobe=10 * NLIST))  # clamped to nlist, as Faiss
+    np.testing.assert_array_equal(big[1], index.search(data[2], 3, params=SearchParametersIVFDPQ(nprobe=NLIST))[1])
+
+
+# ---------------------------------------------------------------- persistence
+
+@pytest.mark.parametrize("nbits,metric", [(4, faiss.METRIC_L2), (8, faiss.METRIC_INNER_PRODUCT)])
+def test_file_round_trip_in_ram_and_mapped(built, data, tmp_path, nbits, metric):
+    index = built(nbits, metric)
+    path = tmp_path / "ivf.dpq"
+    pyfaiss_dpq.write_index(index, path)
+    params = SearchParametersIVFDPQ(nprobe=3, levels=3)
+    want = index.search(data[2], 10, params=params)
+    for mmap in (False, True):
+        back = pyfaiss_dpq.read_index(path, mmap=mmap)
+        assert isinstance(back, IndexIVFDPQ) and back.read_only == mmap
+        assert (back.ntotal, back.nlist, back.nprobe) == (index.ntotal, index.nlist, index.nprobe)
+        got = back.search(data[2], 10, params=params)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        back.verify()
+    mapped = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)  # Faiss's hook and flag
+    assert isinstance(mapped, IndexIVFDPQ) and mapped.read_only
+    with pytest.raises(RuntimeError, match="read-only"):
+        mapped.add(data[1][:3])
+    copy = faiss.deserialize_index(faiss.serialize_index(index))
+    np.testing.assert_array_equal(copy.search(data[2], 10, params=params)[1], want[1])
+
+
+def _corrupt_list(index, path, list_no):
+    """Flips a byte inside list `list_no`'s stored ids."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(index.list_ids(list_no).tobytes())
+    assert at > 0
+    raw[at + 3] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_corrupted_list_is_detected_when_touched(built, data, tmp_path):
+    index = built(4, faiss.METRIC_L2)
+    path = tmp_path / "ivf.dpq"
+    pyfaiss_dpq.write_index(index, path)
+    xq = data[2]
+    _, probes = index.quantizer.search(xq, 1)
+    bad = int(probes[0, 0])
+    _corrupt_list(index, path, bad)
+    mapped = pyfaiss_dpq.read_index(path, mmap=True)  # the header is intact: opens
+    clean = xq[probes[:, 0] != bad]
+    assert len(clean)
+    np.testing.assert_array_equal(mapped.search(clean, 5, params=SearchParametersIVFDPQ(nprobe=1))[1],
+                                  index.search(clean, 5, params=SearchParametersIVFDPQ(nprobe=1))[1])
+    with pytest.raises(RuntimeError, match=f"list {bad} is corrupt"):
+        mapped.search(xq[:1], 5, params=SearchParametersIVFDPQ(nprobe=1))
+    with pytest.raises(RuntimeError, match="corrupt"):
+        mapped.verify()
+    with pytest.raises(pyfaiss_dpq.CorruptIndexError, match="checksum"):
+        pyfaiss_dpq.read_index(path)  # in RAM: every list is checked
+
+
+def test_mapped_open_reads_the_header_only(built, tmp_path):
+    index = built(8, faiss.METRIC_L2)
+    path = tmp_path / "ivf.dpq"
+    pyfaiss_dpq.write_index(index, path)
+    for l in range(index.nlist):
+        if index.list_sizes()[l]:
+            _corrupt_list(index, path, l)
+    mapped = pyfaiss_dpq.read_index(path, mmap=True)  # opens: no list was read
+    assert mapped.ntotal == index.ntotal
+    with pytest.raises(RuntimeError, match="corrupt"):
+        mapped.verify()
+    raw = bytearray(path.read_bytes())
+    raw[40] ^= 0xFF  # inside the header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(pyfaiss_dpq.CorruptIndexError, match="header checksum"):
+        pyfaiss_dpq.read_index(path, mmap=True)
+    with pytest.raises(ValueError, match="IndexIVFDPQ files only"):
+        flat = tmp_path / "flat.dpq"
+        f = pyfaiss_dpq.IndexDPQ(index.d, 2, 4)
+        pyfaiss_dpq.write_index(f, flat)
+        pyfaiss_dpq.read_index(flat, mmap=True)
+
+
+# ---------------------------------------------------------------- Faiss wrappers
+
+def _empty_like(index, xt):
+    """An empty IndexIVFDPQ with `index`'s centroids and codebooks."""
+    d = index.d
+    out = IndexIVFDPQ(faiss.IndexFlatL2(d), d, index.nlist, index.levels, index.nbits)
+    out.quantizer.add(index.centroids)
+    out.codebooks = index.codebooks
+    out.train(xt[:10])  # copies the quantizer's centroids, keeps the codebooks
+    return out
+
+
+def test_inside_index_refine_flat_and_shards(built, data, tmp_path):
+    xt, xb, xq = data
+    index = built(4, faiss.METRIC_L2)
+    base = _empty_like(index, xt)
+    refine = faiss.IndexRefineFlat(base)
+    refine.add(xb)
+    params = faiss.IndexRefineSearchParameters(k_factor=4, base_index_params=SearchParametersIVFDPQ(nprobe=NLIST))
+    D, I = refine.search(xq, 5, params=params)
+    # The 20 IVF candidates re-ranked exactly: the exact top 5 of those candidates.
+    _, cand = base.search(xq, 20, params=SearchParametersIVFDPQ(nprobe=NLIST))
+    for q in range(len(xq)):
+        dist = ((xb[cand[q]] - xq[q]) ** 2).sum(1)
+        np.testing.assert_allclose(D[q], np.sort(dist)[:5], rtol=1e-4)
+    back = pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(refine))
+    np.testing.assert_array_equal(back.search(xq, 5, params=params)[1], I)
+
+    shards = faiss.IndexShards(xt.shape[1], True, False)
+    for lo, hi in ((0, 700), (700, len(xb))):
+        part = _empty_like(index, xt)
+        part.add_with_ids(xb[lo:hi], np.arange(lo, hi))
+        part.nprobe = NLIST
+        shards.add_shard(part)
+    D, I = shards.search(xq, 10)
+    Dr, Ir = index.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=NLIST))
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-5, atol=1e-5 * np.abs(Dr).max())
+    path = tmp_path / "shards.dpq"
+    faiss.write_index(shards, str(path))
+    back = faiss.read_index(str(path))
+    np.testing.assert_array_equal(back.search(xq, 10)[1], I)
