@@ -25,6 +25,7 @@ using scan::QuantizedLut;
 using scan::compute_luts;
 using scan::quantize_lut4;
 using scan::quantize_lut8;
+using scan::padded_levels4;
 
 // A candidate's place, kept in the heaps instead of its id: (list << 32) | offset.
 inline int64_t key_of(size_t list, size_t i) { return int64_t((uint64_t(list) << 32) | uint64_t(i)); }
