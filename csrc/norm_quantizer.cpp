@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "faiss_abi.h"
@@ -109,6 +110,12 @@ uint8_t NormQuantizer::encode(int j, float v) const {
     if (hi == 0) return 0;
     if (hi == K) return uint8_t(K - 1);
     return uint8_t(v - t[hi - 1] <= t[hi] - v ? hi - 1 : hi);
+}
+
+float NormQuantizer::below(int j, int c) const {
+    if (c == 0) return std::numeric_limits<float>::infinity();
+    const float* t = table(j);
+    return 0.5f * (t[c] - t[c - 1]);
 }
 
 }  // namespace dpq

@@ -59,6 +59,10 @@ class NormQuantizer {
     // Slot j = spec().slot(m).
     const float* table(int j) const { return centroids_.data() + size_t(j) * spec_.K(); }
     uint8_t encode(int j, float v) const;
+    // How far below centroid c of slot j a value that encode() gave code c
+    // may lie: half the gap to the next lower centroid (up to float
+    // rounding); infinity for the lowest centroid.
+    float below(int j, int c) const;
 
    private:
     NormSpec spec_;

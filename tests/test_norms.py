@@ -250,3 +250,22 @@ def test_distance_computer_agrees_with_search_bit_for_bit(trained, data, nbits, 
         got = np.array([dc(int(i)) for i in I[q]], dtype=np.float32)
         np.testing.assert_array_equal(got, D[q])
     del dc
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("norms", ["8bit", "4bit"])
+def test_norm_codes_far_from_the_origin(data, nbits, norms):
+    """Norms far wider than the neighbour gaps (as raw pixels): the shortlist's
+    lower-bound skipping (rescore.h) keeps the exact top-k and exact distances."""
+    xt, xb, xq = (x + np.float32(30) for x in data)
+    index = IndexDPQ(24, 4, nbits, faiss.METRIC_L2, norms=norms)
+    index.train(xt)
+    index.add(xb)
+    atol = 5e-2  # float32 cancellation: ||q||^2 and ||r||^2 are ~2e4, distances ~30
+    for m in (2, 4):
+        recons = prefix_recons(index, m)
+        Dref, Iref = exact_search(recons, xq, 10, faiss.METRIC_L2)
+        D, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m, shortlist=index.ntotal))
+        assert_same_knn(D, I, Dref, Iref, atol=atol)
+        D, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m, shortlist=20))
+        np.testing.assert_allclose(D, exact_distances(recons, xq, I), rtol=1e-4, atol=atol)

@@ -6,7 +6,9 @@
 // the two agree bit for bit.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -81,6 +83,64 @@ class Rescorer {
     int stored_ = -1;     // float32 slot of prefix M, or -1
     std::vector<uint8_t> code_;
     std::vector<float> r_;
+};
+
+// Lower bounds on the exact distances of candidates that a scan ranked
+// with a prefix norm code (the code's centroid in place of the norm's cross
+// terms): a code's value is at most NormQuantizer::below under its
+// centroid, so
+//   exact >= scan distance - below(code) - slack,
+// where slack bounds the float rounding of both distances and of the coded
+// value (sums of at most m^2 / 2 + m + d terms, each at most `magnitude`).
+// A shortlist candidate whose bound exceeds the k-th exact distance found
+// so far cannot be returned: it is not re-scored, and the results are those
+// of re-scoring every candidate.
+class NormCodeBound {
+   public:
+    // slot: the stored prefix the scan added norm codes of (spec.levels).
+    NormCodeBound(const SearchSpec& spec, int slot)
+            : store_(*spec.store), col_(spec.store->norm_column(slot)), m_(spec.levels) {
+        const NormQuantizer& q = *spec.norms;
+        const int K = spec.codec->K(), KN = q.spec().K();
+        below_.resize(KN);
+        float tmax = 0;
+        for (int c = 0; c < KN; c++) {
+            below_[c] = q.below(slot, c);
+            tmax = std::max(tmax, std::fabs(q.table(slot)[c]));
+        }
+        float root = 0;  // sum_l max_k ||c_lk||: its square bounds ||r||^2 and every cross sum
+        for (int l = 0; l < m_; l++)
+            root += std::sqrt(*std::max_element(spec.codeword_norms + size_t(l) * K,
+                                                spec.codeword_norms + size_t(l + 1) * K));
+        fixed_ = root * root + tmax;
+        eps_ = 2.f * float(size_t(m_) * m_ + m_ + spec.codec->d() + 16) * std::ldexp(1.f, -24);
+        K_ = K;
+    }
+
+    // The query's tables: lut (exact re-score's) and scan_lut (the scan's).
+    void set_query(const float* lut, const float* scan_lut, float bias) {
+        float mag = std::fabs(bias) + fixed_;
+        for (int l = 0; l < m_; l++) {
+            float a = 0, b = 0;
+            for (int k = 0; k < K_; k++) {
+                a = std::max(a, std::fabs(lut[l * K_ + k]));
+                b = std::max(b, std::fabs(scan_lut[l * K_ + k]));
+            }
+            mag += a + b;
+        }
+        slack_ = eps_ * mag;
+    }
+
+    float lower(size_t id, float scan_distance) const {
+        return scan_distance - below_[store_.column_format().get(col_, id)] - slack_;
+    }
+
+   private:
+    const CodeStore& store_;
+    const uint8_t* col_;
+    int m_, K_ = 0;
+    std::vector<float> below_;
+    float fixed_ = 0, eps_ = 0, slack_ = 0;
 };
 
 }  // namespace dpq::scan

@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "../topk.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "rescore.h"
 #include "reference.h"
+#include "shortlist.h"
 #include "tables.h"
 
 namespace dpq::scan {
@@ -250,6 +252,22 @@ class KnnCollector final : public Collector<KnnCollector> {
     std::vector<TopK> heaps;
 };
 
+// The scan's best `n` when they are re-scored (Job::rescore).
+class ShortlistCollector final : public Collector<ShortlistCollector> {
+   public:
+    ShortlistCollector(const Job& spec, const Group& g, size_t n) : Collector(spec, g) {
+        lists.assign(g.queries.size(), Shortlist(n));
+        refresh_all();
+    }
+    void merge(const ShortlistCollector& other) {
+        for (size_t q = 0; q < lists.size(); q++) lists[q].merge(other.lists[q]);
+    }
+    bool offer(int q, float d, int64_t id) { return d <= lists[q].threshold() && selected(id) && lists[q].push(d, id); }
+    float bound_of(int q) const { return lists[q].threshold(); }
+
+    std::vector<Shortlist> lists;
+};
+
 class RangeCollector final : public Collector<RangeCollector> {
    public:
     RangeCollector(const Job& spec, const Group& g, float bound)
@@ -369,24 +387,37 @@ void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
 
 void knn(const SearchSpec& search, size_t nq, const float* x, size_t k, float* distances, int64_t* labels) {
     const Job spec(search, false);
-    const bool rerank = spec.rerank_levels > spec.levels;
-    const size_t first_k = rerank ? std::max(spec.rerank_k, k) : spec.rescore() ? std::max(spec.shortlist, k) : k;
     const float sign = spec.l2 ? 1.f : -1.f;
     const float pad = sign * std::numeric_limits<float>::max();
-    run<KnnCollector>(
-            spec, nq, x, [&](const Group& g) { return KnnCollector(spec, g, first_k); },
-            [&](const Group& g, KnnCollector& c) {
-                if (!spec.rescore()) {
+    if (!spec.rescore()) {
+        run<KnnCollector>(
+                spec, nq, x, [&](const Group& g) { return KnnCollector(spec, g, k); },
+                [&](const Group& g, KnnCollector& c) {
                     for (size_t q = 0; q < g.queries.size(); q++)
                         c.heaps[q].extract(distances + (g.q0 + q) * k, labels + (g.q0 + q) * k, pad, sign);
-                    return;
-                }
-                // The scan's best, re-scored exactly (with more levels when re-ranking).
+                });
+        return;
+    }
+    // The scan's best, re-scored exactly (with more levels when re-ranking).
+    const bool rerank = spec.rerank_levels > spec.levels;
+    const size_t n = std::max(rerank ? spec.rerank_k : spec.shortlist, k);
+    // Ranked with norm codes at the prefix re-scored: candidates whose lower
+    // bound cannot make the top k are skipped (rescore.h).
+    const bool bounded = !rerank && spec.np.scan.slot >= 0 && spec.store->norm_spec().quantized();
+    run<ShortlistCollector>(
+            spec, nq, x, [&](const Group& g) { return ShortlistCollector(spec, g, n); },
+            [&](const Group& g, ShortlistCollector& c) {
                 Rescorer rescore(spec, spec.final_levels());
+                std::optional<NormCodeBound> bound;
+                if (bounded) bound.emplace(spec, spec.np.scan.slot);
                 for (size_t q = 0; q < g.queries.size(); q++) {
                     const QueryTables& t = g.queries[q];
+                    if (bound) bound->set_query(t.lut, t.scan_lut, t.bias);
                     TopK best(k);
-                    for (const auto& [d0, id] : c.heaps[q].sorted()) best.push(rescore(size_t(id), t.lut, t.bias), id);
+                    for (const auto& [d0, id] : c.lists[q].sorted()) {
+                        if (bound && bound->lower(size_t(id), d0) > best.threshold()) continue;
+                        best.push(rescore(size_t(id), t.lut, t.bias), id);
+                    }
                     best.extract(distances + (g.q0 + q) * k, labels + (g.q0 + q) * k, pad, sign);
                 }
             });
