@@ -8,29 +8,12 @@
 #include <string>
 
 #include "check.h"
+#include "faiss_adapters.h"
 #include "scan/search.h"
 
 namespace dpq {
 
-namespace {
-
 using faiss::idx_t;
-
-void check_float32(faiss::NumericType t) {
-    DPQ_CHECK(t == faiss::Float32, std::invalid_argument, "IndexDPQ: only float32 vectors are supported");
-}
-
-// Faiss's IDSelector as the scan's id filter.
-class SelectorFilter final : public scan::IdFilter {
-   public:
-    explicit SelectorFilter(const faiss::IDSelector* sel) : sel_(sel) {}
-    bool keep(int64_t id) const override { return sel_->is_member(idx_t(id)); }
-
-   private:
-    const faiss::IDSelector* sel_;
-};
-
-}  // namespace
 
 namespace {
 
@@ -178,7 +161,7 @@ void IndexDPQ::train(idx_t n, const float* x) {
 void IndexDPQ::train_with_queries(idx_t n, const float* x, idx_t, const float*) { train(n, x); }
 
 void IndexDPQ::train_ex(idx_t n, const void* x, faiss::NumericType t) {
-    check_float32(t);
+    check_float32(t, "IndexDPQ");
     train(n, static_cast<const float*>(x));
 }
 
@@ -194,7 +177,7 @@ void IndexDPQ::add(idx_t n, const float* x) {
 }
 
 void IndexDPQ::add_ex(idx_t n, const void* x, faiss::NumericType t) {
-    check_float32(t);
+    check_float32(t, "IndexDPQ");
     add(n, static_cast<const float*>(x));
 }
 
@@ -393,7 +376,7 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
 
 void IndexDPQ::search_ex(idx_t n, const void* x, faiss::NumericType t, idx_t k, float* distances,
                          idx_t* labels, const faiss::SearchParameters* params) const {
-    check_float32(t);
+    check_float32(t, "IndexDPQ");
     search(n, static_cast<const float*>(x), k, distances, labels, params);
 }
 
@@ -406,13 +389,7 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     const scan::SearchSpec spec = search_spec(1, params, &filter);
     DPQ_CHECK(!spec.rerank_levels, std::invalid_argument, "IndexDPQ.range_search: re-ranking is not supported");
     const std::vector<scan::RangeHits> hits = scan::range(spec, size_t(n), x, radius);
-    for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
-    result->do_allocation();
-    for (idx_t qi = 0; qi < n; qi++)
-        for (size_t j = 0; j < hits[qi].size(); j++) {
-            result->labels[result->lims[qi] + j] = hits[qi][j].first;
-            result->distances[result->lims[qi] + j] = hits[qi][j].second;
-        }
+    fill_range_result(hits, result);
 }
 
 }  // namespace dpq

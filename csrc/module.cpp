@@ -22,6 +22,7 @@
 #include "serialize.h"
 #include "swig_bridge.h"
 #include "beam.h"
+#include "binding_helpers.h"
 #include "train.h"
 
 namespace py = pybind11;
@@ -30,13 +31,12 @@ using dpq::SearchParametersDPQ;
 
 namespace {
 
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
-
-py::object steal(PyObject* obj) {
-    if (!obj) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(obj);
-}
+using dpq::bind::ByteArray;
+using dpq::bind::count_vectors;
+using dpq::bind::FloatArray;
+using dpq::bind::IdArray;
+using dpq::bind::params_or_null;
+using dpq::bind::steal;
 
 IndexDPQ& dpq_of(py::handle proxy) {
     faiss::Index* index = dpq::swig::unwrap_index(proxy.ptr());
@@ -54,12 +54,6 @@ SearchParametersDPQ& params_of(py::handle proxy) {
     return *dp;
 }
 
-// n vectors of the index's dimension (Python's array converter shaped them).
-int64_t count_vectors(const IndexDPQ& index, const FloatArray& x) {
-    DPQ_CHECK(x.ndim() == 2 && x.shape(1) == index.d, std::invalid_argument, "vectors must have shape (n, %d)", index.d);
-    return int64_t(x.shape(0));
-}
-
 // An int as a faiss::MetricType, refusing what is none of Faiss's metrics (as
 // Faiss's inline metric_type_from_int does: casting it would be undefined).
 // Which metrics an IndexDPQ takes is its constructor's rule.
@@ -68,13 +62,6 @@ faiss::MetricType metric_from_int(int x) {
                       (x >= faiss::METRIC_Canberra && x <= faiss::METRIC_GOWER),
               std::invalid_argument, "IndexDPQ: %d is not a faiss metric type", x);
     return faiss::MetricType(x);
-}
-
-const faiss::SearchParameters* params_or_null(py::handle params) {
-    if (params.is_none()) return nullptr;
-    faiss::SearchParameters* p = dpq::swig::unwrap_search_parameters(params.ptr());
-    if (!p) throw py::error_already_set();
-    return p;
 }
 
 // A read/write field of TrainParams whose setter validates the new value.
@@ -280,37 +267,13 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         index.add(n, x.data());
     });
-    m.def("search", [](py::handle p, FloatArray x, int64_t k, py::handle params) {
-        IndexDPQ& index = dpq_of(p);
-        const int64_t n = count_vectors(index, x);
-        const faiss::SearchParameters* sp = params_or_null(params);
-        py::array_t<float> D({n, std::max<int64_t>(k, 0)});
-        py::array_t<faiss::idx_t> I({n, std::max<int64_t>(k, 0)});
-        float* dp = D.mutable_data();
-        faiss::idx_t* ip = I.mutable_data();
-        {
-            py::gil_scoped_release nogil;
-            index.search(n, x.data(), k, dp, ip, sp);
-        }
-        return py::make_tuple(D, I);
+    // Search entry points of every index of ours (IndexDPQ, IndexIVFDPQ): the
+    // C++ object's own virtual search runs.
+    m.def("index_search", [](py::handle p, FloatArray x, int64_t k, py::handle params) {
+        return dpq::bind::search(dpq::bind::index_of(p), x, k, params);
     });
-    m.def("range_search", [](py::handle p, FloatArray x, float radius, py::handle params) {
-        IndexDPQ& index = dpq_of(p);
-        const int64_t n = count_vectors(index, x);
-        const faiss::SearchParameters* sp = params_or_null(params);
-        faiss::RangeSearchResult result{size_t(n)};
-        {
-            py::gil_scoped_release nogil;
-            index.range_search(n, x.data(), radius, &result, sp);
-        }
-        const size_t total = result.lims[n];
-        py::array_t<uint64_t> lims(size_t(n) + 1);
-        py::array_t<float> D(total);
-        py::array_t<faiss::idx_t> I(total);
-        std::copy(result.lims, result.lims + n + 1, lims.mutable_data());
-        std::copy(result.distances, result.distances + total, D.mutable_data());
-        std::copy(result.labels, result.labels + total, I.mutable_data());
-        return py::make_tuple(lims, D, I);
+    m.def("index_range_search", [](py::handle p, FloatArray x, float radius, py::handle params) {
+        return dpq::bind::range_search(dpq::bind::index_of(p), x, radius, params);
     });
     m.def("sa_encode", [](py::handle p, FloatArray x) {
         IndexDPQ& index = dpq_of(p);

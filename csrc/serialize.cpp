@@ -3,51 +3,20 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "byte_io.h"
+
 namespace dpq {
 
 namespace {
 
-class Writer {
-   public:
-    template <class T>
-    void put(T v) { bytes(&v, sizeof v); }
-    void bytes(const void* p, size_t n) {
-        auto* b = static_cast<const uint8_t*>(p);
-        out.insert(out.end(), b, b + n);
-    }
-    std::vector<uint8_t> out;
-};
+constexpr const char* kKind = "IndexDPQ";
 
-class Reader {
-   public:
-    Reader(const uint8_t* p, size_t n) : p_(p), left_(n) {}
-    template <class T>
-    T get(const char* what) {
-        T v;
-        bytes(&v, sizeof v, what);
-        return v;
-    }
-    void bytes(void* dst, size_t n, const char* what) {
-        if (n > left_) throw std::invalid_argument(std::string("IndexDPQ file truncated while reading ") + what);
-        std::memcpy(dst, p_, n);
-        p_ += n;
-        left_ -= n;
-    }
-    size_t left() const { return left_; }
-
-   private:
-    const uint8_t* p_;
-    size_t left_;
-};
-
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("IndexDPQ file is inconsistent: " + what);
-}
+void require(bool ok, const std::string& what) { require_consistent(ok, kKind, what); }
 
 }  // namespace
 
 std::vector<uint8_t> serialize(const IndexDPQ& index) {
-    Writer w;
+    ByteWriter w;
     w.put<uint32_t>(kFormatVersion);
     w.put<int32_t>(index.d);
     w.put<int32_t>(int32_t(index.metric_type));
@@ -77,7 +46,7 @@ std::vector<uint8_t> serialize(const IndexDPQ& index) {
 }
 
 std::unique_ptr<IndexDPQ> deserialize(const uint8_t* data, size_t size) {
-    Reader r(data, size);
+    ByteReader r(kKind, data, size);
     const auto version = r.get<uint32_t>("version");
     if (version < kOldestFormatVersion || version > kFormatVersion)
         throw std::invalid_argument("IndexDPQ format version " + std::to_string(version) +

@@ -101,3 +101,8 @@ def as_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} must have {n} entries, got {arr.shape[0]}")
     return arr
+
+
+def int_property(name: str, doc: str, get, set_) -> property:
+    """A property over a C++ getter and setter of an int: Python converts, C++ checks the range."""
+    return property(lambda self: get(self), lambda self, value: set_(self, as_int(value, name)), doc=doc)

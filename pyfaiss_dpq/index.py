@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import weakref
-
 import faiss
 import numpy as np
 
 from ._native import core
-from ._validate import as_count, as_ids, as_int, as_vectors
+from ._native_index import NativeIndex
+from ._validate import as_count, as_ids, as_int, int_property
 
 __all__ = ["IndexDPQ", "SearchParametersDPQ", "downcast"]
 
-# C++ address -> live Python IndexDPQ, so that downcast() returns the very
-# object a user made when a Faiss wrapper hands back a plain faiss.Index.
-_live: "weakref.WeakValueDictionary[int, IndexDPQ]" = weakref.WeakValueDictionary()
-
-
-def _int_attribute(name: str, doc: str, get, set_) -> property:
-    """A property over a C++ getter and setter of an int: Python converts, C++ checks the range."""
-    return property(lambda self: get(self), lambda self, value: set_(self, as_int(value, name)), doc=doc)
-
-
-class IndexDPQ(faiss.Index):
+class IndexDPQ(NativeIndex):
     """Deep progressive quantizer index, searchable at any prefix of its levels.
 
     Each vector is coded as ``levels`` indices of ``nbits`` bits; level l
@@ -77,16 +66,7 @@ class IndexDPQ(faiss.Index):
             raise ValueError(f"norms must be one of {self.NORMS}, got {norms!r}")
         prefixes = _norm_prefixes(norm_prefixes, levels, norms)
         self.this = core.new_index(d, levels, nbits, metric, norms, prefixes)
-        _live[int(self.this)] = self
-
-    @classmethod
-    def _adopt(cls, swig_this, keep_alive=None) -> "IndexDPQ":
-        obj = cls.__new__(cls)
-        obj.this = swig_this
-        if keep_alive is not None:
-            obj.referenced_objects = [keep_alive]
-        _live[int(obj.this)] = obj
-        return obj
+        self._register()
 
     # ------------------------------------------------------------ attributes
     levels = property(lambda self: core.levels(self), doc="Number of levels L (read-only).")
@@ -108,9 +88,9 @@ class IndexDPQ(faiss.Index):
         # C++ refuses non-finite values and a replacement while vectors are stored.
         core.set_codebooks(self, np.ascontiguousarray(arr, dtype=np.float32))
 
-    search_levels = _int_attribute("search_levels", "Default prefix length used by search (1..levels).",
+    search_levels = int_property("search_levels", "Default prefix length used by search (1..levels).",
                                    core.get_search_levels, core.set_search_levels)
-    beam_size = _int_attribute("beam_size", "Beam width of encoding (1 = greedy); wider finds better codes, slower.",
+    beam_size = int_property("beam_size", "Beam width of encoding (1 = greedy); wider finds better codes, slower.",
                                core.get_beam_size, core.set_beam_size)
 
     @property
@@ -180,26 +160,6 @@ class IndexDPQ(faiss.Index):
     def add(self, x) -> None:
         """Encode and append vectors. x: (n, d)."""
         core.add(self, self._vectors(x))
-
-    def search(self, x, k, *, params=None, D=None, I=None):
-        """k nearest neighbours of each query. x: (nq, d) -> (D, I), each (nq, k).
-
-        ``params=SearchParametersDPQ(levels=m)`` scans the first m levels;
-        ids are -1 (distance +-FLT_MAX) where fewer than k vectors qualify.
-        ``D`` and ``I``, when given, receive the results (as in Faiss).
-        """
-        Dk, Ik = core.search(self, self._vectors(x), as_int(k, "k"), params)
-        if D is not None:
-            D[...] = Dk
-            Dk = D
-        if I is not None:
-            I[...] = Ik
-            Ik = I
-        return Dk, Ik
-
-    def range_search(self, x, thresh, *, params=None):
-        """All vectors within `thresh` (L2: distance < thresh; IP: similarity > thresh)."""
-        return core.range_search(self, self._vectors(x), float(thresh), params)
 
     def sa_encode(self, x) -> np.ndarray:
         """Packed codes, shape (n, sa_code_size()), uint8."""
@@ -274,10 +234,6 @@ class IndexDPQ(faiss.Index):
             raise ValueError("IndexDPQ ids are sequential: add_id must be 0")
         super().merge_from(other, 0)
 
-    # ------------------------------------------------------------ helpers
-    def _vectors(self, x) -> np.ndarray:
-        return as_vectors(x, self.d, finite=False)  # the C++ core checks finiteness
-
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
         return (f"IndexDPQ(d={self.d}, levels={self.levels}, nbits={self.nbits}, metric={metric}, "
@@ -314,7 +270,7 @@ class SearchParametersDPQ(faiss.SearchParameters):
             self.sel = sel
 
     def _field(name: str, doc: str):  # noqa: N805 - property factory used in the class body
-        return _int_attribute(name, doc, lambda p: core.params_get(p, name), lambda p, v: core.params_set(p, name, v))
+        return int_property(name, doc, lambda p: core.params_get(p, name), lambda p, v: core.params_set(p, name, v))
 
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
@@ -357,8 +313,5 @@ def downcast(index):
     if not isinstance(index, faiss.Index):
         raise TypeError(f"expected a faiss.Index, got {type(index).__name__}")
     if core.is_dpq(index):
-        live = _live.get(int(index.this))
-        if live is not None:
-            return live
-        return IndexDPQ._adopt(index.this, keep_alive=index)
+        return IndexDPQ._face_of(index)
     return faiss.downcast_index(index)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import weakref
-
 import faiss
 import numpy as np
 
 from ._native import core
-from ._validate import as_ids, as_int, as_vectors
+from ._native_index import NativeIndex
+from ._validate import as_ids, as_int, int_property
 
 __all__ = ["IndexIVFDPQ", "SearchParametersIVFDPQ"]
 
-_live: "weakref.WeakValueDictionary[int, IndexIVFDPQ]" = weakref.WeakValueDictionary()
-
-
-class IndexIVFDPQ(faiss.Index):
+class IndexIVFDPQ(NativeIndex):
     """Inverted file of progressive (residual) codes, searchable at any prefix.
 
     Each vector goes to the list of its nearest coarse centroid c and is coded
@@ -65,15 +61,7 @@ class IndexIVFDPQ(faiss.Index):
                 raise ValueError(f"norm_prefixes must be distinct and non-empty, got {list(norm_prefixes)}")
         self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes)
         self.referenced_objects = [quantizer]
-        _live[int(self.this)] = self
-
-    @classmethod
-    def _adopt(cls, swig_this, keep_alive=None) -> "IndexIVFDPQ":
-        obj = cls.__new__(cls)
-        obj.this = swig_this
-        obj.referenced_objects = [] if keep_alive is None else [keep_alive]
-        _live[int(obj.this)] = obj
-        return obj
+        self._register()
 
     # ------------------------------------------------------------ attributes
     def _info(self) -> dict:
@@ -89,13 +77,7 @@ class IndexIVFDPQ(faiss.Index):
     read_only = property(lambda self: not self._info()["writable"], doc="True for a memory-mapped index.")
 
     def _knob(name: str, doc: str):  # noqa: N805 - property factory used in the class body
-        def get(self):
-            return core.ivf_get(self, name)
-
-        def set_(self, value):
-            core.ivf_set(self, name, as_int(value, name))
-
-        return property(get, set_, doc=doc)
+        return int_property(name, doc, lambda ix: core.ivf_get(ix, name), lambda ix, v: core.ivf_set(ix, name, v))
 
     nprobe = _knob("nprobe", "Lists probed per query (clamped to nlist, as Faiss's IVF).")
     search_levels = _knob("search_levels", "Default prefix length scanned (1..levels).")
@@ -188,25 +170,6 @@ class IndexIVFDPQ(faiss.Index):
             raise ValueError(f"ids must have shape ({x.shape[0]},), got {ids.shape}")
         core.ivf_add(self, x, ids)
 
-    def search(self, x, k, *, params=None, D=None, I=None):
-        """k nearest neighbours of each query. x: (nq, d) -> (D, I), each (nq, k).
-
-        ``params=SearchParametersIVFDPQ(nprobe=.., levels=m)`` overrides the
-        index's nprobe and search_levels for this call.
-        """
-        Dk, Ik = core.ivf_search(self, self._vectors(x), as_int(k, "k"), params)
-        if D is not None:
-            D[...] = Dk
-            Dk = D
-        if I is not None:
-            I[...] = Ik
-            Ik = I
-        return Dk, Ik
-
-    def range_search(self, x, thresh, *, params=None):
-        """All probed vectors within `thresh` (L2: distance < thresh; IP: similarity > thresh)."""
-        return core.ivf_range_search(self, self._vectors(x), float(thresh), params)
-
     def reconstruct(self, key, x=None) -> np.ndarray:
         """Centroid plus all levels of the vector stored with id `key`, shape (d,)."""
         out = core.ivf_reconstruct(self, as_int(key, "key"))
@@ -221,9 +184,6 @@ class IndexIVFDPQ(faiss.Index):
         if not isinstance(other, IndexIVFDPQ):
             raise TypeError("merge_from expects an IndexIVFDPQ")
         super().merge_from(other, as_int(add_id, "add_id"))
-
-    def _vectors(self, x) -> np.ndarray:
-        return as_vectors(x, self.d, finite=False)  # the C++ core checks finiteness
 
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
@@ -264,14 +224,9 @@ class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
             self.sel = sel
             self.referenced_objects = [sel]
 
-    def _field(name: str, doc: str):  # noqa: N805
-        def get(self):
-            return core.ivf_params_get(self, name)
-
-        def set_(self, value):
-            core.ivf_params_set(self, name, as_int(value, name))
-
-        return property(get, set_, doc=doc)
+    def _field(name: str, doc: str):  # noqa: N805 - property factory used in the class body
+        return int_property(name, doc, lambda p: core.ivf_params_get(p, name),
+                            lambda p, v: core.ivf_params_set(p, name, v))
 
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
@@ -288,6 +243,5 @@ def downcast_ivf(index):
     if isinstance(index, IndexIVFDPQ) or not isinstance(index, faiss.Index):
         return index
     if core.is_ivf_dpq(index):
-        live = _live.get(int(index.this))
-        return live if live is not None else IndexIVFDPQ._adopt(index.this, keep_alive=index)
+        return IndexIVFDPQ._face_of(index)
     return index

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../abi_check.h"
+#include "../binding_helpers.h"
 #include "../check.h"
 #include "../swig_bridge.h"
 #include "index_ivf_dpq.h"
@@ -20,13 +21,12 @@ namespace dpq::ivf {
 
 namespace {
 
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-py::object steal(PyObject* obj) {
-    if (!obj) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(obj);
-}
+using bind::ByteArray;
+using bind::count_vectors;
+using bind::FloatArray;
+using bind::IdArray;
+using bind::params_or_null;
+using bind::steal;
 
 IndexIVFDPQ& ivf_of(py::handle proxy) {
     faiss::Index* index = swig::unwrap_index(proxy.ptr());
@@ -42,19 +42,6 @@ SearchParametersIVFDPQ& params_of(py::handle proxy) {
     auto* dp = dynamic_cast<SearchParametersIVFDPQ*>(p);
     if (!dp) throw py::type_error("expected a SearchParametersIVFDPQ");
     return *dp;
-}
-
-const faiss::SearchParameters* params_or_null(py::handle params) {
-    if (params.is_none()) return nullptr;
-    faiss::SearchParameters* p = swig::unwrap_search_parameters(params.ptr());
-    if (!p) throw py::error_already_set();
-    return p;
-}
-
-int64_t count_vectors(const IndexIVFDPQ& index, const FloatArray& x) {
-    DPQ_CHECK(x.ndim() == 2 && x.shape(1) == index.d, std::invalid_argument, "vectors must have shape (n, %d)",
-              index.d);
-    return int64_t(x.shape(0));
 }
 
 }  // namespace
@@ -214,38 +201,6 @@ void register_bindings(py::module_& m) {
         const int64_t* idp = ids.is_none() ? nullptr : id.data();
         py::gil_scoped_release nogil;
         ix.add_with_ids(n, x.data(), idp);
-    });
-    m.def("ivf_search", [](py::handle p, FloatArray x, int64_t k, py::handle params) {
-        IndexIVFDPQ& ix = ivf_of(p);
-        const int64_t n = count_vectors(ix, x);
-        const faiss::SearchParameters* sp = params_or_null(params);
-        py::array_t<float> D({n, std::max<int64_t>(k, 0)});
-        py::array_t<faiss::idx_t> I({n, std::max<int64_t>(k, 0)});
-        float* dp = D.mutable_data();
-        faiss::idx_t* ip = I.mutable_data();
-        {
-            py::gil_scoped_release nogil;
-            ix.search(n, x.data(), k, dp, ip, sp);
-        }
-        return py::make_tuple(D, I);
-    });
-    m.def("ivf_range_search", [](py::handle p, FloatArray x, float radius, py::handle params) {
-        IndexIVFDPQ& ix = ivf_of(p);
-        const int64_t n = count_vectors(ix, x);
-        const faiss::SearchParameters* sp = params_or_null(params);
-        faiss::RangeSearchResult result{size_t(n)};
-        {
-            py::gil_scoped_release nogil;
-            ix.range_search(n, x.data(), radius, &result, sp);
-        }
-        const size_t total = result.lims[n];
-        py::array_t<uint64_t> lims(size_t(n) + 1);
-        py::array_t<float> D(total);
-        py::array_t<faiss::idx_t> I(total);
-        std::copy(result.lims, result.lims + n + 1, lims.mutable_data());
-        std::copy(result.distances, result.distances + total, D.mutable_data());
-        std::copy(result.labels, result.labels + total, I.mutable_data());
-        return py::make_tuple(lims, D, I);
     });
     m.def("ivf_reconstruct", [](py::handle p, int64_t key) {
         IndexIVFDPQ& ix = ivf_of(p);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../check.h"
+#include "../faiss_adapters.h"
 #include "search_lists.h"
 
 namespace dpq {
@@ -16,19 +17,6 @@ namespace dpq {
 namespace {
 
 using faiss::idx_t;
-
-void check_float32(faiss::NumericType t) {
-    DPQ_CHECK(t == faiss::Float32, std::invalid_argument, "IndexIVFDPQ: only float32 vectors are supported");
-}
-
-class SelectorFilter final : public scan::IdFilter {
-   public:
-    explicit SelectorFilter(const faiss::IDSelector* sel) : sel_(sel) {}
-    bool keep(int64_t id) const override { return sel_->is_member(idx_t(id)); }
-
-   private:
-    const faiss::IDSelector* sel_;
-};
 
 const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
                         faiss::MetricType metric, const NormSpec& norms) {
@@ -193,7 +181,7 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
 void IndexIVFDPQ::train_with_queries(idx_t n, const float* x, idx_t, const float*) { train(n, x); }
 
 void IndexIVFDPQ::train_ex(idx_t n, const void* x, faiss::NumericType t) {
-    check_float32(t);
+    check_float32(t, "IndexIVFDPQ");
     train(n, static_cast<const float*>(x));
 }
 
@@ -286,12 +274,12 @@ void IndexIVFDPQ::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
 void IndexIVFDPQ::add(idx_t n, const float* x) { add_with_ids(n, x, nullptr); }
 
 void IndexIVFDPQ::add_ex(idx_t n, const void* x, faiss::NumericType t) {
-    check_float32(t);
+    check_float32(t, "IndexIVFDPQ");
     add(n, static_cast<const float*>(x));
 }
 
 void IndexIVFDPQ::add_with_ids_ex(idx_t n, const void* x, faiss::NumericType t, const idx_t* ids) {
-    check_float32(t);
+    check_float32(t, "IndexIVFDPQ");
     add_with_ids(n, static_cast<const float*>(x), ids);
 }
 
@@ -431,16 +419,7 @@ std::vector<int64_t> IndexIVFDPQ::probe(idx_t n, const float* x, const Plan& pla
     return std::vector<int64_t>(I.begin(), I.end());
 }
 
-void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
-                         const faiss::SearchParameters* params) const {
-    require_trained("search");
-    DPQ_CHECK(k > 0, std::invalid_argument, "IndexIVFDPQ.search: k must be positive, got %lld", (long long)k);
-    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.search: negative number of queries");
-    check_finite(n, d, x, "IndexIVFDPQ.search");
-    const Plan plan = make_plan(k, params);
-    const std::vector<int64_t> probes = probe(n, x, plan);
-    std::shared_lock lock(mutex_);
-    const SelectorFilter filter(plan.sel);
+ivf::ListSearch IndexIVFDPQ::list_search(const Plan& plan, const scan::IdFilter* filter) const {
     ivf::ListSearch s;
     s.codec = &codec_;
     s.lists = lists_.get();
@@ -451,13 +430,27 @@ void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx
     s.rerank_levels = plan.rerank_levels;
     s.rerank_slot = plan.rerank_levels ? norms_.slot(plan.rerank_levels) : -1;
     s.rerank_k = plan.rerank_k;
-    s.filter = plan.sel ? &filter : nullptr;
+    s.filter = filter;
+    return s;
+}
+
+void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+                         const faiss::SearchParameters* params) const {
+    require_trained("search");
+    DPQ_CHECK(k > 0, std::invalid_argument, "IndexIVFDPQ.search: k must be positive, got %lld", (long long)k);
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.search: negative number of queries");
+    check_finite(n, d, x, "IndexIVFDPQ.search");
+    const Plan plan = make_plan(k, params);
+    const std::vector<int64_t> probes = probe(n, x, plan);
+    std::shared_lock lock(mutex_);
+    const SelectorFilter filter(plan.sel);
+    const ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
     ivf::knn(s, size_t(n), x, probes.data(), plan.nprobe, size_t(k), distances, labels);
 }
 
 void IndexIVFDPQ::search_ex(idx_t n, const void* x, faiss::NumericType t, idx_t k, float* distances,
                             idx_t* labels, const faiss::SearchParameters* params) const {
-    check_float32(t);
+    check_float32(t, "IndexIVFDPQ");
     search(n, static_cast<const float*>(x), k, distances, labels, params);
 }
 
@@ -471,22 +464,9 @@ void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::Ran
     const std::vector<int64_t> probes = probe(n, x, plan);
     std::shared_lock lock(mutex_);
     const SelectorFilter filter(plan.sel);
-    ivf::ListSearch s;
-    s.codec = &codec_;
-    s.lists = lists_.get();
-    s.centroids = centroids_.data();
-    s.l2 = is_l2();
-    s.levels = plan.levels;
-    s.norm_slot = norms_.slot(plan.levels);
-    s.filter = plan.sel ? &filter : nullptr;
+    const ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
     const std::vector<scan::RangeHits> hits = ivf::range(s, size_t(n), x, probes.data(), plan.nprobe, radius);
-    for (idx_t qi = 0; qi < n; qi++) result->lims[qi] = hits[qi].size();
-    result->do_allocation();
-    for (idx_t qi = 0; qi < n; qi++)
-        for (size_t j = 0; j < hits[qi].size(); j++) {
-            result->labels[result->lims[qi] + j] = hits[qi][j].first;
-            result->distances[result->lims[qi] + j] = hits[qi][j].second;
-        }
+    fill_range_result(hits, result);
 }
 
 }  // namespace dpq

@@ -19,6 +19,7 @@
 #include "../norm_quantizer.h"
 #include "../train.h"
 #include "list_store.h"
+#include "search_lists.h"
 
 namespace dpq {
 
@@ -106,6 +107,8 @@ class IndexIVFDPQ : public faiss::Index {
     Plan make_plan(faiss::idx_t k, const faiss::SearchParameters* params) const;
     // nq x nprobe list numbers, -1 past max_codes.
     std::vector<int64_t> probe(faiss::idx_t n, const float* x, const Plan& plan) const;
+    // The list search of `plan` (callers hold the shared lock while it runs).
+    ivf::ListSearch list_search(const Plan& plan, const scan::IdFilter* filter) const;
     void require_trained(const char* what) const;
     void require_writable(const char* what) const;
     // Norms (n x stored prefixes) of centroid + prefix reconstructions.

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "../byte_io.h"
 #include "../serialize.h"
 #include "crc32.h"
 #include "mapped_lists.h"
@@ -17,42 +18,9 @@ constexpr uint32_t kFirstIvfVersion = 2;  // files of older versions hold no Ind
 
 size_t aligned(size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-class Writer {
-   public:
-    template <class T>
-    void put(T v) { bytes(&v, sizeof v); }
-    void bytes(const void* p, size_t n) {
-        auto* b = static_cast<const uint8_t*>(p);
-        out.insert(out.end(), b, b + n);
-    }
-    std::vector<uint8_t> out;
-};
+constexpr const char* kKind = "IndexIVFDPQ";
 
-class Reader {
-   public:
-    Reader(const uint8_t* p, size_t n) : p_(p), left_(n) {}
-    template <class T>
-    T get(const char* what) {
-        T v;
-        bytes(&v, sizeof v, what);
-        return v;
-    }
-    void bytes(void* dst, size_t n, const char* what) {
-        if (n > left_) throw std::invalid_argument(std::string("IndexIVFDPQ file truncated while reading ") + what);
-        std::memcpy(dst, p_, n);
-        p_ += n;
-        left_ -= n;
-    }
-    size_t left() const { return left_; }
-
-   private:
-    const uint8_t* p_;
-    size_t left_;
-};
-
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("IndexIVFDPQ file is inconsistent: " + what);
-}
+void require(bool ok, const std::string& what) { require_consistent(ok, kKind, what); }
 
 struct Parsed {
     std::unique_ptr<IndexIVFDPQ> index;
@@ -78,7 +46,7 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     const uint8_t* h = data + kPreamble;
     if (crc32(h, hlen) != hcrc)
         throw std::invalid_argument("IndexIVFDPQ file header checksum mismatch: the file is corrupt");
-    Reader r(h, hlen);
+    ByteReader r(kKind, h, hlen);
     const auto d = r.get<int32_t>("d");
     const auto metric = r.get<int32_t>("metric");
     const auto nlist = r.get<uint64_t>("nlist");
@@ -161,7 +129,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     const size_t nlist = index.nlist();
     const CodeLayout layout{index.levels(), index.nbits()};
     const int slots = int(index.norm_spec().prefixes.size());
-    Writer h;
+    ByteWriter h;
     h.put<int32_t>(index.d);
     h.put<int32_t>(int32_t(index.metric_type));
     h.put<uint64_t>(nlist);

@@ -156,14 +156,7 @@ class ListSink final : public scan::BlockSink {
    private:
     void refresh(int q) {
         const float T = owner_.bound(lanes_[q].q);
-        const QuantizedLut& ql = lanes_[q].ql;
-        if (T == kInf) {
-            thresholds.qthr[q] = 65535;
-            thresholds.fthr[q] = kInf;
-        } else {
-            thresholds.qthr[q] = ql.admit_sum(T);
-            thresholds.fthr[q] = ql.admit(T) - ql.base;
-        }
+        lanes_[q].ql.thresholds_for(T, thresholds.qthr[q], thresholds.fthr[q]);
     }
 
     Owner& owner_;

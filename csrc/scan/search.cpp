@@ -216,14 +216,7 @@ class Collector : public BlockSink {
     // quantization error (tables.h).
     void refresh(int q) {
         const float T = self().bound_of(q);
-        const QuantizedLut& ql = group_.queries[q].qlut;
-        if (T == kInf) {
-            thresholds.qthr[q] = 65535;
-            thresholds.fthr[q] = kInf;
-        } else {
-            thresholds.qthr[q] = ql.admit_sum(T);
-            thresholds.fthr[q] = ql.admit(T) - ql.base;
-        }
+        group_.queries[q].qlut.thresholds_for(T, thresholds.qthr[q], thresholds.fthr[q]);
     }
     void refresh_all() {
         for (size_t q = 0; q < group_.queries.size(); q++) refresh(int(q));

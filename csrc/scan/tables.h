@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,17 @@ struct QuantizedLut {
     // Inner product: the largest quantized sum admitted for exact threshold
     // T, or -1 when no code can be admitted; at most 65535.
     int32_t admit_sum(float T) const;
+    // A kernel's thresholds (kernels.h: Thresholds) for exact threshold T;
+    // T = +inf admits everything.
+    void thresholds_for(float T, int32_t& qthr, float& fthr) const {
+        if (T == std::numeric_limits<float>::infinity()) {
+            qthr = 65535;
+            fthr = T;
+        } else {
+            qthr = admit_sum(T);
+            fthr = admit(T) - base;
+        }
+    }
 };
 
 // 4-bit tables: out holds round_up(m, 4) x 16 bytes, levels >= m zero.
