@@ -356,7 +356,18 @@ def write_index(index, path) -> None:
 
     An IndexIVFDPQ is written in its own layout, which ``read_index(path, mmap=True)`` maps.
     """
-    write_atomically(path, _ivf_bytes(index) if _is_ivf(index) else serialize(index))
+    write_atomically(path, file_bytes(index))
+
+
+def file_bytes(index) -> bytes:
+    """The bytes :func:`write_index` writes: an IndexIVFDPQ in its mappable layout, anything else serialized."""
+    return _ivf_bytes(index) if _is_ivf(index) else serialize(index)
+
+
+def is_mappable(path) -> bool:
+    """True when `path` holds an index ``read_index(path, mmap=True)`` can map (an IndexIVFDPQ file)."""
+    with open(os.fspath(path), "rb") as f:
+        return f.read(len(IVF_MAGIC)) == IVF_MAGIC
 
 
 def read_index(path, mmap: bool = False):

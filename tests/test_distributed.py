@@ -87,7 +87,7 @@ def _empty_copy(index):
 
 @pytest.fixture(scope="module")
 def templates(emb):
-    """Trained, empty templates: IndexDPQ (L2, IP), IndexPreTransform around one, a Faiss IndexPQ."""
+    """Trained, empty templates: IndexDPQ (L2, IP), IndexPreTransform around one, a Faiss IndexPQ, an IndexIVFDPQ."""
     xt = emb[2000:4000]
     out = {}
     for name, metric in (("dpq-l2", faiss.METRIC_L2), ("dpq-ip", faiss.METRIC_INNER_PRODUCT)):
@@ -100,6 +100,8 @@ def templates(emb):
     out["pretransform"].train(xt)
     out["pq"] = faiss.IndexPQ(xt.shape[1], 16, 4)
     out["pq"].train(xt)
+    out["ivf"] = pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatL2(xt.shape[1]), xt.shape[1], 16, LEVELS, 4)
+    out["ivf"].train(xt)
     return out
 
 
@@ -134,7 +136,7 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 # ---------------------------------------------------------------- build
 @needs_ray
-@pytest.mark.parametrize("name", ["dpq-l2", "dpq-ip", "pretransform", "pq"])
+@pytest.mark.parametrize("name", ["dpq-l2", "dpq-ip", "pretransform", "pq", "ivf"])
 def test_shards_are_the_split_of_one_index(built, templates, base, name):
     out_dir, report = built[name]
     assert (report.ntotal, report.num_shards, report.slices_encoded, report.slices_reused) == (2400, 3, 9, 0)
@@ -167,13 +169,18 @@ PARAMS = [
     SearchParametersDPQ(levels=2, rerank_levels=LEVELS, rerank_k=40),
     SearchParametersDPQ(levels=1, rerank_levels=3, rerank_k=5),  # rerank_k < k: k candidates
 ]
+IVF_PARAMS = [
+    None,
+    pyfaiss_dpq.SearchParametersIVFDPQ(nprobe=3),
+    pyfaiss_dpq.SearchParametersIVFDPQ(nprobe=16, levels=2),
+]
 
 
 @needs_ray
-@pytest.mark.parametrize("name", ["dpq-l2", "dpq-ip", "pretransform", "pq"])
+@pytest.mark.parametrize("name", ["dpq-l2", "dpq-ip", "pretransform", "pq", "ivf"])
 def test_search_equals_one_index_bit_for_bit(dd, built, templates, base, queries, name):
     single = _single(templates[name], base)
-    params = PARAMS if name != "pq" else [None]
+    params = {"pq": [None], "ivf": IVF_PARAMS}.get(name, PARAMS)
     with dd.ShardedIndex.open(built[name][0]) as ix:
         assert (ix.ntotal, ix.d, ix.num_shards) == (2400, base.shape[1], 3)
         for p in params:
@@ -183,6 +190,24 @@ def test_search_equals_one_index_bit_for_bit(dd, built, templates, base, queries
                 assert res.missing_shards == ()
                 assert _same_bits(res.I, I), (p, k)
                 assert _same_bits(res.D, D), (p, k)
+
+
+@needs_ray
+def test_ivf_shards_are_memory_mapped(built):
+    from pyfaiss_dpq.distributed.codec import open_shard
+
+    out_dir, _ = built["ivf"]
+    assert open_shard(str(out_dir / "shard-00000.index")).read_only
+    assert isinstance(open_shard(str(built["dpq-l2"][0] / "shard-00000.index")), pyfaiss_dpq.IndexDPQ)  # read into memory
+
+
+@needs_ray
+def test_sharded_ivf_refuses_reranking(dd, built, queries):
+    with dd.ShardedIndex.open(built["ivf"][0]) as ix:
+        with pytest.raises(ValueError, match="re-ranking is not supported"):
+            ix.search(queries, 10, params=pyfaiss_dpq.SearchParametersIVFDPQ(levels=1, rerank_levels=2, rerank_k=20))
+        with pytest.raises(TypeError, match="does not apply"):
+            ix.search(queries, 10, params=SearchParametersDPQ(levels=1))
 
 
 @needs_ray

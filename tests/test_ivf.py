@@ -255,6 +255,31 @@ def test_merge_from(built, data):
     assert_same_knn(D, I, Dr, Ir, rtol=1e-5, atol=1e-5 * np.abs(Dr).max())
 
 
+@pytest.mark.parametrize("nbits,metric", CASES)
+def test_standalone_codes_add_what_add_adds(built, data, nbits, metric):
+    """add_sa_codes(sa_encode(x)) stores what add(x) stores; sa_decode is c + r_L; bad codes raise."""
+    _, xb, _ = data
+    src = built(nbits, metric)
+    by_add, by_codes = (pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(src)) for _ in range(2))
+    by_add.reset()
+    by_codes.reset()
+    by_add.add(xb)
+    codes = by_codes.sa_encode(xb)
+    lb = 1  # NLIST - 1 fits one byte
+    assert codes.shape == (len(xb), lb + (LEVELS * nbits + 7) // 8) == (len(xb), by_codes.sa_code_size())
+    by_codes.add_sa_codes(codes)
+    assert pyfaiss_dpq.serialize(by_add) == pyfaiss_dpq.serialize(by_codes)
+    ids, lists, rec = reconstructions(by_add, LEVELS)
+    order = np.argsort(ids)
+    np.testing.assert_allclose(by_codes.sa_decode(codes), rec[order], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(codes[:, 0], lists[order])
+    bad = codes[:3].copy()
+    bad[:, 0] = NLIST  # a list number past nlist - 1
+    with pytest.raises((ValueError, RuntimeError), match="list number"):
+        by_codes.add_sa_codes(bad)
+    assert by_codes.ntotal == len(xb)
+
+
 def test_bad_arguments_raise(built, data):
     d = data[0].shape[1]
     with pytest.raises(ValueError, match="nlist"):

@@ -257,18 +257,86 @@ void IndexIVFDPQ::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
     require_writable("add");
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.add: negative count");
     check_finite(n, d, x, "IndexIVFDPQ.add");
-    std::vector<idx_t> assign(n);
-    quantizer_->assign(n, x, assign.data(), 1);
+    std::vector<int64_t> assign(n);
+    std::vector<uint8_t> codes(size_t(n) * levels());
+    assign_and_encode(n, x, assign.data(), codes.data());
+    add_codes(n, assign.data(), codes.data(), ids);
+}
+
+void IndexIVFDPQ::assign_and_encode(idx_t n, const float* x, int64_t* list_nos, uint8_t* codes) const {
+    quantizer_->assign(n, x, list_nos, 1);
     std::vector<float> residuals(size_t(n) * d);
     for (idx_t i = 0; i < n; i++) {
-        DPQ_CHECK(assign[i] >= 0 && size_t(assign[i]) < nlist_, std::runtime_error,
-                  "IndexIVFDPQ.add: the quantizer assigned list %lld", (long long)assign[i]);
-        const float* c = centroids_.data() + size_t(assign[i]) * d;
+        DPQ_CHECK(list_nos[i] >= 0 && size_t(list_nos[i]) < nlist_, std::runtime_error,
+                  "IndexIVFDPQ: the quantizer assigned list %lld", (long long)list_nos[i]);
+        const float* c = centroids_.data() + size_t(list_nos[i]) * d;
         for (int j = 0; j < d; j++) residuals[size_t(i) * d + j] = x[size_t(i) * d + j] - c[j];
     }
+    codec_.encode(size_t(n), residuals.data(), codes, beam_size);
+}
+
+size_t IndexIVFDPQ::list_no_bytes() const {
+    size_t bytes = 0;
+    for (size_t rest = nlist_ - 1; rest; rest >>= 8) bytes++;
+    return bytes;
+}
+
+size_t IndexIVFDPQ::sa_code_size() const { return list_no_bytes() + codec_.packed_size(); }
+
+void IndexIVFDPQ::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
+    require_trained("sa_encode");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.sa_encode: negative count");
+    check_finite(n, d, x, "IndexIVFDPQ.sa_encode");
+    std::vector<int64_t> assign(n);
     std::vector<uint8_t> codes(size_t(n) * levels());
-    codec_.encode(size_t(n), residuals.data(), codes.data(), beam_size);
-    add_codes(n, assign.data(), codes.data(), ids);
+    assign_and_encode(n, x, assign.data(), codes.data());
+    const size_t lb = list_no_bytes(), cs = sa_code_size();
+    for (idx_t i = 0; i < n; i++) {
+        uint8_t* out = bytes + size_t(i) * cs;
+        for (size_t b = 0; b < lb; b++) out[b] = uint8_t(uint64_t(assign[i]) >> (8 * b));
+        codec_.pack(1, codes.data() + size_t(i) * levels(), out + lb);
+    }
+}
+
+namespace {
+
+// List numbers and unpacked codes of n standalone codes; throws naming `what`.
+void split_sa_codes(const Codec& codec, size_t nlist, size_t lb, idx_t n, const uint8_t* bytes, const char* what,
+                    int64_t* list_nos, uint8_t* codes) {
+    const size_t cs = lb + codec.packed_size();
+    for (idx_t i = 0; i < n; i++) {
+        const uint8_t* in = bytes + size_t(i) * cs;
+        uint64_t l = 0;
+        for (size_t b = 0; b < lb; b++) l |= uint64_t(in[b]) << (8 * b);
+        DPQ_CHECK(l < nlist, std::invalid_argument, "%s: code %lld holds list number %llu, not below nlist = %zu",
+                  what, (long long)i, (unsigned long long)l, nlist);
+        list_nos[i] = int64_t(l);
+        DPQ_CHECK(codec.unpack(1, in + lb, codes + size_t(i) * codec.levels()), std::invalid_argument,
+                  "%s: code %lld has bits set past its last level", what, (long long)i);
+    }
+}
+
+}  // namespace
+
+void IndexIVFDPQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    require_trained("sa_decode");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.sa_decode: negative count");
+    std::vector<int64_t> assign(n);
+    std::vector<uint8_t> codes(size_t(n) * levels());
+    split_sa_codes(codec_, nlist_, list_no_bytes(), n, bytes, "IndexIVFDPQ.sa_decode", assign.data(), codes.data());
+    codec_.decode(size_t(n), codes.data(), levels(), x);
+    for (idx_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) x[size_t(i) * d + j] += centroids_[size_t(assign[i]) * d + j];
+}
+
+void IndexIVFDPQ::add_sa_codes(idx_t n, const uint8_t* bytes, const idx_t* xids) {
+    require_trained("add_sa_codes");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.add_sa_codes: negative count");
+    std::vector<int64_t> assign(n);
+    std::vector<uint8_t> codes(size_t(n) * levels());
+    split_sa_codes(codec_, nlist_, list_no_bytes(), n, bytes, "IndexIVFDPQ.add_sa_codes", assign.data(),
+                   codes.data());
+    add_codes(n, assign.data(), codes.data(), xids);
 }
 
 void IndexIVFDPQ::add(idx_t n, const float* x) { add_with_ids(n, x, nullptr); }

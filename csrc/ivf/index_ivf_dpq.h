@@ -96,6 +96,14 @@ class IndexIVFDPQ : public faiss::Index {
     void reconstruct(faiss::idx_t key, float* recons) const override;
     void merge_from(faiss::Index& other, faiss::idx_t add_id = 0) override;
     void check_compatible_for_merge(const faiss::Index& other) const override;
+    // Standalone codes (what a sharded build encodes apart): the list number
+    // in the fewest little-endian bytes that hold nlist - 1 (as Faiss's IVF
+    // codes), then the packed level codes of the residual.
+    size_t sa_code_size() const override;
+    void sa_encode(faiss::idx_t n, const float* x, uint8_t* bytes) const override;
+    void sa_decode(faiss::idx_t n, const uint8_t* bytes, float* x) const override;
+    // Appends standalone codes as add_with_ids would have appended their vectors.
+    void add_sa_codes(faiss::idx_t n, const uint8_t* bytes, const faiss::idx_t* xids) override;
 
    private:
     struct Plan {
@@ -114,6 +122,9 @@ class IndexIVFDPQ : public faiss::Index {
     // Norms (n x stored prefixes) of centroid + prefix reconstructions.
     std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
+    size_t list_no_bytes() const;
+    // List numbers and residual codes (n x levels) of x.
+    void assign_and_encode(faiss::idx_t n, const float* x, int64_t* list_nos, uint8_t* codes) const;
 
     faiss::Index* quantizer_ = nullptr;
     bool own_quantizer_ = false;

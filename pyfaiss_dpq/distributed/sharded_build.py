@@ -37,6 +37,7 @@ import pyfaiss_dpq
 
 from .._files import write_atomically
 from .._validate import as_count
+from ..persist import file_bytes
 from . import layout
 from .cluster import ensure_ray
 from .codec import append_codes, check_template, clone_empty, encode
@@ -113,7 +114,7 @@ def _assemble_shard(template_bytes: bytes, slices: list[tuple[str, int]], path: 
         if zlib.crc32(raw) != crc:
             raise ValueError(f"{slice_path}: checksum mismatch, the slice file is corrupt")
         append_codes(index, np.load(io.BytesIO(raw), allow_pickle=False))
-    data = pyfaiss_dpq.serialize(index)
+    data = file_bytes(index)  # as write_index writes it: an IndexIVFDPQ shard can be memory-mapped
     write_atomically(path, data)
     return zlib.crc32(data)
 

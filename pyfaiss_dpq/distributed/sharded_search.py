@@ -25,6 +25,7 @@ import ray
 
 from .._validate import as_count, as_vectors
 from ..index import SearchParametersDPQ
+from ..ivf import IndexIVFDPQ, SearchParametersIVFDPQ
 from . import layout
 from .cluster import ensure_ray
 from .codec import clone_empty, inner_dpq, open_shard, split_transforms
@@ -72,15 +73,21 @@ def _params_spec(params) -> Optional[dict]:
     """Search parameters as plain data (SWIG objects do not travel to actors)."""
     if params is None:
         return None
-    if not isinstance(params, SearchParametersDPQ):
-        raise TypeError(f"params must be a pyfaiss_dpq.SearchParametersDPQ, got {type(params).__name__}")
+    if not isinstance(params, (SearchParametersDPQ, SearchParametersIVFDPQ)):
+        raise TypeError("params must be a pyfaiss_dpq.SearchParametersDPQ or SearchParametersIVFDPQ, "
+                        f"got {type(params).__name__}")
     if params.sel is not None:
         raise ValueError("params.sel (an IDSelector) is not supported by a sharded search")
-    return {"levels": params.levels, "rerank_levels": params.rerank_levels, "rerank_k": params.rerank_k}
+    spec = {"levels": params.levels, "rerank_levels": params.rerank_levels, "rerank_k": params.rerank_k}
+    if isinstance(params, SearchParametersIVFDPQ):
+        spec.update(nprobe=params.nprobe, max_codes=params.max_codes)
+    return spec
 
 
 def _params(spec: Optional[dict]):
-    return None if spec is None else SearchParametersDPQ(**spec)
+    if spec is None:
+        return None
+    return SearchParametersIVFDPQ(**spec) if "nprobe" in spec else SearchParametersDPQ(**spec)
 
 
 @ray.remote
@@ -158,7 +165,9 @@ class ShardedIndex:
         self.actors = tuple(actors)
         self._template = template  # owns the transforms
         self._transforms, _ = split_transforms(template)
+        self._inner = split_transforms(template)[1]
         self._dpq = inner_dpq(template)
+        self._ivf = self._inner if isinstance(self._inner, IndexIVFDPQ) else None
 
     @classmethod
     def open(cls, out_dir, *, address: Optional[str] = None, threads_per_shard: int = 1, max_restarts: int = -1,
@@ -207,7 +216,7 @@ class ShardedIndex:
         return cls(out, manifest, actors, template)
 
     # ------------------------------------------------------------ search
-    def search(self, xq, k: int, params: Optional[SearchParametersDPQ] = None, *, timeout: Optional[float] = 2.0,
+    def search(self, xq, k: int, params=None, *, timeout: Optional[float] = 2.0,
                allow_partial: bool = True) -> SearchResult:
         """k nearest neighbours of each query over all shards.
 
@@ -215,8 +224,9 @@ class ShardedIndex:
         ----------
         xq : array, (nq, d)
         k : int
-        params : SearchParametersDPQ, optional
-            As for ``IndexDPQ.search`` (no ``sel``).
+        params : SearchParametersDPQ or SearchParametersIVFDPQ, optional
+            As for the shards' index's ``search`` (no ``sel``; for IndexIVFDPQ
+            shards no re-ranking).
         timeout : float or None
             Seconds for the whole call; None waits for every shard.
         allow_partial : bool
@@ -236,10 +246,15 @@ class ShardedIndex:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout}")
         spec = _params_spec(params)
         if spec is not None:
-            if self._dpq is None:
-                raise TypeError("SearchParametersDPQ apply to shards holding an IndexDPQ only")
+            target = self._ivf if "nprobe" in spec else self._dpq
+            if target is None:
+                raise TypeError(f"{type(params).__name__} does not apply to these shards "
+                                f"({type(self._inner).__name__})")
+            if target is self._ivf and spec["rerank_levels"]:
+                raise ValueError("re-ranking is not supported by a sharded IndexIVFDPQ search: "
+                                 "each shard would re-rank its own candidates, not the global ones")
             # The index's own rules (C++), checked once here rather than by every shard.
-            self._dpq.search(np.empty((0, self._dpq.d), np.float32), k, params=params)
+            target.search(np.empty((0, target.d), np.float32), k, params=params)
         deadline = None if timeout is None else time.monotonic() + timeout
         for transform in self._transforms:
             xq = transform.apply(xq)
