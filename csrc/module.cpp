@@ -135,9 +135,10 @@ PYBIND11_MODULE(_core, m) {
         return layout.block_offset(i);
     }, "Offset of vector i's block in the code array (for 64-bit arithmetic tests).");
 
-    // norms: "none", "float32", "8bit", "4bit"; prefixes: empty for every prefix.
+    // norms: "none", "float32", "8bit", "4bit"; prefixes: None for every prefix
+    // (the constructor checks what is given: NormSpec::check).
     m.def("new_index", [](int d, int levels, int nbits, int metric, const std::string& norms,
-                          std::vector<int> prefixes) {
+                          std::optional<std::vector<int>> prefixes) {
         dpq::NormKind kind;
         if (norms == "none") kind = dpq::NormKind::kNone;
         else if (norms == "float32") kind = dpq::NormKind::kFloat32;
@@ -146,7 +147,7 @@ PYBIND11_MODULE(_core, m) {
         else DPQ_CHECK(false, std::invalid_argument, "IndexDPQ: norms must be 'none', 'float32', '8bit' or '4bit', got '%s'",
                        norms.c_str());
         dpq::NormSpec spec = dpq::NormSpec::all(kind, levels);
-        if (!prefixes.empty() && kind != dpq::NormKind::kNone) spec.prefixes = std::move(prefixes);
+        if (prefixes) spec.prefixes = std::move(*prefixes);
         return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric), spec));
     });
     m.def("norm_spec", [](py::handle p) {

@@ -47,10 +47,12 @@ void NormSpec::check(int levels) const {
     if (prefixes.empty()) throw std::invalid_argument("IndexDPQ: norm_prefixes is empty (use norms='none')");
     for (size_t j = 0; j < prefixes.size(); j++) {
         if (prefixes[j] < 1 || prefixes[j] > levels)
-            throw std::invalid_argument("IndexDPQ: norm prefix " + std::to_string(prefixes[j]) +
-                                        " out of range [1, " + std::to_string(levels) + "]");
-        if (j && prefixes[j] <= prefixes[j - 1])
-            throw std::invalid_argument("IndexDPQ: norm prefixes must be ascending and unique");
+            throw std::invalid_argument("IndexDPQ: norm_prefixes must be in [1, " + std::to_string(levels) +
+                                        "], got " + std::to_string(prefixes[j]));
+        if (j && prefixes[j] == prefixes[j - 1])
+            throw std::invalid_argument("IndexDPQ: norm prefix " + std::to_string(prefixes[j]) + " given twice");
+        if (j && prefixes[j] < prefixes[j - 1])
+            throw std::invalid_argument("IndexDPQ: norm prefixes must be ascending");
     }
 }
 

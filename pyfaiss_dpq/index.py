@@ -64,7 +64,7 @@ class IndexDPQ(NativeIndex):
             norms = "float32" if metric == faiss.METRIC_L2 else "none"
         if not isinstance(norms, str) or norms not in self.NORMS:
             raise ValueError(f"norms must be one of {self.NORMS}, got {norms!r}")
-        prefixes = _norm_prefixes(norm_prefixes, levels, norms)
+        prefixes = _norm_prefixes(norm_prefixes)
         self.this = core.new_index(d, levels, nbits, metric, norms, prefixes)
         self._register()
 
@@ -283,24 +283,14 @@ class SearchParametersDPQ(faiss.SearchParameters):
                 f"rerank_k={self.rerank_k}, shortlist={self.shortlist})")
 
 
-def _norm_prefixes(value, levels: int, norms: str) -> list[int]:
-    """The declared norm prefixes as a sorted list ([] = every prefix)."""
+def _norm_prefixes(value) -> list[int] | None:
+    """The declared norm prefixes as a sorted list of ints (None: every prefix); C++ checks them."""
     if value is None:
-        return []
-    if norms == "none":
-        raise ValueError("norm_prefixes needs norms other than 'none'")
+        return None
     try:
-        prefixes = [int(p) for p in value]
+        return sorted(int(p) for p in value)
     except TypeError as exc:
         raise TypeError(f"norm_prefixes must be a sequence of ints, got {type(value).__name__}") from exc
-    if not prefixes:
-        raise ValueError("norm_prefixes is empty (use norms='none' to keep no norm)")
-    if len(set(prefixes)) != len(prefixes):
-        raise ValueError(f"norm_prefixes has duplicates: {prefixes}")
-    bad = [p for p in prefixes if not 1 <= p <= levels]
-    if bad:
-        raise ValueError(f"norm_prefixes must be in [1, {levels}], got {bad}")
-    return sorted(prefixes)
 
 
 def downcast(index):

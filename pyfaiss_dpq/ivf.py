@@ -7,6 +7,7 @@ import numpy as np
 
 from ._native import core
 from ._native_index import NativeIndex
+from .index import _norm_prefixes
 from ._validate import as_ids, as_int, int_property
 
 __all__ = ["IndexIVFDPQ", "SearchParametersIVFDPQ"]
@@ -50,15 +51,7 @@ class IndexIVFDPQ(NativeIndex):
         nbits, metric = as_int(nbits, "nbits"), as_int(metric, "metric")
         if nlist < 1:
             raise ValueError(f"nlist must be >= 1, got {nlist}")
-        if quantizer.d != d:
-            raise ValueError(f"the quantizer's dimension {quantizer.d} differs from d = {d}")
-        prefixes = []
-        if norm_prefixes is not None:
-            if metric != faiss.METRIC_L2:
-                raise ValueError("norm_prefixes serve METRIC_L2 only (inner product keeps no norms)")
-            prefixes = sorted(int(p) for p in norm_prefixes)
-            if not prefixes or len(set(prefixes)) != len(prefixes):
-                raise ValueError(f"norm_prefixes must be distinct and non-empty, got {list(norm_prefixes)}")
+        prefixes = _norm_prefixes(norm_prefixes)  # C++ checks them
         self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes)
         self.referenced_objects = [quantizer]
         self._register()

@@ -290,6 +290,12 @@ def test_bad_arguments_raise(built, data):
         IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 5)
     with pytest.raises(TypeError, match="quantizer"):
         IndexIVFDPQ(None, d, 4, 4, 4)
+    with pytest.raises(ValueError, match="METRIC_L2 only"):
+        IndexIVFDPQ(faiss.IndexFlatIP(d), d, 4, 4, 4, faiss.METRIC_INNER_PRODUCT, norm_prefixes=[2])
+    with pytest.raises(ValueError, match="given twice"):
+        IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 4, norm_prefixes=[2, 2])
+    with pytest.raises(ValueError, match=r"must be in \[1, 4\]"):
+        IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 4, norm_prefixes=[5])
     fresh = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 4)
     with pytest.raises(RuntimeError, match="not trained"):
         fresh.search(data[2], 3)

@@ -194,8 +194,8 @@ def test_norm_quantizers_are_trained_per_prefix(data, norms):
     (dict(norms="4bit", norm_prefixes=[0]), r"norm_prefixes must be in \[1, 6\]"),
     (dict(norms="4bit", norm_prefixes=[7]), r"norm_prefixes must be in \[1, 6\]"),
     (dict(norms="4bit", norm_prefixes=[]), "norm_prefixes is empty"),
-    (dict(norms="8bit", norm_prefixes=[2, 2]), "duplicates"),
-    (dict(norms="none", norm_prefixes=[2]), "needs norms other than 'none'"),
+    (dict(norms="8bit", norm_prefixes=[2, 2]), "given twice"),
+    (dict(norms="none", norm_prefixes=[2]), "stores no prefixes"),
     (dict(norms="8bit", metric=faiss.METRIC_INNER_PRODUCT), "METRIC_L2 only"),
 ])
 def test_bad_norm_arguments_raise(kwargs, message):

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "../abi_check.h"
@@ -59,14 +60,14 @@ void register_bindings(py::module_& m) {
         return abi::check_search_parameters_ivf(p, nprobe, max_codes);
     });
     m.def("ivf_new", [](py::handle quantizer, int d, size_t nlist, int levels, int nbits, int metric,
-                        std::vector<int> prefixes) {
+                        std::optional<std::vector<int>> prefixes) {
         faiss::Index* q = swig::unwrap_index(quantizer.ptr());
         if (!q) throw py::error_already_set();
+        DPQ_CHECK(!prefixes || metric == faiss::METRIC_L2, std::invalid_argument,
+                  "IndexIVFDPQ: norm_prefixes serve METRIC_L2 only (inner product keeps no norms)");
         NormSpec spec;
-        if (metric == faiss::METRIC_L2) {
-            spec = NormSpec::all(NormKind::kFloat32, levels);
-            if (!prefixes.empty()) spec.prefixes = std::move(prefixes);
-        }
+        if (metric == faiss::METRIC_L2) spec = NormSpec::all(NormKind::kFloat32, levels);
+        if (prefixes) spec.prefixes = std::move(*prefixes);
         DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
                   "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", metric);
         return wrap_owned(std::make_unique<IndexIVFDPQ>(q, d, nlist, levels, nbits, faiss::MetricType(metric), spec));
