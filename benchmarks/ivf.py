@@ -34,6 +34,7 @@ import numpy as np
 
 import pyfaiss_dpq
 from pyfaiss_dpq import IndexIVFDPQ, SearchParametersIVFDPQ
+from pyfaiss_dpq.bench.metrics import queries_per_second, recall_at
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from norms import image_patches  # noqa: E402  (the 132k image-patch set)
@@ -70,16 +71,11 @@ def split(x, nq, ntrain, seed):
 
 
 def recall(I, gt, k=10) -> float:
-    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+    return recall_at(I, gt, k, k)
 
 
 def median_qps(search, nq, runs) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        search()
-        times.append(time.perf_counter() - t0)
-    return nq / float(np.median(times))
+    return queries_per_second(search, nq, faiss.omp_get_max_threads(), runs)
 
 
 def methods(d, nlist, B, metric):

@@ -43,6 +43,7 @@ import numpy as np
 
 from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ
 from pyfaiss_dpq.bench.baselines import plan_opq, plan_pq, plan_pq_fastscan, stored_bytes_per_vector
+from pyfaiss_dpq.bench.metrics import queries_per_second, recall_at
 from pyfaiss_dpq.data import load_text_embeddings
 
 
@@ -109,24 +110,19 @@ def split(x: np.ndarray, nq: int, ntrain: int, seed: int):
 
 # ---------------------------------------------------------------- measuring
 
-def recall_at(I: np.ndarray, gt: np.ndarray, k: int = 10) -> float:
-    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+def recall10(I: np.ndarray, gt: np.ndarray) -> float:
+    return recall_at(I, gt, 10, 10)
 
 
 def qps(search, nq: int, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        search()
-        times.append(time.perf_counter() - t0)
-    return nq / float(np.median(times))
+    return queries_per_second(search, nq, faiss.omp_get_max_threads(), runs)
 
 
 def measure(name, index, xq, gt, runs, params=None, bytes_=None):
     run = lambda: index.search(xq, 10, params=params)  # noqa: E731
     _, I = run()
     row = {"method": name, "bytes": bytes_ if bytes_ is not None else stored_bytes_per_vector(index),
-           "recall": recall_at(I, gt), "qps": qps(run, len(xq), runs)}
+           "recall": recall10(I, gt), "qps": qps(run, len(xq), runs)}
     print(f"    {name}: {row['bytes']} B, recall {row['recall']:.3f}, QPS {row['qps']:.0f}", flush=True)
     return row
 

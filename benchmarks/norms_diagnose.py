@@ -21,7 +21,7 @@ import argparse
 import faiss
 import numpy as np
 
-from norms import image_patches, minilm_unit, recall_at, split
+from norms import image_patches, minilm_unit, recall10, split
 from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ
 
 
@@ -56,13 +56,13 @@ def main() -> None:
     print(f"{args.data}: median 10-NN distance {np.median(D[:, 9]):.4g}; median ||x||^2 "
           f"{np.median((xb ** 2).sum(1)):.4g}")
     print(f"DPQ {L} x 4 bits (beam {args.beam}): mean ||x - r||^2 {((recons - xb[sample]) ** 2).sum(1).mean():.4g}; "
-          f"IndexPQ {L // 2} x 8 bits: {pq_err:.4g}, recall 10@10 {recall_at(Ipq, gt):.3f}")
+          f"IndexPQ {L // 2} x 8 bits: {pq_err:.4g}, recall 10@10 {recall10(Ipq, gt):.3f}")
     for norms, m in (("float32", L), ("8bit", L - 2), ("4bit", L - 1), ("none", L)):
         index = IndexDPQ(d, m, 4, faiss.METRIC_L2, norms=norms, norm_prefixes=None if norms == "none" else [m])
         index.codebooks = src.codebooks[:m]
         index.add_codes(np.ascontiguousarray(codes[:, :m]))
         _, I = index.search(xq, 10, params=SearchParametersDPQ(shortlist=args.shortlist))
-        print(f"  {m} levels, norm {norms} ({index.bytes_per_vector} B): recall 10@10 {recall_at(I, gt):.3f} "
+        print(f"  {m} levels, norm {norms} ({index.bytes_per_vector} B): recall 10@10 {recall10(I, gt):.3f} "
               f"(shortlist {args.shortlist})")
     m = L - 1
     r = np.stack([src.reconstruct_prefix(int(i), m) for i in sample]).astype(np.float64)

@@ -22,7 +22,7 @@ import time
 
 import faiss
 
-from norms import image_patches, minilm_unit, recall_at, split, with_norms
+from norms import image_patches, minilm_unit, recall10, split, with_norms
 from pyfaiss_dpq import IndexDPQ, SearchParametersDPQ, read_index, write_index
 
 
@@ -61,7 +61,7 @@ def main() -> None:
         index.search(xq, 10, params=params)
     qps = args.repeat * len(xq) / (time.perf_counter() - t0)
     print(f"{args.levels} levels x {args.nbits} bits, norm {args.norms}, shortlist {args.shortlist}: "
-          f"recall 10@10 {recall_at(I, gt):.3f}, {qps:.0f} QPS")
+          f"recall 10@10 {recall10(I, gt):.3f}, {qps:.0f} QPS")
 
 
 if __name__ == "__main__":
