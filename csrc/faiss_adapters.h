@@ -25,6 +25,18 @@ class SelectorFilter final : public scan::IdFilter {
     const faiss::IDSelector* sel_;
 };
 
+// The prefix rules of one search call of an index with L levels: levels in
+// [1, L]; rerank_levels 0 or in [levels, L]; rerank_k only with rerank_levels.
+// `index` and `params` name the index and its parameters class in messages.
+inline void check_search_levels(const char* index, const char* params, int L, int levels, int rerank_levels,
+                                size_t rerank_k) {
+    DPQ_CHECK(levels >= 1 && levels <= L, std::invalid_argument, "%s.search: levels must be in [1, %d], got %d",
+              index, L, levels);
+    DPQ_CHECK(!rerank_levels || (rerank_levels >= levels && rerank_levels <= L), std::invalid_argument,
+              "%s: rerank_levels must be in [levels=%d, %d], got %d", params, levels, L, rerank_levels);
+    DPQ_CHECK(rerank_levels || !rerank_k, std::invalid_argument, "%s: rerank_k needs rerank_levels", params);
+}
+
 // Copies per-query hits (ids ascending) into `result`, as Faiss lays it out.
 inline void fill_range_result(const std::vector<scan::RangeHits>& hits, faiss::RangeSearchResult* result) {
     const size_t n = hits.size();

@@ -348,15 +348,8 @@ scan::SearchSpec IndexDPQ::search_spec(idx_t k, const faiss::SearchParameters* p
             if (p->shortlist) spec.shortlist = size_t(p->shortlist);
         }
     }
-    const int L = levels();
-    DPQ_CHECK(spec.levels >= 1 && spec.levels <= L, std::invalid_argument,
-              "IndexDPQ.search: levels must be in [1, %d], got %d", L, spec.levels);
     // levels=0 means the index's search_levels here too: [levels, L] is checked after it is resolved.
-    DPQ_CHECK(!spec.rerank_levels || (spec.rerank_levels >= spec.levels && spec.rerank_levels <= L),
-              std::invalid_argument, "SearchParametersDPQ: rerank_levels must be in [levels=%d, %d], got %d",
-              spec.levels, L, spec.rerank_levels);
-    DPQ_CHECK(spec.rerank_levels || !spec.rerank_k, std::invalid_argument,
-              "SearchParametersDPQ: rerank_k needs rerank_levels");
+    check_search_levels("IndexDPQ", "SearchParametersDPQ", levels(), spec.levels, spec.rerank_levels, spec.rerank_k);
     if (spec.rerank_levels) spec.rerank_k = std::max(spec.rerank_k, size_t(k));
     return spec;
 }

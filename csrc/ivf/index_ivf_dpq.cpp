@@ -446,14 +446,8 @@ IndexIVFDPQ::Plan IndexIVFDPQ::make_plan(idx_t k, const faiss::SearchParameters*
             plan.rerank_k = size_t(p->rerank_k);
         }
     }
-    const int L = levels();
-    DPQ_CHECK(plan.levels >= 1 && plan.levels <= L, std::invalid_argument,
-              "IndexIVFDPQ.search: levels must be in [1, %d], got %d", L, plan.levels);
-    DPQ_CHECK(!plan.rerank_levels || (plan.rerank_levels >= plan.levels && plan.rerank_levels <= L),
-              std::invalid_argument, "SearchParametersIVFDPQ: rerank_levels must be in [levels=%d, %d], got %d",
-              plan.levels, L, plan.rerank_levels);
-    DPQ_CHECK(plan.rerank_levels || !plan.rerank_k, std::invalid_argument,
-              "SearchParametersIVFDPQ: rerank_k needs rerank_levels");
+    check_search_levels("IndexIVFDPQ", "SearchParametersIVFDPQ", levels(), plan.levels, plan.rerank_levels,
+                        plan.rerank_k);
     DPQ_CHECK(plan.nprobe >= 1 && plan.nprobe <= (size_t(1) << 31), std::invalid_argument,
               "IndexIVFDPQ.search: nprobe must be >= 1, got %lld", (long long)plan.nprobe);
     plan.nprobe = std::min(plan.nprobe, nlist_);  // as Faiss's IndexIVF
