@@ -14,7 +14,7 @@ reconstructs about 256 of them almost exactly); ``--held-out`` trains every
 method on the first half of the 9,000 vectors and searches the other half
 (exact ground truth recomputed).
 
-    python benchmarks/train_torchfree.py [--lengths 4,8,16,32] [--methods dpq,pq,opq,rq,lsq] [--threads 2] [--held-out]
+    python benchmarks/train_torchfree.py [--lengths 4,8,16,32] [--methods dpq,pq,opq,rq,lsq] [--threads 2] [--held-out [--fold 1]] [--seeds 1234,1,2]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def recall_10_at_10(I: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(I, gt)]))
 
 
-def faiss_index(method: str, d: int, m: int) -> faiss.Index:
+def faiss_index(method: str, d: int, m: int, rq_plain_kmeans: bool = False) -> faiss.Index:
     if method == "pq":
         return faiss.IndexPQ(d, m, 8)
     if method == "opq":
@@ -43,6 +43,8 @@ def faiss_index(method: str, d: int, m: int) -> faiss.Index:
     if method == "rq":
         index = faiss.IndexResidualQuantizer(d, m, 8)
         index.rq.max_beam_size = 5
+        if rq_plain_kmeans:  # Faiss's default is progressive-dimension k-means per level
+            index.rq.train_type = faiss.ResidualQuantizer.Train_default
         return index
     if method == "lsq":
         return faiss.IndexLocalSearchQuantizer(d, m, 8)
@@ -55,11 +57,17 @@ def main() -> None:
     parser.add_argument("--methods", default="dpq,pq,opq,rq,lsq")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=TrainParameters().rounds)
+    parser.add_argument("--seeds", default=str(TrainParameters().seed),
+                        help="DPQ trainer seeds, comma-separated: one model per seed (default: the trainer's)")
     parser.add_argument("--weights", default="", help="DPQ prefix weights, comma-separated (default: the trainer's)")
     parser.add_argument("--encode-weights", choices=("train", "full"), default="train",
                         help="DPQ database beam: the training prefix weights, or full-length error only")
     parser.add_argument("--held-out", action="store_true",
                         help="train on the first half of the vectors, search the second half")
+    parser.add_argument("--fold", type=int, choices=(0, 1), default=0,
+                        help="with --held-out: 1 swaps the halves (train on the second, search the first)")
+    parser.add_argument("--rq-plain-kmeans", action="store_true",
+                        help="RQ levels by plain k-means (train_type 0) instead of Faiss's progressive-dimension one")
     parser.add_argument("--lsq-max-bytes", type=int, default=8, help="skip LSQ above this length (its training is slow)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
@@ -68,10 +76,10 @@ def main() -> None:
     xt, xb, xq, gt = ds.train, ds.base, ds.queries, ds.gt
     if args.held_out:
         half = len(xt) // 2
-        xt, xb = xt[:half], xt[half:]
+        xt, xb = (xt[:half], xt[half:]) if args.fold == 0 else (xt[half:], xt[:half])
         gt = faiss.knn(xq, xb, 10)[1]
     d = xb.shape[1]
-    split = "held-out base" if args.held_out else "base = train"
+    split = f"held-out base, fold {args.fold}" if args.held_out else "base = train"
     print(f"MiniLM (d={d}): {len(xt)} train, {len(xb)} base ({split}), {len(xq)} queries; {args.threads} threads; "
           f"recall 10@10; faiss {faiss.__version__}\n", flush=True)
     print("| method | bytes | recall 10@10 | train s |\n|---|---|---|---|", flush=True)
@@ -79,31 +87,34 @@ def main() -> None:
         if method == "dpq":
             L = max(lengths)
             weights = [float(v) for v in args.weights.split(",")] if args.weights else []
-            params = TrainParameters(rounds=args.rounds, prefix_weights=weights)
-            t0 = time.perf_counter()
-            C = pyfaiss_dpq.train_codebooks(xt, L, 8, params)
-            train_s = time.perf_counter() - t0
-            index = pyfaiss_dpq.IndexDPQ(d, L, 8, faiss.METRIC_L2)
-            index.codebooks = C
-            enc_w = (weights or None) if args.encode_weights == "train" else [0.0] * (L - 1) + [1.0]
-            codes, _ = beam_encode(xb, C, params.beam_size, enc_w)
-            index.add_codes(codes)
-            for m in lengths:
-                _, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m))
-                label = f"DPQ torch-free, one model L={L} (rounds={args.rounds})"
-                print(f"| {label} | {m} | {recall_10_at_10(I, gt):.3f} | {train_s:.1f} (all lengths) |", flush=True)
+            for seed in [int(v) for v in args.seeds.split(",")]:
+                params = TrainParameters(rounds=args.rounds, prefix_weights=weights, seed=seed)
+                t0 = time.perf_counter()
+                C = pyfaiss_dpq.train_codebooks(xt, L, 8, params)
+                train_s = time.perf_counter() - t0
+                index = pyfaiss_dpq.IndexDPQ(d, L, 8, faiss.METRIC_L2)
+                index.codebooks = C
+                enc_w = (weights or None) if args.encode_weights == "train" else [0.0] * (L - 1) + [1.0]
+                codes, _ = beam_encode(xb, C, params.beam_size, enc_w)
+                index.add_codes(codes)
+                for m in lengths:
+                    _, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m))
+                    label = f"DPQ torch-free, one model L={L} (rounds={args.rounds}, seed {seed})"
+                    print(f"| {label} | {m} | {recall_10_at_10(I, gt):.3f} | {train_s:.1f} (all lengths) |",
+                          flush=True)
             continue
         for m in lengths:
             if method == "lsq" and m > args.lsq_max_bytes:
                 print(f"| LSQ | {m} | skipped (> --lsq-max-bytes) | |", flush=True)
                 continue
-            index = faiss_index(method, d, m)
+            index = faiss_index(method, d, m, args.rq_plain_kmeans)
             t0 = time.perf_counter()
             index.train(xt)
             train_s = time.perf_counter() - t0
             index.add(xb)
             _, I = index.search(xq, 10)
-            print(f"| {method.upper()} | {m} | {recall_10_at_10(I, gt):.3f} | {train_s:.1f} |", flush=True)
+            name = "RQ (plain k-means)" if method == "rq" and args.rq_plain_kmeans else method.upper()
+            print(f"| {name} | {m} | {recall_10_at_10(I, gt):.3f} | {train_s:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

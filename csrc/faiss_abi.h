@@ -4,7 +4,7 @@
 // headers, so this file restates the layout of the types we subclass or call,
 // for the Faiss releases listed below. It was written from Faiss's own headers
 // (faiss/Index.h, faiss/impl/IDSelector.h, faiss/impl/AuxIndexStructures.h,
-// faiss/impl/DistanceComputer.h, faiss/MetricType.h, faiss/Clustering.h) at
+// faiss/impl/DistanceComputer.h, faiss/MetricType.h) at
 // tags v1.14.2, v1.14.3 and v1.15.0: between them those headers differ only in
 // the version macros and in FlatCodesDistanceComputer (which we do not use),
 // so one declaration serves both minor releases. (v1.14.1 declared
@@ -193,10 +193,6 @@ struct Index {
     virtual void check_compatible_for_merge(const Index& otherIndex) const;
     virtual void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* xids);
 };
-
-// k-means with Faiss's default ClusteringParameters (fixed seed, 25
-// iterations, at most 256 training points per centroid); returns the error.
-float kmeans_clustering(size_t d, size_t n, size_t k, const float* x, float* centroids);
 
 }  // namespace faiss
 

@@ -1,57 +1,52 @@
 #include "kmeans.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
+#include <algorithm>
+#include <cstring>
+#include <memory>
 #include <mutex>
+#include <numeric>
+#include <random>
 #include <stdexcept>
 #include <string>
-
-#include "faiss_abi.h"
+#include <vector>
 
 namespace dpq {
 
 namespace {
 
-// Points descriptors 1 and 2 at /dev/null for its lifetime (one at a time).
-class Quiet {
-   public:
-    Quiet() : lock_(mutex()) {
-        std::fflush(stdout), std::fflush(stderr);
-        const int null = ::open("/dev/null", O_WRONLY);
-        for (int fd : {1, 2}) {
-            saved_[fd - 1] = null >= 0 ? ::dup(fd) : -1;
-            if (saved_[fd - 1] >= 0) ::dup2(null, fd);
-        }
-        if (null >= 0) ::close(null);
-    }
-    ~Quiet() {
-        std::fflush(stdout), std::fflush(stderr);
-        for (int fd : {1, 2})
-            if (saved_[fd - 1] >= 0) ::dup2(saved_[fd - 1], fd), ::close(saved_[fd - 1]);
-    }
-    Quiet(const Quiet&) = delete;
-    Quiet& operator=(const Quiet&) = delete;
-
-   private:
-    static std::mutex& mutex() {
-        static std::mutex m;
-        return m;
-    }
-    std::lock_guard<std::mutex> lock_;
-    int saved_[2] = {-1, -1};
-};
+std::mutex registry_mutex;
+std::shared_ptr<const ClusteringFn> registered;
 
 }  // namespace
 
-float kmeans(size_t n, int d, const float* x, int K, float* centroids) {
+void set_clustering(ClusteringFn fn) {
+    auto held = std::make_shared<const ClusteringFn>(std::move(fn));
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    registered = std::move(held);
+}
+
+void kmeans(size_t n, int d, const float* x, int K, bool progressive_dim, float* centroids) {
     if (n < size_t(K)) throw std::invalid_argument("kmeans: need at least K = " + std::to_string(K) + " points");
-    // Faiss prints when d n K > 2^30 (its log) or n < 39 K (its warning).
-    const bool prints = size_t(d) * n * size_t(K) > (size_t(1) << 30) || n < size_t(39) * K;
-    if (!prints) return faiss::kmeans_clustering(size_t(d), n, size_t(K), x, centroids);
-    Quiet quiet;
-    return faiss::kmeans_clustering(size_t(d), n, size_t(K), x, centroids);
+    std::shared_ptr<const ClusteringFn> fn;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        fn = registered;
+    }
+    if (!fn || !*fn) throw std::runtime_error("kmeans: no k-means registered (import pyfaiss_dpq first)");
+    (*fn)(n, d, x, K, progressive_dim, centroids);
+}
+
+void kmeans_sampled(size_t n, int d, const float* x, int K, int max_points_per_centroid, uint64_t seed,
+                    float* centroids) {
+    if (n < size_t(K)) throw std::invalid_argument("kmeans: need at least K = " + std::to_string(K) + " points");
+    std::mt19937_64 rng(seed);
+    const size_t m = std::min(n, size_t(K) * size_t(max_points_per_centroid));
+    std::vector<size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), 0);
+    for (size_t i = 0; i < m; i++) std::swap(idx[i], idx[i + rng() % (n - i)]);
+    std::vector<float> pts(m * d);
+    for (size_t i = 0; i < m; i++) std::memcpy(&pts[i * d], x + idx[i] * d, sizeof(float) * d);
+    kmeans(m, d, pts.data(), K, /*progressive_dim=*/false, centroids);
 }
 
 }  // namespace dpq

@@ -15,6 +15,7 @@
 #include "check.h"
 #include "code_layout.h"
 #include "index_dpq.h"
+#include "kmeans.h"
 #include "ivf/bindings.h"
 #include "scan/dispatch.h"
 #include "scan/rescore.h"
@@ -328,6 +329,20 @@ PYBIND11_MODULE(_core, m) {
         params.validate(dpq_of(p).levels());
         *dpq_of(p).train_params = params;
     });
+    m.def("set_clustering", [](py::function fn) {
+        // Leaked on purpose: the C++ side may call it until the process ends,
+        // and its destructor must not run after the interpreter is gone.
+        const auto* held = new py::function(std::move(fn));
+        dpq::set_clustering([held](size_t n, int d, const float* x, int K, bool progressive_dim, float* out) {
+            py::gil_scoped_acquire gil;
+            py::array_t<float> view({py::ssize_t(n), py::ssize_t(d)}, x, py::none());
+            view.attr("setflags")(py::arg("write") = false);
+            auto c = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure((*held)(view, K, progressive_dim));
+            if (!c || c.ndim() != 2 || c.shape(0) != K || c.shape(1) != d)
+                throw std::runtime_error("kmeans: the registered k-means must return a (K, d) float32 array");
+            std::copy(c.data(), c.data() + size_t(K) * size_t(d), out);
+        });
+    }, py::arg("fn"), "Registers the k-means the C++ trainers call: fn(x, K, progressive_dim) -> (K, d) centroids.");
     m.def("train_codebooks", [](FloatArray x, int levels, int nbits, const dpq::TrainParams& params) {
         if (x.ndim() != 2) throw std::invalid_argument("x must have shape (n, d)");
         if (levels < 1 || levels > 255) throw std::invalid_argument("levels must be in [1, 255], got " + std::to_string(levels));

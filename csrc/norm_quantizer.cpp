@@ -5,7 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "faiss_abi.h"
+#include "kmeans.h"
 
 namespace dpq {
 
@@ -84,7 +84,7 @@ void NormQuantizer::train(size_t n, int levels, const float* norms) {
             c.assign(uniq.begin(), uniq.end());
         } else {
             c.resize(K);
-            faiss::kmeans_clustering(1, n, size_t(K), v.data(), c.data());
+            kmeans_sampled(n, 1, v.data(), K, 256, 1234, c.data());
         }
         std::sort(c.begin(), c.end());
         c.resize(K, c.back());  // fewer values than K: repeat the largest

@@ -20,7 +20,7 @@ namespace dpq {
 
 // Knobs of the trainer, in the style of faiss::ClusteringParameters.
 struct TrainParams {
-    int rounds = 3;                     // beam-encode + least-squares rounds after the initialisation
+    int rounds = 1;                     // beam-encode + least-squares rounds after the initialisation (more measured no better held out)
     int beam_size = 5;                  // beam width of training (initialisation and rounds)
     std::vector<float> prefix_weights;  // w_1..w_L (normalised to sum 1); empty: default_prefix_weights
     int64_t seed = 1234;                // k-means samples and the vectors that start every level's k-means
@@ -46,11 +46,5 @@ std::vector<float> train_codebooks(size_t n, int d, const float* x, int levels, 
 // ||C - C_prev||^2 (which keeps unused codewords where they were).
 void solve_codebooks(size_t n, int d, const float* x, int levels, int K, const uint8_t* codes,
                      const float* weights, float ridge, const float* C_prev, float* C);
-
-// Faiss's k-means with K centroids on a seeded sample of at most
-// K * max_points_per_centroid rows of x (n x d); deterministic for a seed.
-// Quiet (see kmeans.h).
-void kmeans(size_t n, int d, const float* x, int K, int max_points_per_centroid, uint64_t seed,
-            float* centroids);
 
 }  // namespace dpq

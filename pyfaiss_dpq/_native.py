@@ -54,6 +54,9 @@ def _load():
     problems = _core.abi_check_search_parameters_ivf(params, 77, 12345)
     if problems:
         raise _fail(f"the faiss::SearchParametersIVF ABI of faiss {version} differs: {problems}")
+    from ._clustering import faiss_kmeans
+
+    _core.set_clustering(faiss_kmeans)
     return _core
 
 

@@ -260,13 +260,19 @@ def test_export_honours_the_requested_metric(unsupervised, metric):
 
 # ---------------------------------------------------------------- the deep unsupervised path
 def _heldout_objective(codebooks: np.ndarray, x: np.ndarray, beam: int) -> float:
-    """sum_m mean ||x - Q_m(x)||^2 of IndexDPQ's own beam codes (an independent reference)."""
+    """sum_m w_m mean ||x - Q_m(x)||^2 of IndexDPQ's own beam codes (an independent reference).
+
+    w: the default prefix weights, which unsupervised training defaults to.
+    """
+    from pyfaiss_dpq.codebooks import default_prefix_weights
+
     levels, K, d = codebooks.shape
     index = pyfaiss_dpq.IndexDPQ(d, levels, int(np.log2(K)))
     index.codebooks = codebooks
     index.beam_size = beam
     index.add(x)
-    return sum(((x - np.stack([index.reconstruct_prefix(i, m) for i in range(len(x))])) ** 2).sum(1).mean()
+    w = default_prefix_weights(levels)
+    return sum(w[m - 1] * ((x - np.stack([index.reconstruct_prefix(i, m) for i in range(len(x))])) ** 2).sum(1).mean()
                for m in range(1, levels + 1))
 
 

@@ -13,6 +13,8 @@ import pytest
 
 import pyfaiss_dpq
 from pyfaiss_dpq import TrainParameters, train_codebooks
+from pyfaiss_dpq._clustering import faiss_kmeans
+from pyfaiss_dpq._native import core
 from pyfaiss_dpq.codebooks import beam_encode, default_prefix_weights, prefix_objective, solve_codebooks
 from pyfaiss_dpq.data import load_digits_images, load_text_embeddings
 
@@ -61,29 +63,18 @@ def numpy_solve(x, C_prev, codes, w, ridge):
     return np.linalg.lstsq(A, B, rcond=None)[0].reshape(L, K, d)
 
 
-def numpy_greedy_codebooks(x, levels, K, vary_start):
-    """Greedy residual k-means with faiss.Kmeans (25 iterations, fixed seed) per level.
-
-    With the same seed at every level and the residuals in the same order,
-    every level's k-means starts from the residuals of the same vectors (the
-    old greedy trainer); ``vary_start`` gives each level another seed.
-    """
+def faiss_greedy_codebooks(x, levels, K):
+    """Greedy residual coding with Faiss's ProgressiveDimClustering per level (as Faiss's RQ trains)."""
     r = x.copy()
     C = np.zeros((levels, K, x.shape[1]), np.float32)
     for l in range(levels):
-        km = faiss.Kmeans(x.shape[1], K, niter=25, seed=1234 + (l if vary_start else 0))
-        km.train(r)
-        C[l] = km.centroids
+        C[l] = faiss_kmeans(r, K, progressive_dim=True)
         r -= C[l][faiss.knn(r, C[l], 1)[1][:, 0]]
     return C
 
 
-def test_greedy_trainer_generalises_like_greedy_residual_kmeans():
-    """Regression: starting each level's k-means from other vectors cost 3-5 recall points on MiniLM.
-
-    Held-out full-length error of greedy codes (rounds=0, beam 1): the trainer
-    within 1% of the same-start reference, which the varied-start one misses.
-    """
+def test_greedy_trainer_matches_greedy_residual_faiss_clustering():
+    """Held-out full-length error of greedy codes (rounds=0, beam 1) within 1% of the Faiss reference."""
     x = load_text_embeddings()
     train, held_out = x[:2000], x[8000:]
     levels = 4
@@ -92,10 +83,55 @@ def test_greedy_trainer_generalises_like_greedy_residual_kmeans():
         codes, obj = beam_encode(held_out, C, 1, [0] * (levels - 1) + [1])
         return obj.mean()
 
-    same_start = error(numpy_greedy_codebooks(train, levels, 256, vary_start=False))
-    assert error(numpy_greedy_codebooks(train, levels, 256, vary_start=True)) > same_start * 1.01
+    reference = error(faiss_greedy_codebooks(train, levels, 256))
     trainer = error(train_codebooks(train, levels, 8, TrainParameters(rounds=0, beam_size=1)))
-    assert trainer <= same_start * 1.01
+    assert abs(trainer - reference) <= 0.01 * reference
+
+
+@pytest.fixture
+def clustering_spy():
+    """Records every k-means the C++ core asks for (points, K, progressive_dim, centroids)."""
+    calls = []
+
+    def spy(x, k, progressive_dim):
+        centroids = faiss_kmeans(x, k, progressive_dim)
+        calls.append((np.array(x), k, progressive_dim, centroids))
+        return centroids
+
+    core.set_clustering(spy)
+    yield calls
+    core.set_clustering(faiss_kmeans)
+
+
+def test_levels_are_faiss_progressive_dim_kmeans_of_the_beam_residuals(minilm, clustering_spy):
+    x = minilm[:600]
+    C = train_codebooks(x, 3, 4, TrainParameters(rounds=0, beam_size=2))
+    assert [(k, prog) for _, k, prog, _ in clustering_spy] == [(16, True)] * 3
+    for l, (points, k, _, centroids) in enumerate(clustering_spy):
+        np.testing.assert_array_equal(C[l], centroids)
+        # Faiss's own clustering of the points the core passed (a fresh run: deterministic)
+        np.testing.assert_array_equal(centroids, faiss_kmeans(points, k, progressive_dim=True))
+    # Level 1 clusters the vectors themselves (beam entries of one vector are equal there).
+    first = clustering_spy[0][0]
+    assert {tuple(row) for row in first} <= {tuple(row) for row in x}
+
+
+def test_ivf_coarse_quantizer_is_plain_faiss_kmeans(minilm, clustering_spy):
+    index = pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatL2(minilm.shape[1]), minilm.shape[1], 8, 2, 4, faiss.METRIC_L2)
+    index.train(minilm[:600])
+    assert (8, False) in [(k, prog) for _, k, prog, _ in clustering_spy]
+
+
+def test_a_failing_kmeans_raises_its_error(minilm):
+    def broken(x, k, progressive_dim):
+        raise RuntimeError("k-means exploded")
+
+    core.set_clustering(broken)
+    try:
+        with pytest.raises(RuntimeError, match="k-means exploded"):
+            train_codebooks(minilm[:300], 1, 4, TrainParameters(rounds=0))
+    finally:
+        core.set_clustering(faiss_kmeans)
 
 
 @pytest.mark.parametrize("weights", [None, [0, 0, 1], [3, 1, 0.5]])
@@ -257,3 +293,9 @@ def test_few_vectors_give_one_clear_warning(digits, capfd):
     # Faiss's own per-level k-means warning (and iteration log) never reaches the console.
     out, err = capfd.readouterr()
     assert "clustering" not in out + err and "Iteration" not in out + err
+
+
+def test_default_weights_are_the_power_of_two_prefixes_and_the_full_code():
+    np.testing.assert_array_equal(default_prefix_weights(8), [1, 1, 0, 1, 0, 0, 0, 1])
+    np.testing.assert_array_equal(np.flatnonzero(default_prefix_weights(12)) + 1, [1, 2, 4, 8, 12])
+    np.testing.assert_array_equal(default_prefix_weights(1), [1])

@@ -10,6 +10,7 @@
 
 #include "../check.h"
 #include "../faiss_adapters.h"
+#include "../kmeans.h"
 #include "search_lists.h"
 
 namespace dpq {
@@ -153,7 +154,7 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
     if (quantizer_->ntotal == 0) {
         DPQ_CHECK(size_t(n) >= nlist_, std::invalid_argument,
                   "IndexIVFDPQ.train: need at least nlist = %zu training vectors, got %lld", nlist_, (long long)n);
-        kmeans(size_t(n), d, x, int(nlist_), 256, uint64_t(train_params->seed), centroids.data());
+        kmeans_sampled(size_t(n), d, x, int(nlist_), 256, uint64_t(train_params->seed), centroids.data());
         if (!quantizer_->is_trained) quantizer_->train(idx_t(nlist_), centroids.data());
         quantizer_->add(idx_t(nlist_), centroids.data());
     } else {

@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validate import as_samples
+from ..codebooks import default_prefix_weights
 from .init import torch_free_codebooks
 from .mode_options import check_mode_options, make_memory
 from .model import DPQModel
@@ -126,7 +127,9 @@ class DPQTrainer(BaseEstimator):
     prefix_weights : array of L floats, optional
         Weight w_m of the prefix of m levels in every per-prefix term (the
         reconstruction objective sum_m w_m ||x - Q_m||^2, the label and
-        contrastive losses on the reconstructions). Default: all ones.
+        contrastive losses on the reconstructions). Default: unsupervised, the
+        torch-free trainer's (:func:`pyfaiss_dpq.codebooks.default_prefix_weights`);
+        other modes, all ones.
     tau, mu, nu : float
         Quantization loss tau * [sum_l ||x - Q^soft_l||^2 + mu sum_l ||x - Q^hard_l||^2
         + nu ||Q^soft_L - Q^hard_L||^2] (supervised, contrastive).
@@ -335,7 +338,12 @@ class DPQTrainer(BaseEstimator):
         check_mode_options(objective, MODES, self.code_memory, self.diversity, self.debias, self.query_encoder)
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
-        weights = np.ones(levels) if self.prefix_weights is None else np.asarray(self.prefix_weights, dtype=float)
+        if self.prefix_weights is not None:
+            weights = np.asarray(self.prefix_weights, dtype=float)
+        elif self.mode == "unsupervised":  # the objective of the torch-free start it refines
+            weights = default_prefix_weights(levels).astype(float)
+        else:  # the label and contrastive losses ride on every prefix
+            weights = np.ones(levels)
         if weights.shape != (levels,) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"prefix_weights must be {levels} finite non-negative numbers, not all zero, "
                              f"got {self.prefix_weights!r}")
