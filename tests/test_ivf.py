@@ -204,6 +204,28 @@ def test_add_with_ids_remove_reconstruct(data):
     assert index.ntotal == 0 and index.list_sizes().sum() == 0
 
 
+@pytest.mark.parametrize("rerank", [False, True])
+def test_exact_ties_go_to_the_smaller_id(data, rerank):
+    """As in the flat index and a merge of shards: the order of (distance, id), not the storage order."""
+    xt, xb, xq = data
+    d = xt.shape[1]
+    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
+    index.train_params.rounds = 0
+    index.train(xt)
+    copies = np.repeat(xb[:5], 40, axis=0)  # 40 exact copies of 5 vectors: ties within each group
+    ids = np.arange(len(copies), dtype=np.int64)[::-1].copy()  # stored in descending id order
+    index.add_with_ids(copies, ids)
+    extra = dict(rerank_levels=3, rerank_k=60) if rerank else {}
+    params = SearchParametersIVFDPQ(nprobe=4, levels=2, **extra)
+    D, I = index.search(xq, 30, params=params)
+    for dq, iq in zip(D, I):
+        for dist in np.unique(dq):
+            tied = iq[dq == dist]
+            group = ids[np.flatnonzero(np.all(copies == copies[ids == tied[0]], axis=1))]
+            # the smallest ids of the tied group, ascending
+            np.testing.assert_array_equal(tied, np.sort(group)[:len(tied)])
+
+
 def test_quantizer_given_trained_and_codebooks_from_flat(data):
     xt, xb, xq = data
     d = xt.shape[1]

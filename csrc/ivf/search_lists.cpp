@@ -27,10 +27,12 @@ using scan::quantize_lut4;
 using scan::quantize_lut8;
 using scan::padded_levels4;
 
-// A candidate's place, kept in the heaps instead of its id: (list << 32) | offset.
-inline int64_t key_of(size_t list, size_t i) { return int64_t((uint64_t(list) << 32) | uint64_t(i)); }
-inline size_t list_of(int64_t key) { return size_t(uint64_t(key) >> 32); }
-inline size_t offset_of(int64_t key) { return size_t(uint64_t(key) & 0xFFFFFFFFu); }
+// Where a kept candidate is stored; the heaps rank by (distance, id), as
+// the flat index and a merge of shards do.
+struct Place {
+    uint32_t list, offset;
+};
+using PlacedTopK = BasicTopK<Place>;
 
 // The probed lists, each verified once, before any parallel work (a
 // verification failure throws here, not inside an OpenMP region).
@@ -285,22 +287,23 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
 // k-NN state of a batch: a heap of candidate places per query.
 class KnnOwner {
    public:
-    KnnOwner(const ListSearch& s, size_t nq, size_t k) : s_(s), heaps_(nq, TopK(k)) {}
+    KnnOwner(const ListSearch& s, size_t nq, size_t k) : s_(s), heaps_(nq, PlacedTopK(k)) {}
     void set_list(size_t l, const ListRef& L) {
         list_ = l;
         L_ = &L;
     }
     bool offer(size_t q, float d, size_t i) {
         if (!(d <= heaps_[q].threshold())) return false;
-        if (s_.filter && !s_.filter->keep(L_->ids[i])) return false;
-        return heaps_[q].push(d, key_of(list_, i));
+        const int64_t id = L_->ids[i];
+        if (s_.filter && !s_.filter->keep(id)) return false;
+        return heaps_[q].push({d, id, Place{uint32_t(list_), uint32_t(i)}});
     }
     float bound(size_t q) const { return heaps_[q].threshold(); }
-    std::vector<TopK>& heaps() { return heaps_; }
+    std::vector<PlacedTopK>& heaps() { return heaps_; }
 
    private:
     const ListSearch& s_;
-    std::vector<TopK> heaps_;
+    std::vector<PlacedTopK> heaps_;
     size_t list_ = 0;
     const ListRef* L_ = nullptr;
 };
@@ -340,24 +343,22 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                 for (size_t q = 0; q < owner.heaps().size(); q++) {
                     float* D = distances + (q0 + q) * k;
                     int64_t* I = labels + (q0 + q) * k;
-                    TopK& heap = owner.heaps()[q];
+                    PlacedTopK& heap = owner.heaps()[q];
                     if (rerank) {  // the scan's best, re-scored with rerank_levels levels
                         TopK best(k);
-                        for (const auto& [d0, key] : heap.sorted()) {
-                            const size_t l = list_of(key), i = offset_of(key);
+                        for (const PlacedTopK::Entry& e : heap.sorted()) {
+                            const size_t l = e.where.list, i = e.where.offset;
                             const ListRef& L = refs[l];
                             const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
                             const float norm = s.l2 ? L.norm_column(s.rerank_slot)[i] : 0.f;
                             best.push(scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize,
                                                            s.rerank_levels, t.lut(q), bias + norm),
-                                      key);
+                                      e.id);
                         }
                         best.extract(D, I, pad, sign);
                     } else {
                         heap.extract(D, I, pad, sign);
                     }
-                    for (size_t j = 0; j < k; j++)
-                        if (I[j] >= 0) I[j] = refs[list_of(I[j])].ids[offset_of(I[j])];
                 }
             });
 }
