@@ -76,6 +76,8 @@ def test_bench_end_to_end_l2(tmp_path):
     dpq = {r["length"]: r for r in results["rows"] if r["method"] == "DPQ"}
     # L2 DPQ stores a 4-byte norm per level next to its 1-byte codes.
     assert [(dpq[m]["code_bytes"], dpq[m]["extra_bytes"]) for m in (1, 2)] == [(1, 4), (2, 8)]
+    # The torch-free base is encoded with the beam Faiss's RQ baseline encodes with.
+    assert results["dpq"]["description"].endswith(f"encoded with beam {faiss.ResidualQuantizer(16, 2, 8).max_beam_size}")
     assert all(r["map_at_100"] is None for r in results["rows"] if r["status"] == "ok")
     assert len(results["plots"]) == 2
 

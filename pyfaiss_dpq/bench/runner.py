@@ -27,6 +27,9 @@ from .peers import add_curve_arguments, run_curves
 from .metrics import PeakRSS, mean_average_precision, queries_per_second, recall_at, timed
 
 
+RQ_ENCODING_BEAM = 5
+"""Beam width of Faiss's ResidualQuantizer encoder by default (max_beam_size); the torch-free DPQ row uses it too."""
+
 UNSUPERVISED_EPOCHS = 5
 """Deep-trainer epochs the benchmark uses for unlabelled data unless --epochs says otherwise."""
 
@@ -195,6 +198,7 @@ def build_dpq(ds: Dataset, levels: int, nbits: int, trainer: str, epochs: Option
         if trainer == "kmeans":
             index = dpq = IndexDPQ(ds.d, levels, nbits, ds.metric)
             train_s, _ = timed(lambda: index.train(ds.train))
+            index.beam_size = RQ_ENCODING_BEAM  # the base encoded as the RQ baseline encodes its own
             description = f"IndexDPQ L={levels} x {nbits} bits, progressive residual k-means (IndexDPQ.train)"
         else:
             train_s, (index, features, description) = timed(lambda: _train_deep(ds, levels, nbits, epochs))
