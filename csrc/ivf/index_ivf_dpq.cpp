@@ -254,26 +254,28 @@ void IndexIVFDPQ::add_codes(idx_t n, const int64_t* list_nos, const uint8_t* cod
 }
 
 void IndexIVFDPQ::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
-    require_trained("add");
     require_writable("add");
-    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.add: negative count");
-    check_finite(n, d, x, "IndexIVFDPQ.add");
-    std::vector<int64_t> assign(n);
-    std::vector<uint8_t> codes(size_t(n) * levels());
-    assign_and_encode(n, x, assign.data(), codes.data());
-    add_codes(n, assign.data(), codes.data(), ids);
+    const Encoded e = assign_and_encode(n, x, "add");
+    add_codes(n, e.list_nos.data(), e.codes.data(), ids);
 }
 
-void IndexIVFDPQ::assign_and_encode(idx_t n, const float* x, int64_t* list_nos, uint8_t* codes) const {
-    quantizer_->assign(n, x, list_nos, 1);
+IndexIVFDPQ::Encoded IndexIVFDPQ::assign_and_encode(idx_t n, const float* x, const char* what) const {
+    require_trained(what);
+    const std::string name = std::string("IndexIVFDPQ.") + what;
+    DPQ_CHECK(n >= 0, std::invalid_argument, "%s: negative count", name.c_str());
+    check_finite(n, d, x, name.c_str());
+    Encoded e{std::vector<int64_t>(n), std::vector<uint8_t>(size_t(n) * levels())};
+    quantizer_->assign(n, x, e.list_nos.data(), 1);
     std::vector<float> residuals(size_t(n) * d);
     for (idx_t i = 0; i < n; i++) {
-        DPQ_CHECK(list_nos[i] >= 0 && size_t(list_nos[i]) < nlist_, std::runtime_error,
-                  "IndexIVFDPQ: the quantizer assigned list %lld", (long long)list_nos[i]);
-        const float* c = centroids_.data() + size_t(list_nos[i]) * d;
+        const int64_t l = e.list_nos[i];
+        DPQ_CHECK(l >= 0 && size_t(l) < nlist_, std::runtime_error, "%s: the quantizer assigned list %lld",
+                  name.c_str(), (long long)l);
+        const float* c = centroids_.data() + size_t(l) * d;
         for (int j = 0; j < d; j++) residuals[size_t(i) * d + j] = x[size_t(i) * d + j] - c[j];
     }
-    codec_.encode(size_t(n), residuals.data(), codes, beam_size);
+    codec_.encode(size_t(n), residuals.data(), e.codes.data(), beam_size);
+    return e;
 }
 
 size_t IndexIVFDPQ::list_no_bytes() const {
@@ -285,17 +287,12 @@ size_t IndexIVFDPQ::list_no_bytes() const {
 size_t IndexIVFDPQ::sa_code_size() const { return list_no_bytes() + codec_.packed_size(); }
 
 void IndexIVFDPQ::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
-    require_trained("sa_encode");
-    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.sa_encode: negative count");
-    check_finite(n, d, x, "IndexIVFDPQ.sa_encode");
-    std::vector<int64_t> assign(n);
-    std::vector<uint8_t> codes(size_t(n) * levels());
-    assign_and_encode(n, x, assign.data(), codes.data());
+    const Encoded e = assign_and_encode(n, x, "sa_encode");
     const size_t lb = list_no_bytes(), cs = sa_code_size();
     for (idx_t i = 0; i < n; i++) {
         uint8_t* out = bytes + size_t(i) * cs;
-        for (size_t b = 0; b < lb; b++) out[b] = uint8_t(uint64_t(assign[i]) >> (8 * b));
-        codec_.pack(1, codes.data() + size_t(i) * levels(), out + lb);
+        for (size_t b = 0; b < lb; b++) out[b] = uint8_t(uint64_t(e.list_nos[i]) >> (8 * b));
+        codec_.pack(1, e.codes.data() + size_t(i) * levels(), out + lb);
     }
 }
 

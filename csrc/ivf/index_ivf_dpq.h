@@ -123,8 +123,12 @@ class IndexIVFDPQ : public faiss::Index {
     std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
     size_t list_no_bytes() const;
-    // List numbers and residual codes (n x levels) of x.
-    void assign_and_encode(faiss::idx_t n, const float* x, int64_t* list_nos, uint8_t* codes) const;
+    struct Encoded {
+        std::vector<int64_t> list_nos;  // n
+        std::vector<uint8_t> codes;     // n x levels, residuals from the list's centroid
+    };
+    // Checks the index and x (errors name IndexIVFDPQ.`what`), then assigns and encodes x.
+    Encoded assign_and_encode(faiss::idx_t n, const float* x, const char* what) const;
 
     faiss::Index* quantizer_ = nullptr;
     bool own_quantizer_ = false;
