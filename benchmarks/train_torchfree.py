@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=TrainParameters().rounds)
     parser.add_argument("--seeds", default=str(TrainParameters().seed),
                         help="DPQ trainer seeds, comma-separated: one model per seed (default: the trainer's)")
+    parser.add_argument("--kmeans-max-points", type=int, default=TrainParameters().kmeans_max_points_per_centroid,
+                        help="DPQ: each level's k-means sees at most K times this many residuals")
     parser.add_argument("--weights", default="", help="DPQ prefix weights, comma-separated (default: the trainer's)")
     parser.add_argument("--encode-weights", choices=("train", "full"), default="train",
                         help="DPQ database beam: the training prefix weights, or full-length error only")
@@ -88,7 +90,8 @@ def main() -> None:
             L = max(lengths)
             weights = [float(v) for v in args.weights.split(",")] if args.weights else []
             for seed in [int(v) for v in args.seeds.split(",")]:
-                params = TrainParameters(rounds=args.rounds, prefix_weights=weights, seed=seed)
+                params = TrainParameters(rounds=args.rounds, prefix_weights=weights, seed=seed,
+                                         kmeans_max_points_per_centroid=args.kmeans_max_points)
                 t0 = time.perf_counter()
                 C = pyfaiss_dpq.train_codebooks(xt, L, 8, params)
                 train_s = time.perf_counter() - t0
@@ -99,7 +102,8 @@ def main() -> None:
                 index.add_codes(codes)
                 for m in lengths:
                     _, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m))
-                    label = f"DPQ torch-free, one model L={L} (rounds={args.rounds}, seed {seed})"
+                    label = (f"DPQ torch-free, one model L={L} (rounds={args.rounds}, seed {seed}, "
+                             f"k-means <= {args.kmeans_max_points} points per centroid)")
                     print(f"| {label} | {m} | {recall_10_at_10(I, gt):.3f} | {train_s:.1f} (all lengths) |",
                           flush=True)
             continue
