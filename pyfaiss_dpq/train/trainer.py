@@ -96,7 +96,10 @@ class DPQTrainer(BaseEstimator):
         A name in :data:`~.modes.MODES`. supervised: DPQ with labels (label
         losses on the features and on every prefix's reconstruction).
         unsupervised: the prefix-weighted reconstruction error, starting from
-        the torch-free trainer's codebooks (identity encoder). contrastive:
+        the torch-free trainer's codebooks (identity encoder). The held-out
+        split chooses the number of epochs (``best_epoch_`` + 1, possibly
+        none); the model returned is then refit on all of X: ``IndexDPQ.train``
+        of X followed by that many epochs. contrastive:
         SPQ-style self-supervision on two augmented views, with MeCoQ's
         optional parts (``code_memory``, ``debias``, ``diversity``). paired:
         MoPQ, from (query, key) pairs: ``fit(queries, keys)``.
@@ -177,10 +180,13 @@ class DPQTrainer(BaseEstimator):
     Attributes
     ----------
     model_ : DPQModel
-        The trained model (the best held-out state).
+        The trained model: the best held-out state (unsupervised: refit on
+        all of X for as many epochs).
     history_ : list of EpochStats
+        The fit on the training split, scored on the held-out one.
     best_epoch_ : int
-        The epoch whose state ``model_`` holds (-1: the start of the joint phase).
+        The epoch whose state ``model_`` holds (-1: the start of the joint
+        phase); unsupervised: the last epoch of the refit.
     memory_ : CodeMemory or None
         The code memory of the last fit (``code_memory`` > 0).
     """
@@ -280,6 +286,8 @@ class DPQTrainer(BaseEstimator):
                 break
         if val is not None:
             keeper.restore(model)
+            if s.objective.codebooks_only:
+                self._refit(model, X, keeper.epoch + 1, generator, device, s)
         self.best_epoch_ = keeper.epoch if val is not None else self.history_[-1].epoch
         self.model_ = model.eval()
         return self
@@ -414,6 +422,17 @@ class DPQTrainer(BaseEstimator):
         codebooks = torch_free_codebooks(model.encode(data), s.levels, s.nbits)
         model.quantizer.set_codebooks(torch.from_numpy(codebooks).to(model.device))
         return torch.optim.Adam([model.quantizer.unit_codebooks], lr=s.codebook_lr)
+
+    def _refit(self, model: DPQModel, X: np.ndarray, epochs: int, generator, device, s: Settings) -> None:
+        """The held-out split chose how many epochs to run: run them again on all of X, from its torch-free start.
+
+        Only without a trainable encoder, whose fixed features make the start
+        ``IndexDPQ.train`` of X. Zero epochs returns that model itself.
+        """
+        opts = [self._start_joint_phase(model, X, s)]
+        Xt = torch.from_numpy(X)
+        for epoch in range(epochs):
+            self._epoch(model, opts, Xt, None, generator, device, "joint", epoch, s)
 
     def _epoch(self, model, opts, Xt, yt, generator, device, phase, epoch, s: Settings) -> EpochStats:
         model.train()
