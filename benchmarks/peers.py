@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
 # Runs in a fresh process under a given PYTHONPATH: builds the index from the
 # saved codebooks and codes and prints the median QPS of each configuration.
 TIMER = r"""
@@ -66,10 +64,15 @@ print(json.dumps({"qps": len(q) / statistics.median(times), "ids": ids[:5].tolis
 """
 
 
-def timed_build(pythonpath: Path, data: Path, cfg: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+def timed_build(pythonpath: "Path | None", data: Path, cfg: dict) -> dict:
+    """Time a search in a fresh process: the build whose source tree is `pythonpath`, or the installed one (None)."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    # run beside the data, not in the repository root, whose uncompiled pyfaiss_dpq/ would shadow the installed one
     out = subprocess.run([sys.executable, "-c", TIMER, str(data), json.dumps(cfg)], env=env, check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, cwd=data.parent).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -119,7 +122,7 @@ def table_kernels(codes: Path, runs: int) -> dict:
 
 def run_luts(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
-    builds = {"this build": (ROOT, None)}
+    builds = {"this build": (None, None)}
     if args.today:
         builds["today (--today build)"] = (args.today, None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,7 +140,7 @@ def run_luts(args) -> int:
         scaling = {}
         for nq in (100, 1000):
             for r in range(args.rounds):
-                one, two = (timed_build(ROOT, data, dict(cfg, nq=nq, threads=t))["qps"]
+                one, two = (timed_build(None, data, dict(cfg, nq=nq, threads=t))["qps"]
                             for t in (1, 2))
                 scaling.setdefault(nq, []).append(two / one)
                 print(f"round {r + 1}: {nq} queries, 2 threads / 1 thread = {two / one:.2f} ({one:.0f}, {two:.0f} QPS)")
