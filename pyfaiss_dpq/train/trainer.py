@@ -284,10 +284,10 @@ class DPQTrainer(BaseEstimator):
                 model.save(self.checkpoint)
             if stop:
                 break
-        if val is not None:
+        if val is not None and s.objective.codebooks_only:
+            self._refit(model, X, keeper.epoch + 1, generator, device, s)
+        elif val is not None:
             keeper.restore(model)
-            if s.objective.codebooks_only:
-                self._refit(model, X, keeper.epoch + 1, generator, device, s)
         self.best_epoch_ = keeper.epoch if val is not None else self.history_[-1].epoch
         self.model_ = model.eval()
         return self
