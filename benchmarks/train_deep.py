@@ -4,8 +4,8 @@ Same split as ``pyfaiss-dpq bench --dataset minilm`` (9,000 base = training
 set, 1,000 queries, inner product). Torch-free: ``IndexDPQ.train`` on the
 whole training set. Deep: ``DPQTrainer(mode="unsupervised")``, which starts
 from ``IndexDPQ.train`` on 90% of it, optimises the same prefix-weighted
-objective and keeps the state with the best objective on the held-out 10%;
-where no epoch beats its start, it returns ``IndexDPQ.train`` of the whole set.
+objective and counts the epochs that lower it on the held-out 10% (possibly
+none); it then refits on the whole set: ``IndexDPQ.train``, then that many epochs.
 Both are encoded with beam 5 and searched at every prefix; recall 10@10
 against exact search. Train times are wall seconds at --threads.
 
