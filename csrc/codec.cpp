@@ -15,13 +15,23 @@ float dot(const float* a, const float* b, int d) {
 }
 }  // namespace
 
+void pack_table_panels(const float* M, size_t n, int d, float* panels) {
+    std::fill(panels, panels + table_panel_floats(n, d), 0.f);
+    for (size_t j = 0; j < n; j++) {
+        float* dst = panels + (j / kTablePanel) * kTablePanel * d + j % kTablePanel;
+        for (int t = 0; t < d; t++) dst[size_t(t) * kTablePanel] = M[j * d + t];
+    }
+}
+
 Codec::Codec(int d, int levels, int nbits)
         : d_(d), levels_(levels), nbits_(nbits),
           C_(size_t(levels) * (1 << nbits) * d, 0.f),
-          cnorm_(size_t(levels) * (1 << nbits), 0.f) {}
+          cnorm_(size_t(levels) * (1 << nbits), 0.f),
+          panels_(table_panel_floats(size_t(levels) * (1 << nbits), d), 0.f) {}
 
 void Codec::set_codebooks(const float* C) {
     std::copy(C, C + C_.size(), C_.begin());
+    pack_table_panels(C_.data(), size_t(levels_) * K(), d_, panels_.data());
     for (int l = 0; l < levels_; l++)
         for (int k = 0; k < K(); k++) {
             const float* c = codeword(l, k);

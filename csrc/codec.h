@@ -8,6 +8,15 @@
 
 namespace dpq {
 
+// Rows of a row-major matrix (n x d) in the layout the lookup-table kernels
+// read (scan/kernels.h DotsFn): kTablePanel rows at a time, each group stored
+// transposed as d x kTablePanel, so that one vector load fetches coordinate t
+// of kTablePanel consecutive rows. panels[(p * d + t) * kTablePanel + r] =
+// M[p * kTablePanel + r][t]; the rows past n of the last panel are zero.
+constexpr int kTablePanel = 32;
+inline size_t table_panel_floats(size_t n, int d) { return (n + kTablePanel - 1) / kTablePanel * kTablePanel * d; }
+void pack_table_panels(const float* M, size_t n, int d, float* panels);
+
 class Codec {
    public:
     Codec(int d, int levels, int nbits);
@@ -19,6 +28,9 @@ class Codec {
     // Codeword k of level l (d floats).
     const float* codeword(int l, int k) const { return C_.data() + (size_t(l) * K() + k) * d_; }
     const std::vector<float>& codebooks() const { return C_; }
+    // The levels * K codewords as table panels (a second copy of the
+    // codebooks: the transposed layout makes the tables 2-3x faster).
+    const float* table_panels() const { return panels_.data(); }
     void set_codebooks(const float* C);  // levels x K x d
 
     // Greedy residual encoding (beam_size <= 1) or beam search over levels,
@@ -43,6 +55,7 @@ class Codec {
     int d_, levels_, nbits_;
     std::vector<float> C_;      // levels x K x d
     std::vector<float> cnorm_;  // levels x K: ||c||^2
+    std::vector<float> panels_;  // C_ by pack_table_panels
 };
 
 }  // namespace dpq

@@ -504,9 +504,12 @@ PYBIND11_MODULE(_core, m) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
         DPQ_CHECK(X.ndim() == 2 && C.ndim() == 2 && C.shape(1) == X.shape(1), std::invalid_argument,
                   "inner_products: X (nx, d) and C (n, d) expected");
+        const size_t n = size_t(C.shape(0));
+        const int d = int(C.shape(1));
+        std::vector<float> panels(dpq::table_panel_floats(n, d));
+        dpq::pack_table_panels(C.data(), n, d, panels.data());
         py::array_t<float> out({X.shape(0), C.shape(0)});
-        ks.dots(X.data(), size_t(X.shape(0)), C.data(), size_t(C.shape(0)), int(X.shape(1)), out.mutable_data(),
-                size_t(C.shape(0)));
+        ks.dots(X.data(), size_t(X.shape(0)), panels.data(), n, d, out.mutable_data(), n);
         return out;
     });
 

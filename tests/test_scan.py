@@ -186,7 +186,7 @@ def test_quantized_sums_reject_bad_shapes():
 def test_inner_products_for_lookup_tables(kernel):
     require(kernel)
     rng = np.random.default_rng(5)
-    for nx, d, n in ((1, 1, 3), (3, 7, 16), (5, 16, 9), (2, 96, 256), (4, 385, 17)):
+    for nx, d, n in ((1, 1, 3), (3, 7, 16), (5, 16, 9), (2, 96, 256), (4, 385, 17), (13, 40, 70), (7, 384, 33)):
         X = rng.standard_normal((nx, d)).astype(np.float32)
         C = rng.standard_normal((n, d)).astype(np.float32)
         # float32 sums in any order: relative error well below 1e-5 for these sizes

@@ -82,11 +82,9 @@ struct Avx2 {
     static constexpr int kFloats = 8;
     static Floats fzero() { return _mm256_setzero_ps(); }
     static Floats fload(const float* p) { return _mm256_loadu_ps(p); }
+    static void fstore(float* p, Floats v) { _mm256_storeu_ps(p, v); }
+    static Floats fbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
     static Floats fmadd(Floats a, Floats b, Floats c) { return _mm256_fmadd_ps(a, b, c); }
-    static void hsum4(Floats a0, Floats a1, Floats a2, Floats a3, float* out) {
-        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-        _mm_store_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
-    }
 };
 
 // ------------------------------------------------------------ 8-bit codes

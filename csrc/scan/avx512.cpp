@@ -81,14 +81,9 @@ struct Avx512 {
     static constexpr int kFloats = 16;
     static Floats fzero() { return _mm512_setzero_ps(); }
     static Floats fload(const float* p) { return _mm512_loadu_ps(p); }
+    static void fstore(float* p, Floats v) { _mm512_storeu_ps(p, v); }
+    static Floats fbroadcast(const float* p) { return _mm512_set1_ps(*p); }
     static Floats fmadd(Floats a, Floats b, Floats c) { return _mm512_fmadd_ps(a, b, c); }
-    static void hsum4(Floats a0, Floats a1, Floats a2, Floats a3, float* out) {
-        auto half = [](__m512 v) {
-            return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        };
-        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(half(a0), half(a1)), _mm256_hadd_ps(half(a2), half(a3)));
-        _mm_store_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
-    }
 };
 
 }  // namespace

@@ -78,12 +78,12 @@ using Sums4Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblock
 using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
                          const uint64_t* lut8, uint64_t* out);
 
-// Inner products of nx vectors X (nx x d) with n rows C (n x d):
-// out[i * out_stride + j] = <X_i, C_j>. Rows are taken 4 at a time and every
-// vector runs past them while they sit in L1, so C streams from memory once
-// per call, not once per vector. Builds the float lookup tables (tables.h),
-// which every scan kernel then shares.
-using DotsFn = void (*)(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride);
+// Inner products of nx vectors X (nx x d) with the n rows of a matrix in
+// table panels (codec.h pack_table_panels): out[i * out_stride + j] =
+// <X_i, row j>, j < n. Builds the float lookup tables (tables.h), which
+// every scan kernel then shares.
+using DotsFn = void (*)(const float* X, size_t nx, const float* panels, size_t n, int d, float* out,
+                        size_t out_stride);
 
 struct KernelSet {
     const char* name;

@@ -1,7 +1,9 @@
 // The scalar kernel set: the reference quantized sums that every SIMD kernel
 // must reproduce bit for bit, and the plain dot products of the lookup tables.
 // It scans with the float reference scan (reference.h), so it has no scan4/scan8.
+#include <algorithm>
 #include "../code_layout.h"
+#include "../codec.h"
 #include "kernels.h"
 
 namespace dpq::scan {
@@ -29,32 +31,22 @@ void sums8_scalar(const uint8_t* codes, size_t block_bytes, size_t nblocks, int 
         }
 }
 
-// Four rows at a time: four independent sums keep the vector units busy
-// where one dot product would wait on its own additions.
-void dots_scalar(const float* X, size_t nx, const float* C, size_t n, int d, float* out, size_t out_stride) {
-    size_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const float *c0 = C + j * d, *c1 = c0 + d, *c2 = c1 + d, *c3 = c2 + d;
+// The reference: each output one plain sum over t = 0..d-1, a panel's
+// kTablePanel sums advanced together.
+void dots_scalar(const float* X, size_t nx, const float* panels, size_t n, int d, float* out, size_t out_stride) {
+    for (size_t j = 0; j < n; j += kTablePanel) {
+        const float* panel = panels + j * size_t(d);
+        const size_t cols = std::min<size_t>(kTablePanel, n - j);
         for (size_t i = 0; i < nx; i++) {
-            const float* x = X + i * d;
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
+            float acc[kTablePanel] = {};
             for (int t = 0; t < d; t++) {
-                s0 += x[t] * c0[t];
-                s1 += x[t] * c1[t];
-                s2 += x[t] * c2[t];
-                s3 += x[t] * c3[t];
+                const float x = X[i * d + t];
+#pragma omp simd
+                for (int r = 0; r < kTablePanel; r++) acc[r] += x * panel[size_t(t) * kTablePanel + r];
             }
-            float* o = out + i * out_stride + j;
-            o[0] = s0, o[1] = s1, o[2] = s2, o[3] = s3;
+            std::copy(acc, acc + cols, out + i * out_stride + j);
         }
     }
-    for (; j < n; j++)
-        for (size_t i = 0; i < nx; i++) {
-            float s = 0;
-            for (int t = 0; t < d; t++) s += X[i * d + t] * C[j * d + t];
-            out[i * out_stride + j] = s;
-        }
 }
 
 }  // namespace

@@ -80,12 +80,14 @@ void compute_luts_kernel(LutKernel kernel, const Codec& codec, bool l2, size_t n
     const int d = codec.d();
     const size_t n = size_t(levels) * codec.K();  // the first `levels` codebooks are contiguous
     const DotsFn dots = (kernel == LutKernel::kScalar ? kScalar : fastest_kernels()).dots;
-    dots(x, nq, codec.codeword(0, 0), n, d, luts, n);
+    dots(x, nq, codec.table_panels(), n, d, luts, n);
     const float scale = l2 ? -2.f : -1.f;
     for (size_t i = 0; i < nq * n; i++) luts[i] *= scale;
     for (size_t q = 0; q < nq; q++) {
-        biases[q] = 0.f;
-        if (l2) dots(x + q * d, 1, x + q * d, 1, d, biases + q, 1);
+        float s = 0.f;
+        if (l2)
+            for (int t = 0; t < d; t++) s += x[q * d + t] * x[q * d + t];
+        biases[q] = s;
     }
 }
 

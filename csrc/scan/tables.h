@@ -33,15 +33,16 @@ namespace dpq::scan {
 // Tables of nq queries x (nq x d) for the first `levels` levels:
 // luts[q * levels * K + l * K + k]; biases[q] = ||x_q||^2 for L2, 0 for IP.
 // The products of all queries with all levels' codewords are one blocked
-// matrix product (kernels.h DotsFn), so each codebook streams from
-// memory once per call: batch the queries.
+// matrix product (kernels.h DotsFn over Codec::table_panels), so each
+// codebook streams from memory once per call: batch the queries.
 void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases);
 // One query's tables (levels x K); returns its bias.
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut);
 
 // The kernel compute_luts multiplies with:
-//   "simd"   the fastest scan kernel set's register-blocked FMA dot products
-//            (the default; BLAS sgemm measured slower, benchmarks/peers.py luts),
+//   "simd"   the fastest scan kernel set's register-tiled FMA product over
+//            the codebooks' transposed panels (the default; as fast as
+//            numpy's OpenBLAS sgemm from 64 queries at once, benchmarks/peers.py luts),
 //   "scalar" the plain loop, the reference "simd" is tested against.
 // Their tables agree to float rounding, not bit for bit (summation orders
 // differ); each gives a query the same tables whatever the other queries of
