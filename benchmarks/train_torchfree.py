@@ -11,16 +11,25 @@ soon as each is measured.
 The shipped set's database is its training set, which rewards memorising
 training vectors (a k-means that keeps starting from the same vectors
 reconstructs about 256 of them almost exactly); ``--held-out`` trains every
-method on the first half of the 9,000 vectors and searches the other half
+method on the first half of the training vectors and searches the other half
 (exact ground truth recomputed).
 
+``--data PATH`` runs on a second real set: the MiniLM embeddings of the
+docstring summaries that make_labeled_text.py collects from the installed
+packages (20,524 with the bench extras installed; distinct texts from the
+shipped set's standard-library sentences).
+
     python benchmarks/train_torchfree.py [--lengths 4,8,16,32] [--methods dpq,pq,opq,rq,lsq] [--threads 2] [--held-out [--fold 1]] [--seeds 1234,1,2]
+    python benchmarks/train_torchfree.py --data ~/.cache/pyfaiss_dpq/labeled_text.npz --held-out --methods dpq,rq
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -29,6 +38,9 @@ import pyfaiss_dpq
 from pyfaiss_dpq import SearchParametersDPQ, TrainParameters
 from pyfaiss_dpq.codebooks import beam_encode
 from pyfaiss_dpq.data import load_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_labeled_text  # noqa: E402
 
 
 def recall_10_at_10(I: np.ndarray, gt: np.ndarray) -> float:
@@ -51,6 +63,25 @@ def faiss_index(method: str, d: int, m: int, rq_plain_kmeans: bool = False) -> f
     raise ValueError(method)
 
 
+def load(data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train, base, queries, ground truth) of --data; train = base.
+
+    "minilm": the shipped set. A path: the embeddings of a labeled set written
+    by make_labeled_text.py (its labels unused), in a fixed random order so
+    that halves mix its classes, the first 1,000 as queries.
+    """
+    if data == "minilm":
+        ds = load_dataset("minilm")
+        return ds.train, ds.base, ds.queries, ds.gt
+    path = Path(data)
+    if not path.exists():
+        make_labeled_text.main(["--out", str(path)])
+    x = np.load(path)["embeddings"].astype(np.float32)
+    x = x[np.random.default_rng(0).permutation(len(x))]
+    xq, xb = x[:1000], x[1000:]
+    return xb, xb, xq, faiss.knn(xq, xb, 10)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="4,8,16,32", help="code bytes (= levels of 8 bits)")
@@ -61,9 +92,13 @@ def main() -> None:
                         help="DPQ trainer seeds, comma-separated: one model per seed (default: the trainer's)")
     parser.add_argument("--kmeans-max-points", type=int, default=TrainParameters().kmeans_max_points_per_centroid,
                         help="DPQ: each level's k-means sees at most K times this many residuals")
+    parser.add_argument("--tail-kmeans-max-points", type=int, default=TrainParameters().tail_kmeans_max_points,
+                        help="DPQ: the second half of the levels' k-means sees at most this many residuals")
     parser.add_argument("--weights", default="", help="DPQ prefix weights, comma-separated (default: the trainer's)")
     parser.add_argument("--encode-weights", choices=("train", "full"), default="train",
                         help="DPQ database beam: the training prefix weights, or full-length error only")
+    parser.add_argument("--data", default="minilm",
+                        help="'minilm' (shipped) or a set written by make_labeled_text.py (built there when missing)")
     parser.add_argument("--held-out", action="store_true",
                         help="train on the first half of the vectors, search the second half")
     parser.add_argument("--fold", type=int, choices=(0, 1), default=0,
@@ -74,15 +109,14 @@ def main() -> None:
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     lengths = [int(v) for v in args.lengths.split(",")]
-    ds = load_dataset("minilm")
-    xt, xb, xq, gt = ds.train, ds.base, ds.queries, ds.gt
+    xt, xb, xq, gt = load(os.path.expanduser(args.data))
     if args.held_out:
         half = len(xt) // 2
         xt, xb = (xt[:half], xt[half:]) if args.fold == 0 else (xt[half:], xt[:half])
         gt = faiss.knn(xq, xb, 10)[1]
     d = xb.shape[1]
     split = f"held-out base, fold {args.fold}" if args.held_out else "base = train"
-    print(f"MiniLM (d={d}): {len(xt)} train, {len(xb)} base ({split}), {len(xq)} queries; {args.threads} threads; "
+    print(f"{'MiniLM' if args.data == 'minilm' else args.data} (d={d}): {len(xt)} train, {len(xb)} base ({split}), {len(xq)} queries; {args.threads} threads; "
           f"recall 10@10; faiss {faiss.__version__}\n", flush=True)
     print("| method | bytes | recall 10@10 | train s |\n|---|---|---|---|", flush=True)
     for method in args.methods.split(","):
@@ -91,7 +125,8 @@ def main() -> None:
             weights = [float(v) for v in args.weights.split(",")] if args.weights else []
             for seed in [int(v) for v in args.seeds.split(",")]:
                 params = TrainParameters(rounds=args.rounds, prefix_weights=weights, seed=seed,
-                                         kmeans_max_points_per_centroid=args.kmeans_max_points)
+                                         kmeans_max_points_per_centroid=args.kmeans_max_points,
+                                         tail_kmeans_max_points=args.tail_kmeans_max_points)
                 t0 = time.perf_counter()
                 C = pyfaiss_dpq.train_codebooks(xt, L, 8, params)
                 train_s = time.perf_counter() - t0
@@ -103,7 +138,8 @@ def main() -> None:
                 for m in lengths:
                     _, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m))
                     label = (f"DPQ torch-free, one model L={L} (rounds={args.rounds}, seed {seed}, "
-                             f"k-means <= {args.kmeans_max_points} points per centroid)")
+                             f"k-means <= {args.kmeans_max_points} points per centroid, "
+                             f"<= {args.tail_kmeans_max_points or 'as many'} points in the second half)")
                     print(f"| {label} | {m} | {recall_10_at_10(I, gt):.3f} | {train_s:.1f} (all lengths) |",
                           flush=True)
             continue

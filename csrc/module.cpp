@@ -291,16 +291,18 @@ PYBIND11_MODULE(_core, m) {
     py::class_<dpq::TrainParams, std::shared_ptr<dpq::TrainParams>> tp(m, "TrainParameters");
     const dpq::TrainParams defaults;
     tp.def(py::init([](int rounds, int beam_size, std::vector<float> prefix_weights, int64_t seed,
-                       int kmeans_max_points_per_centroid, float ridge, bool verbose) {
+                       int kmeans_max_points_per_centroid, int tail_kmeans_max_points, float ridge,
+                       bool verbose) {
                auto p = std::make_shared<dpq::TrainParams>();
-               *p = {rounds, beam_size, prefix_weights, seed, kmeans_max_points_per_centroid, ridge,
-                     verbose};
+               *p = {rounds, beam_size, prefix_weights, seed, kmeans_max_points_per_centroid,
+                     tail_kmeans_max_points, ridge, verbose};
                p->validate();
                return p;
            }),
            py::kw_only(), py::arg("rounds") = defaults.rounds, py::arg("beam_size") = defaults.beam_size,
            py::arg("prefix_weights") = defaults.prefix_weights, py::arg("seed") = defaults.seed,
            py::arg("kmeans_max_points_per_centroid") = defaults.kmeans_max_points_per_centroid,
+           py::arg("tail_kmeans_max_points") = defaults.tail_kmeans_max_points,
            py::arg("ridge") = defaults.ridge, py::arg("verbose") = defaults.verbose);
     train_field(tp, "rounds", &dpq::TrainParams::rounds, "Beam-encode + least-squares rounds after the initialisation.");
     train_field(tp, "beam_size", &dpq::TrainParams::beam_size, "Beam width used in training (1: greedy).");
@@ -309,6 +311,8 @@ PYBIND11_MODULE(_core, m) {
     train_field(tp, "seed", &dpq::TrainParams::seed, "Seed of the vector order of every level's k-means sample (the same at every level).");
     train_field(tp, "kmeans_max_points_per_centroid", &dpq::TrainParams::kmeans_max_points_per_centroid,
                 "k-means subsamples at most K times this many residuals per level.");
+    train_field(tp, "tail_kmeans_max_points", &dpq::TrainParams::tail_kmeans_max_points,
+                "Levels l >= L / 2 see at most this many residuals in k-means (0: no further limit).");
     train_field(tp, "ridge", &dpq::TrainParams::ridge,
                 "Least-squares pull toward the previous codebooks, relative to the mean diagonal.");
     train_field(tp, "verbose", &dpq::TrainParams::verbose, "Progress bar and per-round objective on stderr.");
@@ -320,7 +324,8 @@ PYBIND11_MODULE(_core, m) {
         for (size_t i = 0; i < p.prefix_weights.size(); i++) w += (i ? ", " : "") + std::to_string(p.prefix_weights[i]);
         return "TrainParameters(rounds=" + std::to_string(p.rounds) + ", beam_size=" + std::to_string(p.beam_size) +
                ", prefix_weights=" + w + "], seed=" + std::to_string(p.seed) + ", kmeans_max_points_per_centroid=" +
-               std::to_string(p.kmeans_max_points_per_centroid) + ", ridge=" + std::to_string(p.ridge) +
+               std::to_string(p.kmeans_max_points_per_centroid) + ", tail_kmeans_max_points=" +
+               std::to_string(p.tail_kmeans_max_points) + ", ridge=" + std::to_string(p.ridge) +
                ", verbose=" + (p.verbose ? "True" : "False") + ")";
     });
     m.def("default_prefix_weights", &dpq::default_prefix_weights, py::arg("levels"));

@@ -47,6 +47,9 @@ void TrainParams::validate(int levels) const {
     if (beam_size < 1 || beam_size > 256) fail("beam_size must be in [1, 256], got " + std::to_string(beam_size));
     if (kmeans_max_points_per_centroid < 1)
         fail("kmeans_max_points_per_centroid must be >= 1, got " + std::to_string(kmeans_max_points_per_centroid));
+    if (tail_kmeans_max_points < 0)
+        fail("tail_kmeans_max_points must be >= 0 (0: no further limit), got " +
+             std::to_string(tail_kmeans_max_points));
     if (!(ridge > 0) || !std::isfinite(ridge)) fail("ridge must be a positive finite number, got " + std::to_string(ridge));
     double sum = 0;
     for (float w : prefix_weights) {
@@ -85,8 +88,8 @@ std::vector<float> resolve_prefix_weights(const TrainParams& params, int levels)
 
 namespace {
 
-// K-means of the next level on the beam's residuals, at most K *
-// max_points_per_centroid of them, by Faiss's progressive-dimension k-means
+// K-means of the next level on the beam's residuals, at most max_points of
+// them (and at least K), by Faiss's progressive-dimension k-means
 // as Faiss's RQ trains its levels: plain k-means gave the same training error
 // but measured 1-1.5 recall points lower on held-out MiniLM at 4 and 8 bytes,
 // for RQ and for this trainer alike. The sample holds `vectors` (the same at
@@ -98,11 +101,10 @@ namespace {
 // repeats each vector beam_size times: one row per vector (as Faiss's RQ)
 // saved 7% of the time and moved held-out recall by -0.5 to +0.4 points (two
 // folds x three seeds), so the repeat stays.
-void kmeans_level(const BeamSearch& beam, int d, int K, int max_points_per_centroid,
-                  const std::vector<size_t>& vectors, float* centroids) {
+void kmeans_level(const BeamSearch& beam, int d, int K, size_t max_points, const std::vector<size_t>& vectors,
+                  float* centroids) {
     const size_t E = size_t(beam.beam_size());
-    const size_t nv = std::min(vectors.size(), std::max((size_t(K) + E - 1) / E,
-                                                        size_t(K) * size_t(max_points_per_centroid) / E));
+    const size_t nv = std::min(vectors.size(), std::max((size_t(K) + E - 1) / E, max_points / E));
     const size_t m = nv * E;
     std::vector<float> pts(m * d);
     for (size_t p = 0; p < m; p++) {
@@ -178,7 +180,10 @@ std::vector<float> train_codebooks(size_t n, int d, const float* x, int levels, 
         for (int l = 0; l < L; l++) {
             if (verbose) progress("init levels", l, L, seconds_since(t0));
             float* Cl = C.data() + size_t(l) * K * d;
-            kmeans_level(beam, d, K, params.kmeans_max_points_per_centroid, vectors, Cl);
+            size_t max_points = size_t(K) * size_t(params.kmeans_max_points_per_centroid);
+            if (l >= L / 2 && params.tail_kmeans_max_points > 0)
+                max_points = std::min(max_points, size_t(params.tail_kmeans_max_points));
+            kmeans_level(beam, d, K, max_points, vectors, Cl);
             for (int k = 0; k < K; k++) cnorm[size_t(l) * K + k] = sqnorm(Cl + size_t(k) * d, d);
             beam.step(Cl, &cnorm[size_t(l) * K], K);
         }

@@ -25,6 +25,10 @@ struct TrainParams {
     std::vector<float> prefix_weights;  // w_1..w_L (normalised to sum 1); empty: default_prefix_weights
     int64_t seed = 1234;                // k-means samples and the vectors that start every level's k-means
     int kmeans_max_points_per_centroid = 256;  // k-means subsamples to K * this many residuals (as Faiss)
+    // Levels l >= L / 2, which only the longer half of the prefixes use, see
+    // at most this many residuals (and no more than the first half's K *
+    // kmeans_max_points_per_centroid); 0: no further limit.
+    int tail_kmeans_max_points = 8192;
     float ridge = 1e-3f;                // pull toward the previous codebooks, relative to the mean diagonal
     bool verbose = false;               // progress bar and objective per round on stderr
 

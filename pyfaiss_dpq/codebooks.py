@@ -50,6 +50,11 @@ seed : int
     same vectors.
 kmeans_max_points_per_centroid : int
     Each level's k-means sees at most K times this many residuals.
+tail_kmeans_max_points : int
+    The second half of the levels (l >= L / 2), which only the longer half of
+    the prefixes use, sees at most this many residuals (default 8192: 32 per
+    codeword for 8-bit levels; 4-bit levels see at most 16 * 256 = 4096
+    anyway); 0: no further limit.
 ridge : float
     Pull of the least-squares update toward the previous codebooks, relative
     to the mean diagonal of the normal matrix (> 0; keeps unused codewords).

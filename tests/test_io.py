@@ -255,7 +255,9 @@ def test_files_written_by_0_1_0_still_read(name, norms):
     np.testing.assert_array_equal(index.get_codes(), expected[f"{name}_codes"])
     D, I = index.search(expected[f"{name}_queries"], 5)
     np.testing.assert_array_equal(I, expected[f"{name}_I"])
-    np.testing.assert_array_equal(D, expected[f"{name}_D"])
+    # The same distances up to float32 rounding: the lookup-table kernel has
+    # summed in another order since (codebooks transposed in panels).
+    np.testing.assert_allclose(D, expected[f"{name}_D"], rtol=1e-5)
     # Written again, it is a version-2 file that reads back the same.
     back = pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(index))
     same_search(index, back, expected[f"{name}_queries"])

@@ -116,6 +116,19 @@ def test_levels_are_faiss_progressive_dim_kmeans_of_the_beam_residuals(minilm, c
     assert {tuple(row) for row in first} <= {tuple(row) for row in x}
 
 
+def test_kmeans_sample_sizes_per_half_of_the_levels(minilm, clustering_spy):
+    """K * max points per centroid residuals per level; at most tail_kmeans_max_points for l >= L / 2."""
+    x = minilm[:600]
+    params = TrainParameters(rounds=0, beam_size=2, kmeans_max_points_per_centroid=20, tail_kmeans_max_points=80)
+    train_codebooks(x, 4, 4, params)
+    assert [len(points) for points, *_ in clustering_spy] == [16 * 20] * 2 + [80] * 2
+    for tail in (0, 1000):  # no further limit; a limit above the first half's
+        clustering_spy.clear()
+        params.tail_kmeans_max_points = tail
+        train_codebooks(x, 4, 4, params)
+        assert [len(points) for points, *_ in clustering_spy] == [16 * 20] * 4
+
+
 def test_ivf_coarse_quantizer_is_plain_faiss_kmeans(minilm, clustering_spy):
     index = pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatL2(minilm.shape[1]), minilm.shape[1], 8, 2, 4, faiss.METRIC_L2)
     index.train(minilm[:600])
@@ -251,7 +264,8 @@ def test_index_train_delegates(digits):
 @pytest.mark.parametrize("bad", [dict(rounds=-1), dict(beam_size=0), dict(beam_size=1000),
                                  dict(prefix_weights=[1, -1]), dict(prefix_weights=[0, 0]),
                                  dict(prefix_weights=[1, float("nan")]), dict(ridge=0), dict(ridge=float("inf")),
-                                 dict(kmeans_max_points_per_centroid=0)])
+                                 dict(kmeans_max_points_per_centroid=0),
+                                 dict(tail_kmeans_max_points=-1)])
 def test_bad_parameters_raise(bad):
     with pytest.raises(ValueError, match="TrainParameters"):
         TrainParameters(**bad)
