@@ -93,6 +93,13 @@ def collect(roots: list[Path], min_per_class: int, max_per_class: int) -> tuple[
     return texts, labels
 
 
+def load(path: Path):
+    """The arrays of the set at `path` (an ``np.load`` of it), built there first when missing."""
+    if not path.exists():
+        main(["--out", str(path)])
+    return np.load(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz")

@@ -55,10 +55,7 @@ def load(data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         keep = counts[labels] >= MIN_SHIPPED_CLASS
         classes, labels = np.unique(top[keep], return_inverse=True)
         return npz["embeddings"][keep].astype(np.float32), labels, classes
-    path = Path(data)
-    if not path.exists():
-        make_labeled_text.main(["--out", str(path)])
-    npz = np.load(path)
+    npz = make_labeled_text.load(Path(data))
     return npz["embeddings"].astype(np.float32), npz["labels"], npz["classes"]
 
 

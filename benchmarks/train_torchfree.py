@@ -73,10 +73,7 @@ def load(data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if data == "minilm":
         ds = load_dataset("minilm")
         return ds.train, ds.base, ds.queries, ds.gt
-    path = Path(data)
-    if not path.exists():
-        make_labeled_text.main(["--out", str(path)])
-    x = np.load(path)["embeddings"].astype(np.float32)
+    x = make_labeled_text.load(Path(data))["embeddings"].astype(np.float32)
     x = x[np.random.default_rng(0).permutation(len(x))]
     xq, xb = x[:1000], x[1000:]
     return xb, xb, xq, faiss.knn(xq, xb, 10)[1]

@@ -181,6 +181,10 @@ Batch make_batch(const Job& spec, const KernelSet& ks, const TableBlock& tb, siz
     return batch;
 }
 
+// A thread's share of nq queries: a few pieces each (taken dynamically), so
+// that the threads finish together; all of them with one thread.
+size_t thread_share(size_t nq, int nt) { return nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt)); }
+
 // Queries in a Batch: enough to share each database chunk widely, few
 // enough for their tables to stay in cache and for the threads to share the
 // nq queries evenly (a few batches each, taken dynamically).
@@ -188,8 +192,7 @@ size_t batch_size(const Job& spec, size_t nq, int nt) {
     const size_t m = size_t(spec.columns());
     const size_t per_query = spec.codec->nbits() == 4 ? size_t(padded_levels4(int(m))) * 16 : m * 256 * 8 / kGroup;
     const size_t cap = std::clamp<size_t>(kBatchTableBytes / per_query, kGroup, kMaxBatch);
-    const size_t share = nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt));
-    return std::max<size_t>(1, std::min(cap, share));
+    return std::max<size_t>(1, std::min(cap, thread_share(nq, nt)));
 }
 
 // Queries per TableBlock: whole batches of `batch` queries, as many as
@@ -197,8 +200,7 @@ size_t batch_size(const Job& spec, size_t nq, int nt) {
 // share of the nq queries (a few blocks each, taken dynamically).
 size_t table_block_size(const Job& spec, size_t nq, int nt, size_t batch) {
     const size_t per_query = size_t(lut_levels(spec)) * spec.codec->K() * sizeof(float);
-    const size_t share = nt == 1 ? nq : (nq + 4 * size_t(nt) - 1) / (4 * size_t(nt));
-    const size_t want = std::min({kMaxTableBlock, kBlockTableBytes / per_query, share});
+    const size_t want = std::min({kMaxTableBlock, kBlockTableBytes / per_query, thread_share(nq, nt)});
     return std::max<size_t>(1, want / batch) * batch;
 }
 
