@@ -468,7 +468,8 @@ PYBIND11_MODULE(_core, m) {
             out = a;
         } else {
             std::vector<uint64_t> t(size_t(m) * 256, 0);
-            q = dpq::scan::quantize_lut8(lut.data(), m, bias, 0, t.data());
+            const float* rows = lut.data();
+            if (!dpq::scan::quantize_lut8(&rows, 1, m, &bias, &q, t.data())) std::fill(t.begin(), t.end(), 0);
             py::array_t<uint16_t> a({size_t(m), size_t(256)});
             std::transform(t.begin(), t.end(), a.mutable_data(), [](uint64_t v) { return uint16_t(v); });
             out = a;

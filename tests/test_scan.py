@@ -356,6 +356,24 @@ def test_ties_and_duplicates(kernel_runner, fast_kernel, codebooks, vectors, nbi
 
 @pytest.mark.parametrize("nbits", [4, 8])
 @pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("position", [0, 1, 3])
+def test_a_query_with_overflowing_tables_leaves_its_group_exact(kernel_runner, fast_kernel, codebooks, vectors, nbits,
+                                                               metric, position):
+    """Kernels scan 4 queries at once; one whose tables overflow to infinity
+    sends its whole group to the float reference, wherever it sits."""
+    index = build(codebooks, vectors, nbits, metric)
+    xq = vectors[2][:4].copy()
+    xq[position] *= np.float32(1e37)  # finite, but its products with the codewords are not
+    for m in (1, LEVELS):
+        dis, ids = kernel_runner(fast_kernel, lambda: search_all(index, xq, 10, levels=m))
+        dis_ref, ids_ref = kernel_runner("scalar", lambda: search_all(index, xq, 10, levels=m))
+        np.testing.assert_array_equal(ids, ids_ref)
+        np.testing.assert_array_equal(dis, dis_ref)
+        assert not np.isfinite(dis[position]).any()
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+@pytest.mark.parametrize("metric", METRICS)
 def test_wide_range_tables_with_near_ties(kernel_runner, fast_kernel, nbits, metric):
     """One coarse level dwarfs the fine ones: quantization steps exceed the gaps
     between candidates, so only the margin keeps the true neighbours."""

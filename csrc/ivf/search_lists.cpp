@@ -87,8 +87,12 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
         for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
     } else {
         t.lut8_size = size_t(m) * 256;
-        t.lut8.assign(nq * t.lut8_size, 0);
-        for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut8(t.lut(q), m, 0.f, 0, t.lut8.data() + q * t.lut8_size);
+        t.lut8.resize(nq * t.lut8_size);
+        const float zero = 0.f;
+        for (size_t q = 0; q < nq; q++) {
+            const float* lut = t.lut(q);
+            quantize_lut8(&lut, 1, m, &zero, &t.qluts[q], t.lut8.data() + q * t.lut8_size);
+        }
     }
     return t;
 }

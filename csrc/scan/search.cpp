@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include "../topk.h"
@@ -26,10 +27,10 @@ constexpr size_t kChunkBytes = 64 << 10;
 // Quantized tables of one batch, also meant to stay in L2.
 constexpr size_t kBatchTableBytes = 128 << 10;
 constexpr size_t kMaxBatch = 64;
-// Float tables are computed for up to this many queries at once (and at
-// most kBlockTableBytes of them): each pass streams every codebook once, so
-// more queries per pass amortise it. 8-bit m = 32 at 384-d: 64 queries per
-// pass computed tables 1.7x as fast as the 8 of one batch.
+// Float tables are computed for up to this many queries per thread at once
+// (and at most kBlockTableBytes of them per thread): each pass streams every
+// codebook once, so more queries per pass amortise it. 8-bit m = 32 at
+// 384-d: 64 queries per pass computed tables 1.7x as fast as the 8 of one batch.
 constexpr size_t kMaxTableBlock = 64;
 constexpr size_t kBlockTableBytes = 4 << 20;
 
@@ -57,6 +58,13 @@ NormPlan norm_plan(const SearchSpec& spec, bool for_range) {
     return p;
 }
 
+// Scratch that every use overwrites before reading: not zeroed (tables are
+// megabytes per block of queries).
+template <class T>
+std::unique_ptr<T[]> uninitialized(size_t n) {
+    return std::unique_ptr<T[]>(new T[n]);
+}
+
 // A search: its spec and norm plan.
 struct Job : SearchSpec {
     Job(const SearchSpec& s, bool for_range)
@@ -82,8 +90,8 @@ struct QueryTables {
 struct Group {
     size_t q0 = 0;  // first query of the batch
     std::vector<QueryTables> queries;
-    std::vector<uint8_t> lut4;
-    std::vector<uint64_t> lut8;
+    std::unique_ptr<uint8_t[]> lut4;
+    std::unique_ptr<uint64_t[]> lut8;
     GroupTables tables;
     bool quantized = false;  // scanned by the fast kernel, else by the reference
 };
@@ -91,8 +99,9 @@ struct Group {
 // Float tables of queries [q0, q0 + nq), computed in one pass.
 struct TableBlock {
     size_t q0 = 0, nq = 0;
-    std::vector<float> luts, biases;  // float tables of every query
-    std::vector<float> scan_luts;     // with the norms' own terms (Job::own_norms)
+    std::unique_ptr<float[]> luts;       // float tables of every query
+    std::vector<float> biases;
+    std::unique_ptr<float[]> scan_luts;  // with the norms' own terms (Job::own_norms)
 };
 
 // The queries one thread scans at a time, in groups; their float tables are
@@ -103,61 +112,75 @@ struct Batch {
 
 int lut_levels(const SearchSpec& s) { return std::max(s.levels, s.rerank_levels); }
 
+// Every lane of a 64-bit 8-bit-table entry is a query of the group.
+static_assert(kGroup == kLanes8, "8-bit tables hold one lane per query of a group");
+
 Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const float* scan_luts, size_t scan_size,
                  const float* biases, size_t q0, int nq) {
     const int m = spec.levels, cols = spec.columns(), K = spec.codec->K();
     const size_t lut_size = size_t(lut_levels(spec)) * K;
     const bool four = spec.codec->nbits() == 4;
     const size_t lut4_bytes = size_t(padded_levels4(cols)) * 16;
-    // With a norm column, the tables to quantize are the m levels' and the
-    // norm centroids of prefix m.
-    std::vector<float> with_norms;
-    if (spec.np.column) with_norms.resize(size_t(cols) * K);
     Group g;
     g.q0 = q0;
     g.queries.resize(nq);
     g.tables.nq = nq;
     g.quantized = (four ? ks.scan4 : ks.scan8) != nullptr;
-    if (g.quantized && four) g.lut4.resize(nq * lut4_bytes);
-    if (g.quantized && !four) g.lut8.assign(size_t(cols) * 256, 0);
+    // With a norm column, the tables to quantize are the m levels' and the
+    // norm centroids of prefix m.
+    std::vector<float> with_norms;
+    if (g.quantized && spec.np.column) with_norms.resize(size_t(nq) * cols * K);
+    const float* src[kGroup] = {};
+    float bias[kGroup] = {};
     for (int q = 0; q < nq; q++) {
         QueryTables& t = g.queries[q];
         t.lut = luts + q * lut_size;
         t.scan_lut = scan_luts ? scan_luts + q * scan_size : t.lut;
-        t.bias = biases[q];
-        if (!g.quantized) continue;
-        const float* src = t.scan_lut;
-        if (spec.np.column) {
-            std::copy(t.scan_lut, t.scan_lut + size_t(m) * K, with_norms.begin());
+        t.bias = bias[q] = biases[q];
+        src[q] = t.scan_lut;
+        if (g.quantized && spec.np.column) {
+            float* w = with_norms.data() + size_t(q) * cols * K;
+            std::copy(t.scan_lut, t.scan_lut + size_t(m) * K, w);
             const float* nt = spec.norms->table(spec.np.scan.slot);
-            std::copy(nt, nt + K, with_norms.begin() + size_t(m) * K);
-            src = with_norms.data();
+            std::copy(nt, nt + K, w + size_t(m) * K);
+            src[q] = w;
         }
-        if (four) {
-            g.tables.lut4[q] = g.lut4.data() + q * lut4_bytes;
-            t.qlut = quantize_lut4(src, cols, t.bias, g.lut4.data() + q * lut4_bytes);
-        } else {
-            t.qlut = quantize_lut8(src, cols, t.bias, q, g.lut8.data());
-        }
-        g.tables.inv_scale[q] = t.qlut.inv_scale;
-        g.quantized = t.qlut.ok;  // tables out of float range: the reference scans this group
     }
-    g.tables.lut8 = g.lut8.data();
+    if (!g.quantized) return g;
+    QuantizedLut ql[kGroup];
+    if (four) {
+        g.lut4 = uninitialized<uint8_t>(nq * lut4_bytes);
+        for (int q = 0; q < nq; q++) {
+            g.tables.lut4[q] = g.lut4.get() + q * lut4_bytes;
+            ql[q] = quantize_lut4(src[q], cols, bias[q], g.lut4.get() + q * lut4_bytes);
+            g.quantized = g.quantized && ql[q].ok;
+        }
+    } else {
+        g.lut8 = uninitialized<uint64_t>(size_t(cols) * 256);
+        g.quantized = quantize_lut8(src, nq, cols, bias, ql, g.lut8.get());
+        g.tables.lut8 = g.lut8.get();
+    }
+    // Tables out of float range: the reference scans this group.
+    for (int q = 0; q < nq; q++) {
+        g.queries[q].qlut = ql[q];
+        g.tables.inv_scale[q] = ql[q].inv_scale;
+    }
     return g;
 }
 
-// Queries [q0, q0 + nq) of x: their float tables in one pass over the codebooks.
-TableBlock make_tables(const Job& spec, const float* x, size_t q0, size_t nq) {
+// Queries [q0, q0 + nq) of x: their float tables in one pass over the
+// codebooks, shared by nt threads.
+TableBlock make_tables(const Job& spec, const float* x, size_t q0, size_t nq, int nt) {
     const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
     TableBlock tb;
     tb.q0 = q0, tb.nq = nq;
-    tb.luts.resize(nq * lut_size);
+    tb.luts = uninitialized<float>(nq * lut_size);
     tb.biases.resize(nq);
-    compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), tb.luts.data(),
-                 tb.biases.data());
+    compute_luts(*spec.codec, spec.l2, nq, x + q0 * spec.codec->d(), lut_levels(spec), tb.luts.get(),
+                 tb.biases.data(), nt);
     if (spec.own_norms) {
         const size_t scan_size = size_t(spec.levels) * spec.codec->K();
-        tb.scan_luts.resize(nq * scan_size);
+        tb.scan_luts = uninitialized<float>(nq * scan_size);
         for (size_t q = 0; q < nq; q++)
             for (size_t j = 0; j < scan_size; j++)
                 tb.scan_luts[q * scan_size + j] = tb.luts[q * lut_size + j] + spec.codeword_norms[j];
@@ -170,11 +193,11 @@ Batch make_batch(const Job& spec, const KernelSet& ks, const TableBlock& tb, siz
     const size_t lut_size = size_t(lut_levels(spec)) * spec.codec->K();
     const size_t scan_size = size_t(spec.levels) * spec.codec->K();
     const size_t r0 = q0 - tb.q0;  // row of query q0 in the block
-    const float* scan_luts = spec.own_norms ? tb.scan_luts.data() : nullptr;
+    const float* scan_luts = spec.own_norms ? tb.scan_luts.get() : nullptr;
     Batch batch;
     for (size_t q = 0; q < nq; q += kGroup) {
         const size_t r = r0 + q;
-        batch.groups.push_back(make_group(spec, ks, tb.luts.data() + r * lut_size,
+        batch.groups.push_back(make_group(spec, ks, tb.luts.get() + r * lut_size,
                                           scan_luts ? scan_luts + r * scan_size : nullptr, scan_size,
                                           tb.biases.data() + r, q0 + q, int(std::min<size_t>(kGroup, nq - q))));
     }
@@ -196,11 +219,13 @@ size_t batch_size(const Job& spec, size_t nq, int nt) {
 }
 
 // Queries per TableBlock: whole batches of `batch` queries, as many as
-// kMaxTableBlock and kBlockTableBytes allow, and no more than a thread's
-// share of the nq queries (a few blocks each, taken dynamically).
-size_t table_block_size(const Job& spec, size_t nq, int nt, size_t batch) {
+// kMaxTableBlock and kBlockTableBytes allow per thread (every thread
+// computes the tables of the whole block for its share of the codebooks).
+// One pass over many queries: tables of 8 queries at once run at about 0.6x
+// the speed of 64 at once (benchmarks/peers.py luts).
+size_t table_block_size(const Job& spec, int nt, size_t batch) {
     const size_t per_query = size_t(lut_levels(spec)) * spec.codec->K() * sizeof(float);
-    const size_t want = std::min({kMaxTableBlock, kBlockTableBytes / per_query, thread_share(nq, nt)});
+    const size_t want = size_t(nt) * std::min(kMaxTableBlock, kBlockTableBytes / per_query);
     return std::max<size_t>(1, want / batch) * batch;
 }
 
@@ -375,13 +400,14 @@ void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
     const bool tiny = double(nq) * double(nb * kBlockSize) * spec.levels < 1e6;
     const int nt = tiny ? 1 : omp_get_max_threads();
     if (nq >= size_t(nt) || nt == 1) {
-        const size_t size = batch_size(spec, nq, nt), block = table_block_size(spec, nq, nt, size);
-        const size_t nblock = (nq + block - 1) / block;
+        const size_t size = batch_size(spec, nq, nt), block = table_block_size(spec, nt, size);
+        for (size_t b0 = 0; b0 < nq; b0 += block) {
+            const TableBlock tables = make_tables(spec, x, b0, std::min(block, nq - b0), nt);
+            const size_t nbatch = (tables.nq + size - 1) / size;
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
-        for (size_t t = 0; t < nblock; t++) {
-            const TableBlock tables = make_tables(spec, x, t * block, std::min(block, nq - t * block));
-            for (size_t q0 = tables.q0; q0 < tables.q0 + tables.nq; q0 += size) {
-                const Batch batch = make_batch(spec, ks, tables, q0, std::min(size, tables.q0 + tables.nq - q0));
+            for (size_t i = 0; i < nbatch; i++) {
+                const size_t q0 = b0 + i * size;
+                const Batch batch = make_batch(spec, ks, tables, q0, std::min(size, b0 + tables.nq - q0));
                 const std::vector<Group>& groups = batch.groups;
                 std::vector<C> cols;
                 cols.reserve(groups.size());
@@ -394,7 +420,7 @@ void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
     }
     // Fewer queries than threads: every thread scans a slice of the
     // database for all of them; slices merge in order (ids ascending).
-    const TableBlock tables = make_tables(spec, x, 0, nq);
+    const TableBlock tables = make_tables(spec, x, 0, nq, nt);
     const Batch batch = make_batch(spec, ks, tables, 0, nq);
     const std::vector<Group>& groups = batch.groups;
     std::vector<C> cols;

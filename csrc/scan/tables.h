@@ -34,8 +34,12 @@ namespace dpq::scan {
 // luts[q * levels * K + l * K + k]; biases[q] = ||x_q||^2 for L2, 0 for IP.
 // The products of all queries with all levels' codewords are one blocked
 // matrix product (kernels.h DotsFn over Codec::table_panels), so each
-// codebook streams from memory once per call: batch the queries.
-void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases);
+// codebook streams from memory once per call: batch the queries. With
+// threads > 1 (called outside a parallel region) each thread multiplies all
+// the queries by its share of the codebooks; the tables are the same for
+// any thread count.
+void compute_luts(const Codec& codec, bool l2, size_t nq, const float* x, int levels, float* luts, float* biases,
+                  int threads = 1);
 // One query's tables (levels x K); returns its bias.
 float compute_lut(const Codec& codec, bool l2, const float* q, int levels, float* lut);
 
@@ -89,8 +93,12 @@ struct QuantizedLut {
 
 // 4-bit tables: out holds round_up(m, 4) x 16 bytes, levels >= m zero.
 QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out);
-// 8-bit tables: writes 16-bit lane `lane` of out[l * 256 + k] for l < m.
-QuantizedLut quantize_lut8(const float* lut, int m, float bias, int lane, uint64_t* out);
+// 8-bit tables of up to kLanes8 queries: the 64-bit entry table[l * 256 + k]
+// (l < m) holds query q's value in its 16-bit lane q (little-endian), zero
+// in lanes q >= nq. out[q] is query q's quantization; returns false, leaving
+// the table undefined, when some query's tables are not finite.
+constexpr int kLanes8 = 4;
+bool quantize_lut8(const float* const* luts, int nq, int m, const float* biases, QuantizedLut* out, uint64_t* table);
 
 inline int padded_levels4(int m) { return (m + 3) / 4 * 4; }
 
