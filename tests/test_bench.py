@@ -221,6 +221,14 @@ def test_qps_at_a_target_is_the_fastest_point_reaching_it():
     assert c.max_recall == 0.8
 
 
+def test_plotted_line_joins_the_points_no_other_beats():
+    from pyfaiss_dpq.bench.peers import pareto_front
+
+    pts = [(0.3, 100.0), (0.5, 50.0), (0.4, 20.0), (0.5, 60.0), (0.2, 90.0), (0.6, 10.0)]
+    assert pareto_front(pts) == [(0.3, 100.0), (0.5, 60.0), (0.6, 10.0)]
+    assert pareto_front([]) == []
+
+
 def test_goal_rows_compare_dpq_with_the_best_named_peer():
     from pyfaiss_dpq.bench.peers import goal_rows, markdown
 

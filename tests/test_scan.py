@@ -250,13 +250,16 @@ def test_fast_search_matches_exact_numpy_reference(kernel_runner, fast_kernel, c
 
 @pytest.mark.parametrize("nthreads", [2, 3])
 @pytest.mark.parametrize("nbits", [4, 8])
-def test_threads_split_queries_or_database_identically(kernel_runner, codebooks, vectors, nbits, nthreads):
+@pytest.mark.parametrize("metric", METRICS)
+def test_threads_split_queries_or_database_identically(kernel_runner, codebooks, vectors, nbits, nthreads, metric):
     """Batches split over queries, small batches over the database: same results.
 
     The database is large enough (random codes) that even one query is above
-    the size under which a search stays on the calling thread.
+    the size under which a search stays on the calling thread. With inner
+    product the split collectors keep candidates by quantized sum and merge
+    after re-scoring them.
     """
-    index = IndexDPQ(D, LEVELS, nbits, faiss.METRIC_L2)
+    index = IndexDPQ(D, LEVELS, nbits, metric)
     index.codebooks = codebooks[nbits]
     index.add_codes(np.random.default_rng(3).integers(0, 1 << nbits, (300_007, LEVELS)))
     xq = vectors[2]

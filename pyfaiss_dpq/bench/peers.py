@@ -154,8 +154,10 @@ def dpq_index(model, levels: int, nbits: int) -> IndexDPQ:
 
 
 def dpq_knobs(levels: int) -> "list[dict]":
-    """Prefixes m (a quarter, half, all levels) and re-rank shortlists to all levels."""
-    knobs = [{"m": levels}]
+    """Prefixes m alone (half, three quarters, all levels: the index keeps every level, the
+    search reads m) and shorter prefixes (a quarter, half) re-ranked to all levels."""
+    plain = sorted({max(1, levels // 2), max(1, 3 * levels // 4), levels}, reverse=True)
+    knobs = [{"m": m} for m in plain]
     for m in sorted({max(1, levels // 4), max(1, levels // 2)} - {levels}):
         knobs += [{"m": m, "rerank_k": r} for r in (16, 64, 256)]
     return knobs
@@ -364,6 +366,16 @@ def _plot_name(group: str) -> str:
     return "curves_" + group.replace(" + ", "_plus_").replace(" ", "") + ".png"
 
 
+def pareto_front(points: "list[tuple[float, float]]") -> "list[tuple[float, float]]":
+    """The (recall, QPS) points that no other point matches or beats on both, by recall."""
+    front, best = [], -np.inf
+    for r, q in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if q > best:
+            front.append((r, q))
+            best = q
+    return front[::-1]
+
+
 def write_plots(results: dict, out: Path) -> None:
     import matplotlib
 
@@ -376,9 +388,14 @@ def write_plots(results: dict, out: Path) -> None:
         fig, axes = plt.subplots(1, len(threads), figsize=(6.5 * len(threads), 4.8), squeeze=False)
         for ax, t in zip(axes[0], threads):
             for c in curves:
-                pts = sorted((p["recall"], p["qps"][str(t)]) for p in c["points"])
-                style = "-o" if c["method"].startswith("IndexDPQ") else "--s"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=4, label=c["method"])
+                pts = [(p["recall"], p["qps"][str(t)]) for p in c["points"]]
+                dpq = c["method"].startswith("IndexDPQ")
+                front = pareto_front(pts)
+                line, = ax.plot([p[0] for p in front], [p[1] for p in front], "-o" if dpq else "--s", ms=4,
+                                label=c["method"])
+                # every configuration measured, faint; the line joins those no other one beats
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o" if dpq else "s", ms=3, alpha=0.35,
+                        color=line.get_color())
             ax.set_yscale("log")
             ax.set_xlabel("recall 10@10")
             ax.set_ylabel("QPS")
