@@ -43,13 +43,14 @@ import numpy as np
 
 from ..data import TEXT_EMBEDDINGS
 from ..index import IndexDPQ, SearchParametersDPQ
+from ..ivf import IndexIVFDPQ, SearchParametersIVFDPQ
 from .metrics import queries_per_second, recall_at
 
 BUDGETS = (8, 16, 32, 48)
 TARGETS = (0.3, 0.4, 0.5, 0.7, 0.9)
 K = 10
 GOAL_PEERS = ("ScaNN AH", "ScaNN AH+tree", "PQFastScan", "RQFastScan")
-DPQ_METHODS = ("IndexDPQ 8-bit", "IndexDPQ 4-bit")
+DPQ_METHODS = ("IndexDPQ 8-bit", "IndexDPQ 4-bit", "IndexIVFDPQ 8-bit", "IndexIVFDPQ 4-bit")
 
 
 @dataclass
@@ -172,6 +173,39 @@ def measure_dpq(meter: Meter, model, budget: int, nbits: int) -> Curve:
         params = SearchParametersDPQ(levels=kn["m"], rerank_levels=levels if "rerank_k" in kn else 0,
                                      rerank_k=kn.get("rerank_k", 0))
         meter.point(curve, kn, faiss_search(index, params))
+    return curve
+
+
+def ivf_models(train: np.ndarray, base: np.ndarray, budgets, log) -> dict:
+    """nbits -> (centroids, codebooks) of one IndexIVFDPQ trained at the largest budget, with
+    as many lists as ScaNN's tree has leaves (sqrt of the base size)."""
+    d, nlist, out = train.shape[1], int(round(np.sqrt(len(base)))), {}
+    for nbits, per_byte in ((8, 1), (4, 2)):
+        levels = max(budgets) * per_byte
+        log(f"training IndexIVFDPQ {nbits}-bit, {nlist} lists, {levels} levels on the residuals")
+        index = IndexIVFDPQ(faiss.IndexFlatIP(d), d, nlist, levels, nbits, faiss.METRIC_INNER_PRODUCT)
+        index.train(train)
+        out[nbits] = (index.centroids, index.codebooks)
+    return out
+
+
+def measure_ivf(meter: Meter, model, budget: int, nbits: int, train: np.ndarray, base: np.ndarray) -> Curve:
+    """The trained model's first levels over the same lists (its coarse quantizer used as is)."""
+    centroids, codebooks = model
+    d, nlist, levels = base.shape[1], len(centroids), budget * (8 // nbits)
+    quantizer = faiss.IndexFlatIP(d)
+    quantizer.add(centroids)
+    index = IndexIVFDPQ(quantizer, d, nlist, levels, nbits, faiss.METRIC_INNER_PRODUCT)
+    index.codebooks = codebooks[:levels]
+    index.train(train)  # keeps the quantizer's centroids and these codebooks
+    index.add(base)
+    curve = Curve(f"IndexIVFDPQ {nbits}-bit", f"{budget} B",
+                  f"IVF {nlist} lists x {levels} levels x {nbits} bits (ids apart, as for ScaNN's tree)",
+                  index.bytes_per_vector)
+    probes = sorted({max(1, nlist // f) for f in (40, 20, 10, 5, 2)})
+    knobs = [{"nprobe": p, "m": levels} for p in probes] + [{"nprobe": p, "m": levels // 2} for p in probes[1::2]]
+    for kn in knobs:
+        meter.point(curve, kn, faiss_search(index, SearchParametersIVFDPQ(nprobe=kn["nprobe"], levels=kn["m"])))
     return curve
 
 
@@ -448,6 +482,7 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
 
     try:
         models = dpq_models(train, base, args.budgets, log)
+        ivf = ivf_models(train, base, args.budgets, log)
         why = scann_status()
         if why:
             notes.append(why)
@@ -456,6 +491,7 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
             log(f"budget {b} B")
             for nbits in (8, 4):
                 curves.append(measure_dpq(meter, models[nbits], b, nbits))
+                curves.append(measure_ivf(meter, ivf[nbits], b, nbits, train, base))
             curves += measure_faiss_fastscan(meter, train, base, b)
             if not why:
                 curves += measure_scann(meter, base, b)
