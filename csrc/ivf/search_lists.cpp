@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "../scan/dispatch.h"
 #include "../scan/kernels.h"
 #include "../scan/reference.h"
+#include "../scratch.h"
 #include "../topk.h"
 
 namespace dpq::ivf {
@@ -20,6 +22,9 @@ namespace dpq::ivf {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
+// Lists of at least this many 32-vector blocks are scanned 4 queries at a
+// time with 8-bit codes; shorter ones a query at a time (scan_list).
+constexpr size_t kInterleaveBlocks = 8;
 using scan::kGroup;
 using scan::QuantizedLut;
 using scan::compute_luts;
@@ -65,7 +70,7 @@ struct BatchTables {
     std::vector<float> luts, qnorms;  // nq x lut_levels x K; ||q||^2 (L2) or 0
     std::vector<QuantizedLut> qluts;
     std::vector<uint8_t> lut4;        // nq x padded(m) x 16
-    std::vector<uint64_t> lut8;       // nq x m x 256, lane 0
+    std::unique_ptr<uint64_t[]> lut8;  // nq x m x 256, lane 0
     size_t lut4_size = 0, lut8_size = 0;
 
     const float* lut(size_t q) const { return luts.data() + q * size_t(lut_levels) * K; }
@@ -87,11 +92,11 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
         for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
     } else {
         t.lut8_size = size_t(m) * 256;
-        t.lut8.resize(nq * t.lut8_size);
+        t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
         const float zero = 0.f;
         for (size_t q = 0; q < nq; q++) {
             const float* lut = t.lut(q);
-            quantize_lut8(&lut, 1, m, &zero, &t.qluts[q], t.lut8.data() + q * t.lut8_size);
+            quantize_lut8(&lut, 1, m, &zero, &t.qluts[q], t.lut8.get() + q * t.lut8_size);
         }
     }
     return t;
@@ -200,8 +205,12 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
             sink.scan_all(0);
         }
     }
-    for (size_t g0 = 0; g0 < fast.size(); g0 += kGroup) {
-        const int nq = int(std::min<size_t>(kGroup, fast.size() - g0));
+    // 8-bit: a group's 64-bit table entries interleave its lanes' tables
+    // (m x 256 entries, every time), so short lists are scanned a lane at a
+    // time on the lane's own table (its other lanes are zero).
+    const size_t group = four || bl.b1 >= kInterleaveBlocks ? kGroup : 1;
+    for (size_t g0 = 0; g0 < fast.size(); g0 += group) {
+        const int nq = int(std::min(group, fast.size() - g0));
         const Lane* g = fast.data() + g0;
         scan::GroupTables gt;
         gt.nq = nq;
@@ -209,11 +218,15 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
             gt.inv_scale[q] = g[q].ql.inv_scale;
             if (four) gt.lut4[q] = t.lut4.data() + g[q].q * t.lut4_size;
         }
-        if (!four) {  // interleave the lanes' 16-bit tables
-            group_lut8.assign(t.lut8_size, 0);
-            for (int q = 0; q < nq; q++) {
-                const uint64_t* src = t.lut8.data() + g[q].q * t.lut8_size;
-                for (size_t e = 0; e < t.lut8_size; e++) group_lut8[e] |= src[e] << (16 * q);
+        if (!four && nq == 1) {
+            gt.lut8 = t.lut8.get() + g[0].q * t.lut8_size;
+        } else if (!four) {
+            const uint64_t* src[kGroup] = {};
+            for (int q = 0; q < nq; q++) src[q] = t.lut8.get() + g[q].q * t.lut8_size;
+            for (size_t e = 0; e < t.lut8_size; e++) {
+                uint64_t w = 0;
+                for (int q = 0; q < nq; q++) w |= src[q][e] << (16 * q);
+                group_lut8[e] = w;
             }
             gt.lut8 = group_lut8.data();
         }
@@ -273,7 +286,7 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
         }
         std::stable_sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.rank < b.rank; });
         std::vector<Lane> lanes;
-        std::vector<uint64_t> group_lut8;
+        std::vector<uint64_t> group_lut8(t.lut8_size);
         for (const Run& r : runs) {
             const int64_t l = pairs[r.begin].list;
             lanes.clear();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 
+#include "../scratch.h"
 #include "../topk.h"
 #include "dispatch.h"
 #include "kernels.h"
@@ -56,13 +57,6 @@ NormPlan norm_plan(const SearchSpec& spec, bool for_range) {
     p.column = (ns.kind == NormKind::kBits4 && nbits == 4) || (ns.kind == NormKind::kBits8 && nbits == 8);
     p.floats = !p.column;
     return p;
-}
-
-// Scratch that every use overwrites before reading: not zeroed (tables are
-// megabytes per block of queries).
-template <class T>
-std::unique_ptr<T[]> uninitialized(size_t n) {
-    return std::unique_ptr<T[]>(new T[n]);
 }
 
 // A search: its spec and norm plan.

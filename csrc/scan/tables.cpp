@@ -157,6 +157,21 @@ QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {
     return r;
 }
 
+namespace {
+
+// One level's 256 entries of NQ lanes; lanes NQ..3 are zero.
+template <int NQ>
+void write_lanes8(const float* const* row, const float* low, const float* scale, float qmax, uint64_t* dst) {
+#pragma omp simd
+    for (int k = 0; k < 256; k++) {
+        uint64_t w = 0;
+        for (int q = 0; q < NQ; q++) w |= uint64_t(quantized(row[q][k], low[q], scale[q], qmax)) << (16 * q);
+        dst[k] = w;
+    }
+}
+
+}  // namespace
+
 bool quantize_lut8(const float* const* luts, int nq, int m, const float* biases, QuantizedLut* out, uint64_t* table) {
     const int qmax = 32767 / m;
     std::vector<float> lo(size_t(kLanes8) * m, 0.f);
@@ -180,13 +195,10 @@ bool quantize_lut8(const float* const* luts, int nq, int m, const float* biases,
             scale[q] = used ? out[q].scale : 0.f;
         }
         uint64_t* dst = table + size_t(l) * 256;
-#pragma omp simd
-        for (int k = 0; k < 256; k++) {
-            uint64_t w = 0;
-            for (int q = 0; q < kLanes8; q++)
-                w |= uint64_t(quantized(row[q][k], low[q], scale[q], float(qmax))) << (16 * q);
-            dst[k] = w;
-        }
+        if (nq == 1)  // the inverted file's per-query tables
+            write_lanes8<1>(row, low, scale, float(qmax), dst);
+        else
+            write_lanes8<kLanes8>(row, low, scale, float(qmax), dst);
     }
     return true;
 }
