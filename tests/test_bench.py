@@ -221,6 +221,28 @@ def test_qps_at_a_target_is_the_fastest_point_reaching_it():
     assert c.max_recall == 0.8
 
 
+def test_meter_times_every_configuration_in_rounds_taking_turns():
+    from pyfaiss_dpq.bench.peers import Meter
+
+    calls = []
+
+    def searcher(name):
+        def search(q, threads):
+            calls.append((name, threads))
+            return np.zeros((len(q), 10), np.int64)
+        return search
+
+    meter = Meter(np.zeros((5, 2), np.float32), np.zeros((5, 10), np.int64), [1, 2], 3, lambda s: None)
+    a, b = _curve("IndexDPQ 4-bit", "8 B", []), _curve("PQFastScan", "8 B", [])
+    meter.point(a, {"m": 4}, searcher("a"))
+    meter.point(b, {}, searcher("b"))
+    assert calls == [("a", 2), ("b", 2)] and a.points[0]["recall"] == 1.0 and a.points[0]["qps"] == {}
+    meter.time_points()
+    # every round: each configuration, each thread count, one untimed and one timed search
+    assert calls[2:] == [("a", 1), ("a", 1), ("a", 2), ("a", 2), ("b", 1), ("b", 1), ("b", 2), ("b", 2)] * 3
+    assert set(a.points[0]["qps"]) == set(b.points[0]["qps"]) == {"1", "2"} and meter.pending == []
+
+
 def test_plotted_line_joins_the_points_no_other_beats():
     from pyfaiss_dpq.bench.peers import pareto_front
 

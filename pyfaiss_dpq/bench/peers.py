@@ -4,13 +4,16 @@
 budget B (code bytes per vector) each method is built once at exactly B bytes
 and its speed knobs are swept; every point is measured for recall 10@10
 against exact inner-product neighbours and for QPS (median of ``--qps-runs``
-timed searches of all queries) at 1 thread and at all threads, in one run.
+timed searches of all queries, in rounds that time every configuration of a
+budget in turn) at 1 thread and at all threads, in one run.
 
 Methods at B code bytes:
 
 * IndexDPQ, 8-bit (B levels) and 4-bit (2B levels), one k-means model per
   nbits trained once at the largest budget; a budget's index keeps the first
   levels of it. Knobs: the scanned prefix m and the re-rank shortlist.
+* IndexIVFDPQ, 8-bit and 4-bit, sqrt(n) lists (as many as ScaNN's tree has
+  leaves), one model per nbits likewise. Knobs: nprobe and m.
 * ScaNN asymmetric hashing (4-bit, d / 2B dimensions per block), brute force
   and with its partitioning tree (knob: leaves searched); ScaNN is optional
   (PyPI ``scann``) and skipped with a line saying why when it cannot import.
@@ -24,7 +27,7 @@ ScaNN with its exact re-ordering, and IndexRefineFlat around IndexDPQ and
 IndexPQFastScan (knob: k_factor); IndexHNSWFlat (efSearch) sits there too.
 
 A method's QPS at a recall target is its fastest point that reaches the
-target (no interpolation); the table gives IndexDPQ's ratio to the best of
+target (no interpolation); the table gives ours' (IndexDPQ, IndexIVFDPQ) ratio to the best of
 ScaNN, PQ fast-scan and RQ fast-scan, the peers the goal of issue 11 names.
 """
 
@@ -105,20 +108,38 @@ def exact_neighbours(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarra
 
 # ---------------------------------------------------------------- measuring
 class Meter:
-    """Recall and QPS of search callables, at each thread count, median of `runs` timings."""
+    """Recall and QPS of search callables, at each thread count.
+
+    Recall is measured when a point is added; QPS later, by `time_points`, in
+    `runs` rounds that each time every pending point once (after one untimed
+    search), so that all methods of a budget meet the same moments of a noisy
+    machine: a point's QPS is the median over rounds.
+    """
 
     def __init__(self, queries: np.ndarray, gt: np.ndarray, threads: "list[int]", runs: int, log: Callable):
         self.queries, self.gt, self.threads, self.runs, self.log = queries, gt, threads, runs, log
+        self.pending: list = []  # (curve, point, search)
 
     def point(self, curve: Curve, knobs: dict, search: Callable[[np.ndarray, int], np.ndarray]) -> None:
         """search(queries, threads) -> ids (nq, >= K)."""
         faiss.omp_set_num_threads(self.threads[-1])
         recall = recall_at(search(self.queries, self.threads[-1]), self.gt, K, K)
-        qps = {str(t): queries_per_second(lambda t=t: search(self.queries, t), len(self.queries), t, self.runs)
-               for t in self.threads}
-        curve.points.append({"knobs": knobs, "recall": recall, "qps": qps})
-        self.log(f"  {curve.method:<22} {_knob_text(knobs):<28} recall {recall:.3f}  "
-                 + "  ".join(f"{t}T {q:9.0f} QPS" for t, q in qps.items()))
+        curve.points.append({"knobs": knobs, "recall": recall, "qps": {}})
+        self.pending.append((curve, curve.points[-1], search))
+        self.log(f"  {curve.method:<22} {_knob_text(knobs):<28} recall {recall:.3f}")
+
+    def time_points(self) -> None:
+        """QPS of every pending point, rounds taking turns over all of them."""
+        samples = [{t: [] for t in self.threads} for _ in self.pending]
+        for r in range(self.runs):
+            for (_, _, search), qps in zip(self.pending, samples):
+                for t in self.threads:
+                    qps[t].append(queries_per_second(lambda t=t: search(self.queries, t), len(self.queries), t, 1))
+        for (curve, point, _), qps in zip(self.pending, samples):
+            point["qps"] = {str(t): float(np.median(v)) for t, v in qps.items()}
+            self.log(f"  {curve.method:<22} {_knob_text(point['knobs']):<28} recall {point['recall']:.3f}  "
+                     + "  ".join(f"{t}T {q:9.0f} QPS" for t, q in point["qps"].items()))
+        self.pending = []
 
 
 def _knob_text(knobs: dict) -> str:
@@ -368,7 +389,8 @@ def markdown(results: dict) -> str:
            f"Command: `{results['command']}`", "",
            f"Machine: {results['machine']}", "", f"Data: {results['data']}", "",
            f"Recall 10@10 against exact inner-product neighbours; QPS = median of {results['config']['qps_runs']} "
-           f"timed searches of all {results['config']['n_queries']} queries (one batch).", ""]
+           f"timed searches of all {results['config']['n_queries']} queries (one batch), in rounds that time "
+           "every configuration of a budget in turn.", ""]
     if not results.get("complete", True):
         out += ["**Incomplete run**: the budgets measured so far.", ""]
     out += [f"- {n}" for n in results["notes"]] + [""]
@@ -496,9 +518,12 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
             if not why:
                 curves += measure_scann(meter, base, b)
             curves.append(measure_dpq_refine(meter, models[4], b, 4, base))
+            log(f"timing the {len(meter.pending)} configurations of {b} B, {args.qps_runs} rounds taking turns")
+            meter.time_points()
             write(False)
         curves.append(measure_rabitq(meter, train, base, args.budgets))
         curves.append(measure_hnsw(meter, base))
+        meter.time_points()
     finally:
         faiss.omp_set_num_threads(before)
     write(True)
