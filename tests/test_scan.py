@@ -255,9 +255,8 @@ def test_threads_split_queries_or_database_identically(kernel_runner, codebooks,
     """Batches split over queries, small batches over the database: same results.
 
     The database is large enough (random codes) that even one query is above
-    the size under which a search stays on the calling thread. With inner
-    product the split collectors keep candidates by quantized sum and merge
-    after re-scoring them.
+    the size under which a search stays on the calling thread. Both metrics:
+    inner product's scan tests integer thresholds, L2's float norms.
     """
     index = IndexDPQ(D, LEVELS, nbits, metric)
     index.codebooks = codebooks[nbits]

@@ -125,12 +125,11 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     std::vector<float> with_norms;
     if (g.quantized && spec.np.column) with_norms.resize(size_t(nq) * cols * K);
     const float* src[kGroup] = {};
-    float bias[kGroup] = {};
     for (int q = 0; q < nq; q++) {
         QueryTables& t = g.queries[q];
         t.lut = luts + q * lut_size;
         t.scan_lut = scan_luts ? scan_luts + q * scan_size : t.lut;
-        t.bias = bias[q] = biases[q];
+        t.bias = biases[q];
         src[q] = t.scan_lut;
         if (g.quantized && spec.np.column) {
             float* w = with_norms.data() + size_t(q) * cols * K;
@@ -141,20 +140,20 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
         }
     }
     if (!g.quantized) return g;
+    // Tables out of float range (a query's quantization not ok): the reference scans this group.
     QuantizedLut ql[kGroup];
     if (four) {
         g.lut4 = uninitialized<uint8_t>(nq * lut4_bytes);
         for (int q = 0; q < nq; q++) {
             g.tables.lut4[q] = g.lut4.get() + q * lut4_bytes;
-            ql[q] = quantize_lut4(src[q], cols, bias[q], g.lut4.get() + q * lut4_bytes);
+            ql[q] = quantize_lut4(src[q], cols, biases[q], g.lut4.get() + q * lut4_bytes);
             g.quantized = g.quantized && ql[q].ok;
         }
     } else {
         g.lut8 = uninitialized<uint64_t>(size_t(cols) * 256);
-        g.quantized = quantize_lut8(src, nq, cols, bias, ql, g.lut8.get());
+        g.quantized = quantize_lut8(src, nq, cols, biases, ql, g.lut8.get());
         g.tables.lut8 = g.lut8.get();
     }
-    // Tables out of float range: the reference scans this group.
     for (int q = 0; q < nq; q++) {
         g.queries[q].qlut = ql[q];
         g.tables.inv_scale[q] = ql[q].inv_scale;

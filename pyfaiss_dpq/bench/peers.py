@@ -27,8 +27,9 @@ ScaNN with its exact re-ordering, and IndexRefineFlat around IndexDPQ and
 IndexPQFastScan (knob: k_factor); IndexHNSWFlat (efSearch) sits there too.
 
 A method's QPS at a recall target is its fastest point that reaches the
-target (no interpolation); the table gives ours' (IndexDPQ, IndexIVFDPQ) ratio to the best of
-ScaNN, PQ fast-scan and RQ fast-scan, the peers the goal of issue 11 names.
+target (no interpolation); the table gives the ratio of ours (IndexDPQ and
+IndexIVFDPQ) to the best of ScaNN, PQ fast-scan and RQ fast-scan, the peers
+the goal of issue 11 names.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ TARGETS = (0.3, 0.4, 0.5, 0.7, 0.9)
 K = 10
 GOAL_PEERS = ("ScaNN AH", "ScaNN AH+tree", "PQFastScan", "RQFastScan")
 DPQ_METHODS = ("IndexDPQ 8-bit", "IndexDPQ 4-bit", "IndexIVFDPQ 8-bit", "IndexIVFDPQ 4-bit")
+OUR_PREFIXES = ("IndexDPQ", "IndexIVFDPQ")  # ours in the plots, re-ranked variants included
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Meter:
     def time_points(self) -> None:
         """QPS of every pending point, rounds taking turns over all of them."""
         samples = [{t: [] for t in self.threads} for _ in self.pending]
-        for r in range(self.runs):
+        for _ in range(self.runs):
             for (_, _, search), qps in zip(self.pending, samples):
                 for t in self.threads:
                     qps[t].append(queries_per_second(lambda t=t: search(self.queries, t), len(self.queries), t, 1))
@@ -445,7 +447,7 @@ def write_plots(results: dict, out: Path) -> None:
         for ax, t in zip(axes[0], threads):
             for c in curves:
                 pts = [(p["recall"], p["qps"][str(t)]) for p in c["points"]]
-                dpq = c["method"].startswith("IndexDPQ")
+                dpq = c["method"].startswith(OUR_PREFIXES)
                 front = pareto_front(pts)
                 line, = ax.plot([p[0] for p in front], [p[1] for p in front], "-o" if dpq else "--s", ms=4,
                                 label=c["method"])
