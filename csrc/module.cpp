@@ -506,6 +506,15 @@ PYBIND11_MODULE(_core, m) {
         return py::array(out);
     });
 
+    m.def("exact_block4", [](const std::string& kernel, ByteArray block, int m, FloatArray lut, FloatArray init) {
+        const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
+        DPQ_CHECK(block.ndim() == 1 && m >= 1 && block.shape(0) >= py::ssize_t(m) * 16 && lut.ndim() == 2 &&
+                          lut.shape(0) == m && lut.shape(1) == 16 && init.ndim() == 1 && init.shape(0) == 32,
+                  std::invalid_argument, "exact_block4: block (>= m * 16 bytes), lut (m, 16) and init (32,) expected");
+        py::array_t<float> out(32);
+        ks.exact4(block.data(), m, lut.data(), init.data(), out.mutable_data());
+        return out;
+    });
     m.def("inner_products", [](const std::string& kernel, FloatArray X, FloatArray C) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
         DPQ_CHECK(X.ndim() == 2 && C.ndim() == 2 && C.shape(1) == X.shape(1), std::invalid_argument,

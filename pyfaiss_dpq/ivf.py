@@ -68,6 +68,13 @@ class IndexIVFDPQ(NativeIndex):
     bytes_per_vector = property(lambda self: self._info()["bytes_per_vector"],
                                 doc="Stored bytes per vector: codes plus float32 norms (ids apart, 8 bytes).")
     read_only = property(lambda self: not self._info()["writable"], doc="True for a memory-mapped index.")
+    coarse_search = property(
+        lambda self: self._info()["coarse_search"],
+        doc="How searches pick the lists to probe: 'centroids' (the index ranks its copy of the centroids "
+            "with its lookup-table kernel; chosen when the quantizer is a plain IndexFlat/IndexFlatL2/IndexFlatIP "
+            "holding exactly those centroids, and equal to its search up to float rounding) or 'quantizer' "
+            "(the quantizer's own search: HNSW and every other index). Read-only; decided when the quantizer "
+            "or the centroids are set.")
 
     def _knob(name: str, doc: str):  # noqa: N805 - property factory used in the class body
         return int_property(name, doc, lambda ix: core.ivf_get(ix, name), lambda ix, v: core.ivf_set(ix, name, v))
@@ -89,6 +96,16 @@ class IndexIVFDPQ(NativeIndex):
         out = faiss.downcast_index(proxy)
         out.referenced_objects = [self]  # the quantizer lives as long as this index
         return out
+
+    @quantizer.setter
+    def quantizer(self, quantizer) -> None:
+        """Replaces the coarse quantizer, e.g. a flat one by an HNSW over the same
+        centroids. It must have dimension d and, once trained, hold nlist vectors;
+        lists keep the centroid copy (``centroids``) for their per-list terms."""
+        if not isinstance(quantizer, faiss.Index):
+            raise TypeError(f"IndexIVFDPQ.quantizer must be a faiss.Index, got {type(quantizer).__name__}")
+        core.ivf_set_quantizer(self, quantizer, False)
+        self.referenced_objects = [quantizer]
 
     @property
     def train_params(self):

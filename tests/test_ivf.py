@@ -247,6 +247,64 @@ def test_quantizer_given_trained_and_codebooks_from_flat(data):
     assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
 
 
+@pytest.mark.parametrize("nbits,metric", CASES)
+def test_coarse_search_from_centroids_equals_the_quantizers(built, data, nbits, metric):
+    """A plain flat quantizer is searched from the centroid copy; results equal
+    those of a twin whose quantizer (an IndexIDMap2 around the same flat
+    index) is called, whatever the metrics of quantizer and index."""
+    xt, xb, xq = data
+    index = built(nbits, metric)
+    assert index.coarse_search == "centroids"
+    d = xt.shape[1]
+    for flat in (faiss.IndexFlatL2(d), faiss.IndexFlatIP(d)):
+        flat.add(index.centroids)
+        wrapped = faiss.IndexIDMap2(faiss.IndexFlatL2(d) if flat.metric_type == faiss.METRIC_L2
+                                    else faiss.IndexFlatIP(d))
+        wrapped.add_with_ids(index.centroids, np.arange(NLIST, dtype=np.int64))
+        twins = []
+        for quantizer in (flat, wrapped):
+            twin = IndexIVFDPQ(quantizer, d, NLIST, LEVELS, nbits, metric)
+            twin.codebooks = index.codebooks
+            twin.train(xt)  # copies the quantizer's centroids
+            twin.add(xb)
+            twins.append(twin)
+        assert [t.coarse_search for t in twins] == ["centroids", "quantizer"]
+        for nprobe in (1, 3):
+            got, want = (t.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=nprobe)) for t in twins)
+            np.testing.assert_array_equal(got[1], want[1])
+            np.testing.assert_array_equal(got[0], want[0])
+        _, probes = flat.search(xq, 3)
+        Dr, Ir = reference(twins[0], xq, 10, LEVELS, probes=probes)
+        D, I = twins[0].search(xq, 10, params=SearchParametersIVFDPQ(nprobe=3))
+        assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+
+
+def test_coarse_search_follows_the_quantizer(data):
+    """Other quantizers are called; a flat one holding other vectors than the
+    centroids is called too."""
+    xt, _, _ = data
+    d = xt.shape[1]
+    index = IndexIVFDPQ(faiss.IndexHNSWFlat(d, 8), d, NLIST, 2, 4)
+    index.train_params.rounds = 0
+    index.train(xt)
+    assert index.coarse_search == "quantizer"
+    moved = faiss.IndexFlatL2(d)
+    moved.add(index.centroids + 1)
+    index.quantizer = moved
+    assert index.coarse_search == "quantizer"
+    same = faiss.IndexFlatL2(d)
+    same.add(index.centroids)
+    index.quantizer = same
+    assert index.coarse_search == "centroids"
+    with pytest.raises(ValueError, match="dimension"):
+        index.quantizer = faiss.IndexFlatL2(d + 1)
+    with pytest.raises(ValueError, match="centroids"):
+        index.quantizer = faiss.IndexFlatL2(d)  # empty
+    with pytest.raises(TypeError, match="faiss.Index"):
+        index.quantizer = index.centroids
+    assert index.coarse_search == "centroids"
+
+
 def test_norm_prefixes_and_bytes(data):
     xt = data[0]
     d = xt.shape[1]

@@ -175,6 +175,24 @@ def test_quantized_sums_are_bit_exact(fast_kernel, levels):
                                       core.quantized_sums("scalar", blocks8, m, lut8), err_msg=f"8-bit m={m}")
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 8, 13, 32, 64])
+def test_exact_block_distances_are_bit_exact(fast_kernel, m):
+    """Every kernel's exact4 (a block's float distances at once) equals the
+    scalar reference bit for bit, and that one the numpy sum."""
+    rng = np.random.default_rng(m)
+    for spread in (1e-3, 1.0, 1e5):
+        block = rng.integers(0, 256, m * 16, dtype=np.uint8)
+        lut = (rng.standard_normal((m, 16)) * spread).astype(np.float32)
+        init = (rng.standard_normal(32) * spread * m).astype(np.float32)
+        want = core.exact_block4("scalar", block, m, lut, init)
+        np.testing.assert_array_equal(core.exact_block4(fast_kernel, block, m, lut, init), want, err_msg=f"m={m}")
+        codes = layout_codes(block[None], 4, m)
+        exact = init.astype(np.float64) + lut.astype(np.float64)[np.arange(m), codes].sum(1)
+        np.testing.assert_allclose(want, exact, rtol=1e-5, atol=1e-5 * spread * m)
+    with pytest.raises(ValueError, match="exact_block4"):
+        core.exact_block4("scalar", np.zeros(16 * m - 1, np.uint8), m, lut, init)
+
+
 def test_quantized_sums_reject_bad_shapes():
     with pytest.raises(ValueError):
         core.quantized_sums("scalar", np.zeros((2, 16), np.uint8), 2, np.zeros((2, 16), np.uint8))

@@ -99,6 +99,7 @@ void register_bindings(py::module_& m) {
         out["has_codebooks"] = ix.has_codebooks();
         out["has_centroids"] = ix.has_centroids();
         out["writable"] = ix.lists().writable();
+        out["coarse_search"] = ix.searches_centroids() ? "centroids" : "quantizer";
         return out;
     });
     m.def("ivf_get", [](py::handle p, const std::string& name) -> int64_t {

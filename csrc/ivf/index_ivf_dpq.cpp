@@ -69,6 +69,14 @@ void IndexIVFDPQ::set_quantizer(faiss::Index* q, bool own) {
     if (own_quantizer_ && quantizer_ != q) delete quantizer_;
     quantizer_ = q;
     own_quantizer_ = own;
+    refresh_coarse();
+}
+
+void IndexIVFDPQ::refresh_coarse() {
+    searches_centroids_ = quantizer_ && has_centroids() &&
+                          ivf::CentroidSearch::stands_in_for(*quantizer_, centroids_.data(), nlist_, d);
+    coarse_ = searches_centroids_ ? ivf::CentroidSearch(centroids_.data(), nlist_, d, quantizer_->metric_type)
+                                  : ivf::CentroidSearch();
 }
 
 void IndexIVFDPQ::require_trained(const char* what) const {
@@ -97,6 +105,7 @@ void IndexIVFDPQ::set_centroids(const float* c) {
     DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ: cannot replace centroids while vectors are stored");
     check_finite(idx_t(nlist_), d, c, "IndexIVFDPQ.centroids");
     centroids_.assign(c, c + nlist_ * size_t(d));
+    refresh_coarse();
     is_trained = has_codebooks_;
 }
 
@@ -463,9 +472,13 @@ IndexIVFDPQ::Plan IndexIVFDPQ::make_plan(idx_t k, const faiss::SearchParameters*
 
 std::vector<int64_t> IndexIVFDPQ::probe(idx_t n, const float* x, const Plan& plan) const {
     const size_t np = plan.nprobe;
-    std::vector<float> D(size_t(n) * np);
     std::vector<idx_t> I(size_t(n) * np);
-    quantizer_->search(n, x, idx_t(np), D.data(), I.data(), plan.quantizer_params);
+    if (searches_centroids_ && !plan.quantizer_params) {
+        coarse_.search(size_t(n), x, np, I.data());
+    } else {
+        std::vector<float> D(size_t(n) * np);
+        quantizer_->search(n, x, idx_t(np), D.data(), I.data(), plan.quantizer_params);
+    }
     for (idx_t q = 0; q < n; q++) {
         size_t codes = 0;
         for (size_t p = 0; p < np; p++) {
@@ -501,8 +514,8 @@ void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexIVFDPQ.search");
     const Plan plan = make_plan(k, params);
-    const std::vector<int64_t> probes = probe(n, x, plan);
     std::shared_lock lock(mutex_);
+    const std::vector<int64_t> probes = probe(n, x, plan);
     const SelectorFilter filter(plan.sel);
     const ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
     ivf::knn(s, size_t(n), x, probes.data(), plan.nprobe, size_t(k), distances, labels);
@@ -521,8 +534,8 @@ void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::Ran
     check_finite(n, d, x, "IndexIVFDPQ.range_search");
     const Plan plan = make_plan(1, params);
     DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexIVFDPQ.range_search: re-ranking is not supported");
-    const std::vector<int64_t> probes = probe(n, x, plan);
     std::shared_lock lock(mutex_);
+    const std::vector<int64_t> probes = probe(n, x, plan);
     const SelectorFilter filter(plan.sel);
     const ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
     const std::vector<scan::RangeHits> hits = ivf::range(s, size_t(n), x, probes.data(), plan.nprobe, radius);

@@ -18,6 +18,7 @@
 #include "../faiss_abi.h"
 #include "../norm_quantizer.h"
 #include "../train.h"
+#include "coarse.h"
 #include "list_store.h"
 #include "search_lists.h"
 
@@ -60,6 +61,10 @@ class IndexIVFDPQ : public faiss::Index {
     // nlist x d: the centroid copy; refused while vectors are stored.
     void set_centroids(const float* c);
     const std::vector<float>& centroids() const { return centroids_; }
+    // Whether searches rank the lists from the centroid copy (coarse.h: the
+    // quantizer is a flat index holding those centroids) rather than by
+    // calling the quantizer. Decided when the quantizer or centroids are set.
+    bool searches_centroids() const { return searches_centroids_; }
     // Codes (1 byte a level) plus stored norms; ids (8 bytes) not counted.
     size_t bytes_per_vector() const;
 
@@ -118,6 +123,8 @@ class IndexIVFDPQ : public faiss::Index {
     // The list search of `plan` (callers hold the shared lock while it runs).
     ivf::ListSearch list_search(const Plan& plan, const scan::IdFilter* filter) const;
     void require_trained(const char* what) const;
+    // Re-decides searches_centroids (callers hold the unique lock).
+    void refresh_coarse();
     void require_writable(const char* what) const;
     // Norms (n x stored prefixes) of centroid + prefix reconstructions.
     std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
@@ -137,6 +144,8 @@ class IndexIVFDPQ : public faiss::Index {
     NormSpec norms_;
     bool has_codebooks_ = false;
     std::vector<float> centroids_;  // nlist x d
+    ivf::CentroidSearch coarse_;    // stands in for the quantizer where searches_centroids_
+    bool searches_centroids_ = false;
     std::unique_ptr<ivf::ListStore> lists_;
     mutable std::shared_mutex mutex_;  // searches share; add/remove/reset/merge are exclusive
 };

@@ -137,9 +137,10 @@ Lane make_lane(const BatchTables& t, size_t q, float bias) {
 template <class Owner>
 class ListSink final : public scan::BlockSink {
    public:
-    ListSink(Owner& owner, const ListSearch& s, const BatchTables& t, const ListRef& L, const Lane* lanes, int nq)
-            : owner_(owner), t_(t), L_(L), lay_{s.codec->levels(), s.codec->nbits()},
-              m_(s.levels), norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), nq_(nq) {
+    ListSink(Owner& owner, const ListSearch& s, const BatchTables& t, const ListRef& L, const Lane* lanes, int nq,
+             scan::Exact4Fn exact4)
+            : owner_(owner), t_(t), L_(L), lay_{s.codec->levels(), s.codec->nbits()}, m_(s.levels),
+              norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), exact4_(exact4) {
         for (int q = 0; q < nq; q++) refresh(q);
     }
 
@@ -147,15 +148,12 @@ class ListSink final : public scan::BlockSink {
 
     void accept(int q, size_t b, uint32_t slots) override {
         const Lane& ln = lanes_[q];
-        const uint8_t* blk = L_.codes + b * lay_.block_bytes();
-        const float* lut = t_.lut(ln.q);
+        const size_t i0 = b * kBlockSize;
         bool moved = false;
-        for (; slots; slots &= slots - 1) {
-            const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
-            if (i >= L_.n) break;  // padding of the last block
-            const float d = scan::exact_distance(lay_, blk, s, m_, lut, ln.bias + (norms_ ? norms_[i] : 0.f));
-            moved |= owner_.offer(ln.q, d, i);
-        }
+        scan::exact_distances(
+                lay_, L_.codes + b * lay_.block_bytes(), slots & scan::stored_slots(b, L_.n), m_, t_.lut(ln.q), exact4_,
+                [&](size_t s) { return ln.bias + (norms_ ? norms_[i0 + s] : 0.f); },
+                [&](size_t s, float d) { moved |= owner_.offer(ln.q, d, i0 + s); });
         if (moved) refresh(q);
     }
 
@@ -177,7 +175,7 @@ class ListSink final : public scan::BlockSink {
     int m_;
     const float* norms_;
     const Lane* lanes_;
-    int nq_;
+    scan::Exact4Fn exact4_;
 };
 
 // Scans list `list` for `lanes` (all probing it): groups of up to kGroup
@@ -201,7 +199,7 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
         if (fn && ln.quantized) {
             fast.push_back(ln);
         } else {
-            ListSink<Owner> sink(owner, s, t, L, &ln, 1);
+            ListSink<Owner> sink(owner, s, t, L, &ln, 1, nullptr);
             sink.scan_all(0);
         }
     }
@@ -231,13 +229,13 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
             gt.lut8 = group_lut8.data();
         }
         bl.norm_factor = g[0].ql.norm_factor();
-        ListSink<Owner> sink(owner, s, t, L, g, nq);
+        ListSink<Owner> sink(owner, s, t, L, g, nq, ks.exact4);
         fn(bl, gt, sink.thresholds, sink);
     }
 }
 
 // Runs a search: batches of queries over OpenMP threads; inside a batch
-// the (query, list) pairs regrouped by list. make(nq) builds the batch's
+// the (query, list) pairs regrouped by list, in rounds of probe rank. make(nq) builds the batch's
 // owner (its result state), finish(q0, owner) writes it out.
 template <class Make, class Finish>
 void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, size_t nprobe,
@@ -258,39 +256,34 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
         const size_t q0 = bi * size, nb = std::min(size, nq - q0);
         const BatchTables t = make_tables(s, quantize, nb, x + q0 * d);
         auto owner = make(nb, t);
+        // Pairs in rounds of probe rank (0; 1-2; 3-6; 7-14; ...), each round's
+        // by list: every query meets its nearest list first and its threshold
+        // tightens early (MiniLM-like synthetic, nprobe 8, 1,000 queries: a
+        // third fewer candidates re-scored than with the batch's pairs by list
+        // alone), while the rounds, doubling, keep a list's queries together
+        // enough to fill kernel groups.
         struct Pair {
             int64_t list;
             size_t q;
-            size_t rank;  // among the query's probes
+            int round;
         };
         std::vector<Pair> pairs;
         pairs.reserve(nb * nprobe);
         for (size_t q = 0; q < nb; q++)
             for (size_t p = 0; p < nprobe; p++) {
                 const int64_t l = probes[(q0 + q) * nprobe + p];
-                if (l >= 0) pairs.push_back({l, q, p});
+                if (l >= 0) pairs.push_back({l, q, 63 - __builtin_clzll(uint64_t(p) + 1)});
             }
-        std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.list < b.list; });
-        // Lists in the order of their best rank among the batch's probes: a
-        // query's nearest lists come early and tighten its threshold soon,
-        // as in Faiss's per-query probe order.
-        struct Run {
-            size_t begin, end, rank;
-        };
-        std::vector<Run> runs;
-        for (size_t i = 0; i < pairs.size();) {
-            Run r{i, i, SIZE_MAX};
-            for (; i < pairs.size() && pairs[i].list == pairs[r.begin].list; i++) r.rank = std::min(r.rank, pairs[i].rank);
-            r.end = i;
-            runs.push_back(r);
-        }
-        std::stable_sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.rank < b.rank; });
+        std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
+            return a.round != b.round ? a.round < b.round : a.list < b.list;
+        });
         std::vector<Lane> lanes;
         std::vector<uint64_t> group_lut8(t.lut8_size);
-        for (const Run& r : runs) {
-            const int64_t l = pairs[r.begin].list;
+        for (size_t i = 0; i < pairs.size();) {
+            const int64_t l = pairs[i].list;
+            const int round = pairs[i].round;
             lanes.clear();
-            for (size_t i = r.begin; i < r.end; i++) {
+            for (; i < pairs.size() && pairs[i].list == l && pairs[i].round == round; i++) {
                 const size_t q = pairs[i].q;
                 lanes.push_back(make_lane(t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
             }

@@ -7,7 +7,8 @@
 // so one lookup table per query serves every list it probes, and each
 // (query, list) pair adds one bias (the bracket) — with the stored float32
 // norm ||c + r_m||^2 for L2. The (query, list) pairs of a batch of queries
-// are regrouped by list: a list is scanned once for every group of up to
+// are regrouped by list, in rounds of probe rank (each query's nearest list
+// in the first): a list is scanned once a round for every group of up to
 // kGroup queries of the batch that probe it, by the flat index's kernels
 // (scan/kernels.h). Candidates the kernels pass are re-scored with the float
 // tables in the reference order (scan/scan.h), so results equal the float

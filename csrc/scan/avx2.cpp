@@ -85,6 +85,23 @@ struct Avx2 {
     static void fstore(float* p, Floats v) { _mm256_storeu_ps(p, v); }
     static Floats fbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
     static Floats fmadd(Floats a, Floats b, Floats c) { return _mm256_fmadd_ps(a, b, c); }
+    static Floats fadd(Floats a, Floats b) { return _mm256_add_ps(a, b); }
+
+    // ---- exact 4-bit distances: a level's 16 floats in two registers,
+    // picked by bit 3 of the code
+    struct Table16 {
+        __m256 lo, hi;
+    };
+    static Table16 table16(const float* t) { return {_mm256_loadu_ps(t), _mm256_loadu_ps(t + 8)}; }
+    // Slots [8v, 8v + 8): bytes 8 (v & 1) .. + 8, low nibbles for v < 2, high after.
+    static __m256i slot_codes(const uint8_t* level, int v) {
+        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(level + 8 * (v & 1))));
+        return _mm256_and_si256(v >= 2 ? _mm256_srli_epi32(b, 4) : b, _mm256_set1_epi32(15));
+    }
+    static Floats lookup16(const Table16& t, __m256i codes) {
+        const __m256 high = _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28));  // bit 3 -> sign
+        return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.lo, codes), _mm256_permutevar8x32_ps(t.hi, codes), high);
+    }
 };
 
 // ------------------------------------------------------------ 8-bit codes

@@ -84,6 +84,16 @@ struct Avx512 {
     static void fstore(float* p, Floats v) { _mm512_storeu_ps(p, v); }
     static Floats fbroadcast(const float* p) { return _mm512_set1_ps(*p); }
     static Floats fmadd(Floats a, Floats b, Floats c) { return _mm512_fmadd_ps(a, b, c); }
+    static Floats fadd(Floats a, Floats b) { return _mm512_add_ps(a, b); }
+
+    // ---- exact 4-bit distances: a level's 16 floats in one register
+    using Table16 = __m512;
+    static Table16 table16(const float* t) { return _mm512_loadu_ps(t); }
+    static __m512i slot_codes(const uint8_t* level, int v) {  // v = 0: low nibbles, 1: high
+        const __m512i b = _mm512_cvtepu8_epi32(load16(level));
+        return _mm512_and_si512(v ? _mm512_srli_epi32(b, 4) : b, _mm512_set1_epi32(15));
+    }
+    static Floats lookup16(Table16 t, __m512i codes) { return _mm512_permutexvar_ps(codes, t); }
 };
 
 }  // namespace

@@ -78,6 +78,14 @@ using Sums4Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblock
 using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
                          const uint64_t* lut8, uint64_t* out);
 
+// Exact float distances of the 32 slots of a 4-bit block (code_layout.h)
+// at prefix m, summed in reference.h's one order (exact_distance), so that
+// every kernel's equal the reference's bit for bit:
+//   out[s] = init[s] + sum_{l < m} lut[l * 16 + code_l(s)]
+// Re-scores a block's candidates at once (the SIMD kernels look up 16 slots
+// a register) where several passed the quantized test.
+using Exact4Fn = void (*)(const uint8_t* block, int m, const float* lut, const float* init, float* out);
+
 // Inner products of nx vectors X (nx x d) with the n rows of a matrix in
 // table panels (codec.h pack_table_panels): out[i * out_stride + j] =
 // <X_i, row j>, j < n. Builds the float lookup tables (tables.h), which
@@ -90,6 +98,7 @@ struct KernelSet {
     ScanFn scan4, scan8;  // null for the scalar reference (it scans float tables)
     Sums4Fn sums4;
     Sums8Fn sums8;
+    Exact4Fn exact4;
     DotsFn dots;
 };
 

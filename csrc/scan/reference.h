@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "../code_store.h"
+#include "kernels.h"
 
 namespace dpq::scan {
 
@@ -30,6 +31,32 @@ inline float exact_distance(const CodeLayout& lay, const uint8_t* blk, size_t s,
     const uint8_t* b = blk + (s & 15);
     const int shift = s < 16 ? 0 : 4;
     return sum_levels(m, lut, 16, init, [&](int l) { return (b[l * 16] >> shift) & 15; });
+}
+
+// exact_distance of the slots set in `slots` of a block, passed in slot
+// order to emit(s, distance); init(s) is slot s's bias + norm. exact4 (null:
+// none) is a kernel's Exact4Fn, bit for bit the same sums: with 4-bit codes
+// and two candidates or more it re-scores the whole block at once.
+template <class Init, class Emit>
+inline void exact_distances(const CodeLayout& lay, const uint8_t* blk, uint32_t slots, int m, const float* lut,
+                            Exact4Fn exact4, Init init, Emit emit) {
+    if (exact4 && lay.nbits == 4 && (slots & (slots - 1))) {
+        alignas(64) float in[kBlockSize] = {}, out[kBlockSize];
+        for (uint32_t r = slots; r; r &= r - 1) in[__builtin_ctz(r)] = init(size_t(__builtin_ctz(r)));
+        exact4(blk, m, lut, in, out);
+        for (; slots; slots &= slots - 1) emit(size_t(__builtin_ctz(slots)), out[__builtin_ctz(slots)]);
+        return;
+    }
+    for (; slots; slots &= slots - 1) {
+        const size_t s = size_t(__builtin_ctz(slots));
+        emit(s, exact_distance(lay, blk, s, m, lut, init(s)));
+    }
+}
+
+// The slots of block b that hold one of n vectors (the last block's are padded).
+inline uint32_t stored_slots(size_t b, size_t n) {
+    const size_t first = b * kBlockSize;
+    return n >= first + kBlockSize ? 0xFFFFFFFFu : (n > first ? (1u << (n - first)) - 1 : 0u);
 }
 
 // The prefix norm a scan at some prefix adds for each vector: the stored

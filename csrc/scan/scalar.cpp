@@ -5,6 +5,7 @@
 #include "../code_layout.h"
 #include "../codec.h"
 #include "kernels.h"
+#include "reference.h"
 
 namespace dpq::scan {
 
@@ -31,6 +32,11 @@ void sums8_scalar(const uint8_t* codes, size_t block_bytes, size_t nblocks, int 
         }
 }
 
+void exact4_scalar(const uint8_t* block, int m, const float* lut, const float* init, float* out) {
+    const CodeLayout lay{m, 4};
+    for (size_t s = 0; s < kBlockSize; s++) out[s] = exact_distance(lay, block, s, m, lut, init[s]);
+}
+
 // The reference: each output one plain sum over t = 0..d-1, a panel's
 // kTablePanel sums advanced together.
 void dots_scalar(const float* X, size_t nx, const float* panels, size_t n, int d, float* out, size_t out_stride) {
@@ -51,6 +57,6 @@ void dots_scalar(const float* X, size_t nx, const float* panels, size_t n, int d
 
 }  // namespace
 
-const KernelSet kScalar{"scalar", nullptr, nullptr, sums4_scalar, sums8_scalar, dots_scalar};
+const KernelSet kScalar{"scalar", nullptr, nullptr, sums4_scalar, sums8_scalar, exact4_scalar, dots_scalar};
 
 }  // namespace dpq::scan

@@ -88,6 +88,7 @@ struct Group {
     std::unique_ptr<uint64_t[]> lut8;
     GroupTables tables;
     bool quantized = false;  // scanned by the fast kernel, else by the reference
+    Exact4Fn exact4 = nullptr;  // re-scores the kernel's candidates (reference.h)
 };
 
 // Float tables of queries [q0, q0 + nq), computed in one pass.
@@ -120,6 +121,7 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     g.queries.resize(nq);
     g.tables.nq = nq;
     g.quantized = (four ? ks.scan4 : ks.scan8) != nullptr;
+    g.exact4 = ks.exact4;
     // With a norm column, the tables to quantize are the m levels' and the
     // norm centroids of prefix m.
     std::vector<float> with_norms;
@@ -236,14 +238,12 @@ class Collector : public BlockSink {
 
     void accept(int q, size_t b, uint32_t slots) final {
         const QueryTables& t = group_.queries[q];
-        const uint8_t* blk = spec_.store->block(b);
+        const size_t i0 = b * kBlockSize;
         bool moved = false;
-        for (; slots; slots &= slots - 1) {
-            const size_t s = size_t(__builtin_ctz(slots)), i = b * kBlockSize + s;
-            if (i >= n_) break;  // padding of the last block
-            const float d = exact_distance(layout_, blk, s, spec_.levels, t.scan_lut, t.bias + spec_.np.scan.at(i));
-            moved |= self().offer(q, d, int64_t(i));
-        }
+        exact_distances(
+                layout_, spec_.store->block(b), slots & stored_slots(b, n_), spec_.levels, t.scan_lut, group_.exact4,
+                [&](size_t s) { return t.bias + spec_.np.scan.at(i0 + s); },
+                [&](size_t s, float d) { moved |= self().offer(q, d, int64_t(i0 + s)); });
         if (moved) refresh(q);
     }
 

@@ -127,6 +127,34 @@ void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, cons
     }
 }
 
+// Exact4Fn (kernels.h): the float tables of a level are 16 floats, looked up
+// for a register of slots at once (Isa::lookup16), in the reference's order:
+// four running sums over the levels l mod 4, then init + ((p0 + p1) + (p2 + p3)),
+// lane by lane the same additions as exact_distance (no contraction: there
+// are no products). The trait gives Table16, table16(lut), slot_codes(level,
+// v) (the codes of slots [v kFloats, (v + 1) kFloats) as 32-bit indices),
+// lookup16(table, codes) and fadd.
+template <class Isa>
+void exact4(const uint8_t* blk, int m, const float* lut, const float* init, float* out) {
+    using Floats = typename Isa::Floats;
+    constexpr int V = 32 / Isa::kFloats;
+    Floats p[4][V];
+    for (int j = 0; j < 4; j++)
+        for (int v = 0; v < V; v++) p[j][v] = Isa::fzero();
+    auto level = [&](int l, Floats* acc) {
+        const typename Isa::Table16 t = Isa::table16(lut + 16 * l);
+        for (int v = 0; v < V; v++) acc[v] = Isa::fadd(acc[v], Isa::lookup16(t, Isa::slot_codes(blk + 16 * l, v)));
+    };
+    int l = 0;
+    for (; l + 4 <= m; l += 4)
+        for (int j = 0; j < 4; j++) level(l + j, p[j]);
+    for (int j = 0; l + j < m; j++) level(l + j, p[j]);
+    for (int v = 0; v < V; v++) {
+        const Floats sum = Isa::fadd(Isa::fadd(p[0][v], p[1][v]), Isa::fadd(p[2][v], p[3][v]));
+        Isa::fstore(out + v * Isa::kFloats, Isa::fadd(Isa::fload(init + v * Isa::kFloats), sum));
+    }
+}
+
 // ------------------------------------------------------------ 8-bit codes
 
 // GCC vectorizes accumulate8's level loop into emulated gathers. Measured:
@@ -326,7 +354,7 @@ void dots(const float* X, size_t nx, const float* panels, size_t n, int d, float
 // The kernel set of an ISA whose 8-bit scan is scan8.
 template <class Isa>
 constexpr KernelSet kernel_set(const char* name, ScanFn scan8) {
-    return {name, scan4<Isa>, scan8, sums4<Isa>, sums8_blocks, dots<Isa>};
+    return {name, scan4<Isa>, scan8, sums4<Isa>, sums8_blocks, exact4<Isa>, dots<Isa>};
 }
 
 }  // namespace

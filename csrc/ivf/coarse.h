@@ -1,0 +1,49 @@
+// The coarse level searched from the index's own copy of the centroids.
+//
+// When the quantizer is a plain flat index (IndexFlat, IndexFlatL2,
+// IndexFlatIP) holding exactly those centroids, its search is an exhaustive
+// product of the queries with the centroids: the same product the lookup
+// tables are (scan/kernels.h DotsFn), which this computes with the tables'
+// kernel instead of calling the quantizer. The faiss-cpu wheel runs that
+// product per (query, centroid) pair or with its bundled BLAS, which on the
+// AVX-512 machine of the benchmarks was 11-19% of an IndexIVFDPQ search at
+// nprobe 2-32 (256 lists, 96-d); the tables' kernel does it in a fraction.
+// Lists are ranked as the flat index ranks them (L2: ||c||^2 - 2 <q, c>,
+// the query's norm dropped; inner product: -<q, c>), ties to the lower list
+// number; the scores agree with Faiss's to float rounding, so only lists
+// tied to within it may be probed in another order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../faiss_abi.h"
+
+namespace dpq::ivf {
+
+class CentroidSearch {
+   public:
+    // Empty: nothing to search (see usable()).
+    CentroidSearch() = default;
+    // nlist x d centroids, ranked by `metric` (L2 or inner product).
+    CentroidSearch(const float* centroids, size_t nlist, int d, faiss::MetricType metric);
+
+    // Whether `quantizer` is a flat index of a supported metric that holds
+    // exactly `centroids` (nlist x d), so that this search may stand in for it.
+    static bool stands_in_for(const faiss::Index& quantizer, const float* centroids, size_t nlist, int d);
+
+    // nq x nprobe list numbers, nearest first (nprobe <= nlist).
+    // Multi-threaded; call outside a parallel region.
+    void search(size_t nq, const float* x, size_t nprobe, int64_t* lists) const;
+
+   private:
+    size_t nlist_ = 0;
+    int d_ = 0;
+    bool l2_ = true;
+    std::vector<float> panels_;  // pack_table_panels of the centroids
+    std::vector<float> norms_;   // ||c||^2 (L2)
+};
+
+}  // namespace dpq::ivf
