@@ -59,6 +59,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mmap-nq", type=int, default=50, help="queries of the mmap measurement (few: few lists touched)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="write the rows here")
+    p.add_argument("--coarse-training", action="store_true",
+                   help="only compare the coarse level's flat and two-level k-means (time, mean squared "
+                        "distance of the base to its nearest centroid) on --n synthetic vectors, --nlist lists")
     return p.parse_args()
 
 
@@ -230,9 +233,28 @@ def report(rows, mmap_rows):
                   f"{r['cold_qps']:,.0f} | {r['warm_qps']:,.0f} |")
 
 
+def coarse_training(args) -> None:
+    """Flat against two-level coarse k-means (IndexIVFDPQ.two_level_min_nlist)."""
+    x = synthetic(args.n, args.d, args.seed)
+    nlist = args.nlist or int(2 ** round(np.log2(4 * np.sqrt(args.n))))
+    print(f"coarse k-means of {x.shape} synthetic vectors into {nlist} lists, {args.threads} threads")
+    print("| coarse k-means | train s | mean squared distance to the nearest centroid |\n|---|---:|---:|")
+    for label, two_level_min_nlist in (("flat", 0), ("two-level", 1)):
+        index = IndexIVFDPQ(faiss.IndexFlatL2(args.d), args.d, nlist, 1, 4)
+        index.two_level_min_nlist = two_level_min_nlist
+        index.codebooks = np.zeros((1, 16, args.d), np.float32)  # the coarse level alone is trained
+        t0 = time.perf_counter()
+        index.train(x)
+        seconds = time.perf_counter() - t0
+        print(f"| {label} | {seconds:.1f} | {faiss.knn(x, index.centroids, 1)[0].mean():.4f} |", flush=True)
+
+
 def main() -> None:
     args = parse_args()
     faiss.omp_set_num_threads(args.threads)
+    if args.coarse_training:
+        coarse_training(args)
+        return
     rows, mmap_rows = [], []
     for name in args.data.split(","):
         x = synthetic(args.n + args.nq, args.d, args.seed) if name == "synthetic" else image_patches()

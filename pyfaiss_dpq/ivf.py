@@ -35,8 +35,8 @@ class IndexIVFDPQ(NativeIndex):
 
     Notes
     -----
-    ``train`` runs k-means (Faiss's) for the coarse level when the quantizer
-    is empty, then trains the levels on residuals with
+    ``train`` runs k-means (Faiss's; two-level from ``two_level_min_nlist``
+    lists) for the coarse level when the quantizer is empty, then trains the levels on residuals with
     :func:`pyfaiss_dpq.train_codebooks` (``train_params``) unless
     ``codebooks`` were set first (e.g. from a trained flat ``IndexDPQ``).
     Ids are stored per list (``add_with_ids``); ``bytes_per_vector`` counts
@@ -82,6 +82,12 @@ class IndexIVFDPQ(NativeIndex):
     nprobe = _knob("nprobe", "Lists probed per query (clamped to nlist, as Faiss's IVF).")
     search_levels = _knob("search_levels", "Default prefix length scanned (1..levels).")
     beam_size = _knob("beam_size", "Beam width of encoding (1 = greedy).")
+    two_level_min_nlist = _knob(
+        "two_level_min_nlist",
+        "From this nlist on (default 4096; 0: never) ``train`` clusters the coarse level in two levels: "
+        "sqrt(nlist) clusters, then each split into a share of nlist proportional to its size, as "
+        "faiss.contrib.clustering.two_level_clustering does (k-means time ~2 sqrt(nlist) instead of nlist "
+        "centroids an iteration).")
     del _knob
 
     @property

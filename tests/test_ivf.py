@@ -305,6 +305,35 @@ def test_coarse_search_follows_the_quantizer(data):
     assert index.coarse_search == "centroids"
 
 
+def test_two_level_coarse_training(data):
+    """Two-level k-means (then Lloyd refinement) is deterministic for a seed and
+    ends near the flat k-means objective; the index it trains searches exactly."""
+    xt, xb, xq = data
+    d, nlist = xt.shape[1], 64
+
+    def trained(two_level_min_nlist):
+        index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, nlist, 2, 4)
+        index.two_level_min_nlist = two_level_min_nlist
+        index.train_params.rounds = 0
+        index.train(xt)
+        return index
+
+    def objective(centroids):
+        return faiss.knn(xt, centroids, 1)[0].mean()
+
+    flat, two, again = trained(0), trained(nlist), trained(nlist)
+    assert flat.two_level_min_nlist == 0 and IndexIVFDPQ(faiss.IndexFlatL2(d), d, 8, 2).two_level_min_nlist == 4096
+    np.testing.assert_array_equal(two.centroids, again.centroids)
+    assert not np.array_equal(two.centroids, flat.centroids)
+    assert objective(two.centroids) <= 1.05 * objective(flat.centroids)
+    two.add(xb)
+    D, I = two.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=nlist))
+    Dr, Ir = reference(two, xq, 10, 2)
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+    with pytest.raises(ValueError, match="two_level_min_nlist"):
+        two.two_level_min_nlist = -1
+
+
 def test_norm_prefixes_and_bytes(data):
     xt = data[0]
     d = xt.shape[1]

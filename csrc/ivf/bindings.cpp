@@ -107,6 +107,7 @@ void register_bindings(py::module_& m) {
         if (name == "nprobe") return int64_t(ix.nprobe.load());
         if (name == "search_levels") return ix.search_levels;
         if (name == "beam_size") return ix.beam_size;
+        if (name == "two_level_min_nlist") return int64_t(ix.two_level_min_nlist.load());
         throw py::attribute_error(name);
     });
     m.def("ivf_set", [](py::handle p, const std::string& name, int64_t v) {
@@ -122,6 +123,10 @@ void register_bindings(py::module_& m) {
             DPQ_CHECK(v >= 1 && v <= 1024, std::invalid_argument, "IndexIVFDPQ.beam_size must be in [1, 1024], got %lld",
                       (long long)v);
             ix.beam_size = int(v);
+        } else if (name == "two_level_min_nlist") {
+            DPQ_CHECK(v >= 0, std::invalid_argument, "IndexIVFDPQ.two_level_min_nlist must be >= 0, got %lld",
+                      (long long)v);
+            ix.two_level_min_nlist = size_t(v);
         } else {
             throw py::attribute_error(name);
         }

@@ -3,10 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <numeric>
+#include <random>
 #include <typeinfo>
 
 #include "../codec.h"
+#include "../kmeans.h"
 #include "../scan/dispatch.h"
 #include "../topk.h"
 
@@ -30,6 +34,90 @@ bool is_plain_flat(const faiss::Index& q) {
 }
 
 }  // namespace
+
+// Lloyd iterations over the whole sample after the two levels: a split of
+// each first-level cluster alone ends far from a k-means of the sample
+// (100k synthetic 96-d vectors, 1,024 lists: mean squared distance 0.347
+// two-level, 0.281 flat; Faiss's contrib two_level_clustering gives the
+// same 0.347). 2 / 4 / 8 iterations gave 0.302 / 0.287 / 0.281, the whole
+// training 2.6 / 3.0 / 3.7 s against 17.4 s flat (2-core AVX-512 VM).
+constexpr int kRefineIterations = 8;
+
+// Lloyd iterations on x from the given centroids (empty clusters keep theirs).
+void refine(size_t n, int d, const float* x, size_t k, int iterations, float* centroids) {
+    std::vector<int64_t> assign(n);
+    std::vector<double> sums(k * d);
+    std::vector<size_t> counts(k);
+    for (int it = 0; it < iterations; it++) {
+        CentroidSearch(centroids, k, d, faiss::METRIC_L2).search(n, x, 1, assign.data());
+        std::fill(sums.begin(), sums.end(), 0.0);
+        std::fill(counts.begin(), counts.end(), 0);
+        for (size_t i = 0; i < n; i++) {
+            const size_t c = size_t(assign[i]);
+            counts[c]++;
+            for (int t = 0; t < d; t++) sums[c * d + t] += x[i * d + t];
+        }
+        for (size_t c = 0; c < k; c++)
+            if (counts[c])
+                for (int t = 0; t < d; t++) centroids[c * d + t] = float(sums[c * d + t] / double(counts[c]));
+    }
+}
+
+void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level, uint64_t seed, float* centroids) {
+    constexpr int kPointsPerCentroid = 256;  // Faiss's default sample
+    const size_t nc1 = size_t(std::lround(std::sqrt(double(nlist))));
+    if (!two_level || nc1 < 2) {
+        kmeans_sampled(n, d, x, int(nlist), kPointsPerCentroid, seed, centroids);
+        return;
+    }
+    // The sample the flat k-means would take.
+    std::mt19937_64 rng(seed);
+    const size_t m = std::min(n, nlist * kPointsPerCentroid);
+    std::vector<size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), 0);
+    for (size_t i = 0; i < m; i++) std::swap(idx[i], idx[i + rng() % (n - i)]);
+    std::vector<float> sample(m * d);
+    for (size_t i = 0; i < m; i++) std::memcpy(&sample[i * d], x + idx[i] * d, sizeof(float) * d);
+    // First level, and each sample row's cluster.
+    std::vector<float> c1(nc1 * d);
+    kmeans(m, d, sample.data(), int(nc1), false, c1.data());
+    std::vector<int64_t> assign(m);
+    CentroidSearch(c1.data(), nc1, d, faiss::METRIC_L2).search(m, sample.data(), 1, assign.data());
+    std::vector<size_t> start(nc1 + 1, 0);
+    for (int64_t a : assign) start[size_t(a) + 1]++;
+    for (size_t c = 0; c < nc1; c++) start[c + 1] += start[c];
+    std::vector<size_t> order(m), fill(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < m; i++) order[fill[size_t(assign[i])]++] = i;
+    // nlist split by cluster size: floors, then the largest remainders,
+    // never more centroids than rows in a cluster.
+    std::vector<size_t> share(nc1);
+    std::vector<std::pair<double, size_t>> rest;
+    size_t given = 0;
+    for (size_t c = 0; c < nc1; c++) {
+        const double want = double(nlist) * double(start[c + 1] - start[c]) / double(m);
+        share[c] = size_t(want);
+        given += share[c];
+        rest.emplace_back(want - double(share[c]), c);
+    }
+    std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t r = 0; given < nlist; r = (r + 1) % nc1) {
+        const size_t c = rest[r].second;
+        if (share[c] < start[c + 1] - start[c]) share[c]++, given++;
+    }
+    // Second level, cluster by cluster.
+    float* out = centroids;
+    std::vector<float> pts;
+    for (size_t c = 0; c < nc1; c++) {
+        if (!share[c]) continue;
+        const size_t rows = start[c + 1] - start[c];
+        pts.resize(rows * d);
+        for (size_t i = 0; i < rows; i++)
+            std::memcpy(&pts[i * d], &sample[order[start[c] + i] * d], sizeof(float) * d);
+        kmeans(rows, d, pts.data(), int(share[c]), false, out);
+        out += share[c] * d;
+    }
+    refine(m, d, sample.data(), nlist, kRefineIterations, centroids);
+}
 
 CentroidSearch::CentroidSearch(const float* centroids, size_t nlist, int d, faiss::MetricType metric)
         : nlist_(nlist), d_(d), l2_(metric == faiss::METRIC_L2), panels_(table_panel_floats(nlist, d)) {

@@ -1,4 +1,5 @@
-// The coarse level searched from the index's own copy of the centroids.
+// The coarse level: trained (flat or two-level k-means), and searched from
+// the index's own copy of the centroids.
 //
 // When the quantizer is a plain flat index (IndexFlat, IndexFlatL2,
 // IndexFlatIP) holding exactly those centroids, its search is an exhaustive
@@ -22,6 +23,15 @@
 #include "../faiss_abi.h"
 
 namespace dpq::ivf {
+
+// nlist centroids of x (n x d, n >= nlist) by Faiss's k-means on a seeded
+// sample of at most 256 rows a centroid, as Faiss's IVF trains its
+// quantizer. two_level: first sqrt(nlist) clusters, then each split into a
+// share of the nlist proportional to its sample rows (largest remainders),
+// as faiss.contrib.clustering.two_level_clustering does (k-means costs
+// sample x nlist x d an iteration flat, about sample x 2 sqrt(nlist) x d so),
+// then a few Lloyd iterations over the whole sample (coarse.cpp).
+void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level, uint64_t seed, float* centroids);
 
 class CentroidSearch {
    public:

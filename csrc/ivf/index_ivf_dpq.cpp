@@ -10,7 +10,6 @@
 
 #include "../check.h"
 #include "../faiss_adapters.h"
-#include "../kmeans.h"
 #include "search_lists.h"
 
 namespace dpq {
@@ -163,7 +162,9 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
     if (quantizer_->ntotal == 0) {
         DPQ_CHECK(size_t(n) >= nlist_, std::invalid_argument,
                   "IndexIVFDPQ.train: need at least nlist = %zu training vectors, got %lld", nlist_, (long long)n);
-        kmeans_sampled(size_t(n), d, x, int(nlist_), 256, uint64_t(train_params->seed), centroids.data());
+        const size_t from = two_level_min_nlist;
+        ivf::train_coarse(size_t(n), d, x, nlist_, from && nlist_ >= from, uint64_t(train_params->seed),
+                          centroids.data());
         if (!quantizer_->is_trained) quantizer_->train(idx_t(nlist_), centroids.data());
         quantizer_->add(idx_t(nlist_), centroids.data());
     } else {

@@ -51,6 +51,10 @@ class IndexIVFDPQ : public faiss::Index {
     std::atomic<size_t> nprobe{1};
     std::atomic<int> search_levels{0};
     std::atomic<int> beam_size{1};
+    // Coarse k-means is two-level (coarse.h: train_coarse) from this nlist
+    // on; 0: always flat.
+    std::atomic<size_t> two_level_min_nlist{kTwoLevelMinNlist};
+    static constexpr size_t kTwoLevelMinNlist = 4096;
     std::shared_ptr<TrainParams> train_params = std::make_shared<TrainParams>();
 
     bool has_codebooks() const { return has_codebooks_; }
