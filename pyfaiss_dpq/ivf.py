@@ -74,7 +74,8 @@ class IndexIVFDPQ(NativeIndex):
             "with its lookup-table kernel; chosen when the quantizer is a plain IndexFlat/IndexFlatL2/IndexFlatIP "
             "holding exactly those centroids, and equal to its search up to float rounding) or 'quantizer' "
             "(the quantizer's own search: HNSW and every other index). Read-only; decided when the quantizer "
-            "or the centroids are set.")
+            "or the centroids are set, so a quantizer changed in place afterwards is not seen: assign "
+            "``index.quantizer`` again.")
 
     def _knob(name: str, doc: str):  # noqa: N805 - property factory used in the class body
         return int_property(name, doc, lambda ix: core.ivf_get(ix, name), lambda ix, v: core.ivf_set(ix, name, v))
