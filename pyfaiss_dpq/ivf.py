@@ -188,8 +188,20 @@ class IndexIVFDPQ(NativeIndex):
         core.ivf_add(self, x, ids)
 
     def reconstruct(self, key, x=None) -> np.ndarray:
-        """Centroid plus all levels of the vector stored with id `key`, shape (d,)."""
-        out = core.ivf_reconstruct(self, as_int(key, "key"))
+        """Centroid plus all levels of the vector stored with id `key`, shape (d,).
+
+        There is no direct map: each call scans the lists' ids; ``reconstruct_batch``
+        answers many keys in one scan. IndexError names a key that is not stored."""
+        out = core.ivf_reconstruct(self, np.array([as_int(key, "key")], dtype=np.int64))[0]
+        if x is not None:
+            x[...] = out
+            return x
+        return out
+
+    def reconstruct_batch(self, keys, x=None) -> np.ndarray:
+        """Reconstructions of the vectors stored with ids `keys` (1-D), shape (len(keys), d),
+        in one scan of the lists' ids. IndexError names a key that is not stored."""
+        out = core.ivf_reconstruct(self, as_ids(keys, name="keys"))
         if x is not None:
             x[...] = out
             return x

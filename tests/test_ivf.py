@@ -194,6 +194,14 @@ def test_add_with_ids_remove_reconstruct(data):
         np.testing.assert_allclose(index.reconstruct(int(sid[j])), rec[j], rtol=1e-5, atol=1e-5)
     with pytest.raises(IndexError):
         index.reconstruct(8)
+    # A batch is one scan; repeated keys are fine; a missing one is named.
+    keys = np.array([sid[5], sid[0], sid[5], sid[-1]])
+    want = rec[[5, 0, 5, len(sid) - 1]]
+    np.testing.assert_allclose(index.reconstruct_batch(keys), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(faiss.Index.reconstruct_batch(index, keys), index.reconstruct_batch(keys))
+    assert index.reconstruct_batch(np.zeros(0, np.int64)).shape == (0, d)
+    with pytest.raises(IndexError, match="id 8 is not stored"):
+        index.reconstruct_batch(np.array([sid[0], 8]))
     _, I = index.search(xq, 5, params=SearchParametersIVFDPQ(nprobe=4))
     assert np.isin(I, ids).all()
     removed = index.remove_ids(faiss.IDSelectorBatch(ids[:100]))

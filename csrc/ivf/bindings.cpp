@@ -209,10 +209,11 @@ void register_bindings(py::module_& m) {
         py::gil_scoped_release nogil;
         ix.add_with_ids(n, x.data(), idp);
     });
-    m.def("ivf_reconstruct", [](py::handle p, int64_t key) {
+    m.def("ivf_reconstruct", [](py::handle p, py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys) {
         IndexIVFDPQ& ix = ivf_of(p);
-        py::array_t<float> out(size_t(ix.d));
-        ix.reconstruct(key, out.mutable_data());
+        DPQ_CHECK(keys.ndim() == 1, std::invalid_argument, "IndexIVFDPQ.reconstruct: keys must be 1-D");
+        py::array_t<float> out({size_t(keys.shape(0)), size_t(ix.d)});
+        ix.reconstruct_batch(keys.shape(0), keys.data(), out.mutable_data());
         return out;
     });
 

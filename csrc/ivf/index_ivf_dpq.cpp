@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "../check.h"
 #include "../faiss_adapters.h"
@@ -385,22 +386,36 @@ size_t IndexIVFDPQ::remove_ids(const faiss::IDSelector& sel) {
     return removed;
 }
 
-void IndexIVFDPQ::reconstruct(idx_t key, float* recons) const {
-    require_trained("reconstruct");
-    std::shared_lock lock(mutex_);
+void IndexIVFDPQ::decode_stored(size_t l, size_t i, float* out) const {
     const CodeLayout lay{levels(), nbits()};
+    const ivf::ListRef L = lists_->list(l);
     std::vector<uint8_t> code(levels());
-    for (size_t l = 0; l < nlist_; l++) {
+    for (int lv = 0; lv < levels(); lv++) code[lv] = lay.get(L.codes + lay.block_offset(i), lv, i % kBlockSize);
+    codec_.decode(1, code.data(), levels(), out);
+    for (int j = 0; j < d; j++) out[j] += centroids_[l * d + j];
+}
+
+void IndexIVFDPQ::reconstruct(idx_t key, float* recons) const { reconstruct_batch(1, &key, recons); }
+
+void IndexIVFDPQ::reconstruct_batch(idx_t n, const idx_t* keys, float* recons) const {
+    require_trained("reconstruct");
+    DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.reconstruct: negative count");
+    std::unordered_map<int64_t, std::vector<size_t>> rows;  // key -> output rows (keys may repeat)
+    for (idx_t r = 0; r < n; r++) rows[keys[r]].push_back(size_t(r));
+    std::shared_lock lock(mutex_);
+    for (size_t l = 0; l < nlist_ && !rows.empty(); l++) {
         const ivf::ListRef L = lists_->list(l);
-        for (size_t i = 0; i < L.n; i++) {
-            if (L.ids[i] != key) continue;
-            for (int lv = 0; lv < levels(); lv++) code[lv] = lay.get(L.codes + lay.block_offset(i), lv, i % kBlockSize);
-            codec_.decode(1, code.data(), levels(), recons);
-            for (int j = 0; j < d; j++) recons[j] += centroids_[l * d + j];
-            return;
+        for (size_t i = 0; i < L.n && !rows.empty(); i++) {
+            const auto it = rows.find(L.ids[i]);
+            if (it == rows.end()) continue;
+            float* first = recons + it->second[0] * size_t(d);
+            decode_stored(l, i, first);
+            for (size_t k = 1; k < it->second.size(); k++) std::copy_n(first, d, recons + it->second[k] * size_t(d));
+            rows.erase(it);
         }
     }
-    DPQ_CHECK(false, std::out_of_range, "IndexIVFDPQ.reconstruct: id %lld is not stored", (long long)key);
+    DPQ_CHECK(rows.empty(), std::out_of_range, "IndexIVFDPQ.reconstruct: id %lld is not stored",
+              rows.empty() ? 0LL : (long long)rows.begin()->first);
 }
 
 void IndexIVFDPQ::check_compatible_for_merge(const faiss::Index& other_in) const {

@@ -101,8 +101,11 @@ class IndexIVFDPQ : public faiss::Index {
                       const faiss::SearchParameters* params = nullptr) const override;
     void reset() override;
     size_t remove_ids(const faiss::IDSelector& sel) override;
-    // By id: a scan of the lists' ids (no direct map is kept).
+    // By id: a scan of the lists' ids (no direct map is kept); a batch is
+    // one scan for all its keys. The first vector stored with a key (in list
+    // order) answers it; std::out_of_range names a key that is not stored.
     void reconstruct(faiss::idx_t key, float* recons) const override;
+    void reconstruct_batch(faiss::idx_t n, const faiss::idx_t* keys, float* recons) const override;
     void merge_from(faiss::Index& other, faiss::idx_t add_id = 0) override;
     void check_compatible_for_merge(const faiss::Index& other) const override;
     // Standalone codes (what a sharded build encodes apart): the list number
@@ -127,6 +130,8 @@ class IndexIVFDPQ : public faiss::Index {
     // The list search of `plan` (callers hold the shared lock while it runs).
     ivf::ListSearch list_search(const Plan& plan, const scan::IdFilter* filter) const;
     void require_trained(const char* what) const;
+    // Centroid plus every level of the vector at offset i of list l (callers hold the lock).
+    void decode_stored(size_t l, size_t i, float* out) const;
     // Re-decides searches_centroids (callers hold the unique lock).
     void refresh_coarse();
     void require_writable(const char* what) const;
