@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace dpq {
 
@@ -28,6 +29,9 @@ void set_clustering(ClusteringFn fn);
 
 // Runs the registered k-means; std::runtime_error when none is registered.
 void kmeans(size_t n, int d, const float* x, int K, bool progressive_dim, float* centroids);
+
+// A seeded sample of min(n, max_rows) rows of x (n x d), as kmeans_sampled takes it.
+std::vector<float> sample_rows(size_t n, int d, const float* x, size_t max_rows, uint64_t seed);
 
 // Plain k-means on a seeded sample of at most K * max_points_per_centroid
 // rows of x (deterministic for a seed): IndexIVFDPQ's coarse quantizer, as

@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
-#include <random>
 #include <typeinfo>
 
 #include "../codec.h"
@@ -32,8 +30,6 @@ bool is_plain_flat(const faiss::Index& q) {
         if (std::strcmp(name, flat) == 0) return true;
     return false;
 }
-
-}  // namespace
 
 // Lloyd iterations over the whole sample after the two levels: a split of
 // each first-level cluster alone ends far from a k-means of the sample
@@ -63,6 +59,8 @@ void refine(size_t n, int d, const float* x, size_t k, int iterations, float* ce
     }
 }
 
+}  // namespace
+
 void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level, uint64_t seed, float* centroids) {
     constexpr int kPointsPerCentroid = 256;  // Faiss's default sample
     const size_t nc1 = size_t(std::lround(std::sqrt(double(nlist))));
@@ -71,13 +69,8 @@ void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level,
         return;
     }
     // The sample the flat k-means would take.
-    std::mt19937_64 rng(seed);
-    const size_t m = std::min(n, nlist * kPointsPerCentroid);
-    std::vector<size_t> idx(n);
-    std::iota(idx.begin(), idx.end(), 0);
-    for (size_t i = 0; i < m; i++) std::swap(idx[i], idx[i + rng() % (n - i)]);
-    std::vector<float> sample(m * d);
-    for (size_t i = 0; i < m; i++) std::memcpy(&sample[i * d], x + idx[i] * d, sizeof(float) * d);
+    const std::vector<float> sample = sample_rows(n, d, x, nlist * kPointsPerCentroid, seed);
+    const size_t m = sample.size() / d;
     // First level, and each sample row's cluster.
     std::vector<float> c1(nc1 * d);
     kmeans(m, d, sample.data(), int(nc1), false, c1.data());
