@@ -136,7 +136,8 @@ bool CentroidSearch::stands_in_for(const faiss::Index& quantizer, const float* c
 
 void CentroidSearch::search(size_t nq, const float* x, size_t nprobe, int64_t* lists) const {
     const scan::DotsFn dots = scan::fastest_kernels().dots;
-    const size_t chunk = std::clamp<size_t>(kChunkFloats / nlist_, 1, kChunkQueries);
+    // No bigger than the search: a one-query search allocates one row of scores.
+    const size_t chunk = std::min(std::clamp<size_t>(kChunkFloats / nlist_, 1, kChunkQueries), std::max<size_t>(nq, 1));
     const size_t nchunks = (nq + chunk - 1) / chunk;
 #pragma omp parallel if (nchunks > 1)
     {
