@@ -32,6 +32,12 @@ struct CodeLayout {
     // databases past 2^31 vectors or bytes are expected.
     size_t block_offset(size_t i) const { return (i / kBlockSize) * block_bytes(); }
 
+    // The `levels` codes of vector i of a code array whose block 0 is at `codes`.
+    void get_code(const uint8_t* codes, size_t i, uint8_t* out) const {
+        const uint8_t* blk = codes + block_offset(i);
+        for (int l = 0; l < levels; l++) out[l] = get(blk, l, i % kBlockSize);
+    }
+
     // Code of vector slot `slot` at level `l` inside block `block`.
     uint8_t get(const uint8_t* block, int l, size_t slot) const {
         const uint8_t* lv = block + l * level_bytes();

@@ -40,8 +40,7 @@ void CodeStore::append(size_t n, const uint8_t* codes, const float* norms, const
 }
 
 void CodeStore::get_code(size_t i, uint8_t* out) const {
-    const uint8_t* blk = codes_.data() + layout_.block_offset(i);
-    for (int l = 0; l < layout_.levels; l++) out[l] = layout_.get(blk, l, i % kBlockSize);
+    layout_.get_code(codes_.data(), i, out);
 }
 
 float CodeStore::norm_value(size_t i, int j, const NormQuantizer& q) const {

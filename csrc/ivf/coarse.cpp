@@ -11,6 +11,7 @@
 #include "../kmeans.h"
 #include "../scan/dispatch.h"
 #include "../topk.h"
+#include "buckets.h"
 
 namespace dpq::ivf {
 
@@ -76,18 +77,14 @@ void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level,
     kmeans(m, d, sample.data(), int(nc1), false, c1.data());
     std::vector<int64_t> assign(m);
     CentroidSearch(c1.data(), nc1, d, faiss::METRIC_L2).search(m, sample.data(), 1, assign.data());
-    std::vector<size_t> start(nc1 + 1, 0);
-    for (int64_t a : assign) start[size_t(a) + 1]++;
-    for (size_t c = 0; c < nc1; c++) start[c + 1] += start[c];
-    std::vector<size_t> order(m), fill(start.begin(), start.end() - 1);
-    for (size_t i = 0; i < m; i++) order[fill[size_t(assign[i])]++] = i;
+    const Buckets by_cluster = bucket_rows(m, assign.data(), nc1);
     // nlist split by cluster size: floors, then the largest remainders,
     // never more centroids than rows in a cluster.
     std::vector<size_t> share(nc1);
     std::vector<std::pair<double, size_t>> rest;
     size_t given = 0;
     for (size_t c = 0; c < nc1; c++) {
-        const double want = double(nlist) * double(start[c + 1] - start[c]) / double(m);
+        const double want = double(nlist) * double(by_cluster.size(c)) / double(m);
         share[c] = size_t(want);
         given += share[c];
         rest.emplace_back(want - double(share[c]), c);
@@ -95,17 +92,17 @@ void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level,
     std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     for (size_t r = 0; given < nlist; r = (r + 1) % nc1) {
         const size_t c = rest[r].second;
-        if (share[c] < start[c + 1] - start[c]) share[c]++, given++;
+        if (share[c] < by_cluster.size(c)) share[c]++, given++;
     }
     // Second level, cluster by cluster.
     float* out = centroids;
     std::vector<float> pts;
     for (size_t c = 0; c < nc1; c++) {
         if (!share[c]) continue;
-        const size_t rows = start[c + 1] - start[c];
+        const size_t rows = by_cluster.size(c);
         pts.resize(rows * d);
         for (size_t i = 0; i < rows; i++)
-            std::memcpy(&pts[i * d], &sample[order[start[c] + i] * d], sizeof(float) * d);
+            std::memcpy(&pts[i * d], &sample[by_cluster.order[by_cluster.start[c] + i] * d], sizeof(float) * d);
         kmeans(rows, d, pts.data(), int(share[c]), false, out);
         out += share[c] * d;
     }

@@ -11,6 +11,7 @@
 
 #include "../check.h"
 #include "../faiss_adapters.h"
+#include "buckets.h"
 #include "search_lists.h"
 
 namespace dpq {
@@ -141,9 +142,7 @@ std::vector<uint8_t> IndexIVFDPQ::list_codes(size_t l) const {
     const ivf::ListRef L = lists_->list(l);
     const CodeLayout lay{levels(), nbits()};
     std::vector<uint8_t> out(L.n * levels());
-    for (size_t i = 0; i < L.n; i++)
-        for (int lv = 0; lv < levels(); lv++)
-            out[i * levels() + lv] = lay.get(L.codes + lay.block_offset(i), lv, i % kBlockSize);
+    for (size_t i = 0; i < L.n; i++) lay.get_code(L.codes, i, out.data() + i * levels());
     return out;
 }
 
@@ -236,29 +235,25 @@ void IndexIVFDPQ::add_codes(idx_t n, const int64_t* list_nos, const uint8_t* cod
             DPQ_CHECK(codes[i * L + l] < codec_.K(), std::invalid_argument, "IndexIVFDPQ.add: code out of range");
     }
     const std::vector<float> norms = norms_of(size_t(n), list_nos, codes);
-    // Bucket by list (counting sort), then lists fill in parallel.
-    std::vector<size_t> start(nlist_ + 1, 0);
-    for (idx_t i = 0; i < n; i++) start[list_nos[i] + 1]++;
-    for (size_t l = 0; l < nlist_; l++) start[l + 1] += start[l];
-    std::vector<size_t> order(n), fill(start.begin(), start.end() - 1);
-    for (idx_t i = 0; i < n; i++) order[fill[list_nos[i]]++] = size_t(i);
+    // Bucket by list, then lists fill in parallel.
+    const ivf::Buckets by_list = ivf::bucket_rows(size_t(n), list_nos, nlist_);
     std::vector<uint8_t> c(size_t(n) * L);
     std::vector<float> nm(size_t(n) * slots);
     std::vector<int64_t> id(n);
     std::unique_lock lock(mutex_);
     for (idx_t j = 0; j < n; j++) {
-        const size_t i = order[j];
+        const size_t i = by_list.order[j];
         std::copy_n(codes + i * L, L, c.data() + j * L);
         std::copy_n(norms.data() + i * slots, slots, nm.data() + j * slots);
         id[j] = ids ? ids[i] : ntotal + idx_t(i);
     }
     auto& ram = static_cast<ivf::RamLists&>(*lists_);
     for (size_t l = 0; l < nlist_; l++)
-        DPQ_CHECK(ram.list_size(l) + (start[l + 1] - start[l]) < (size_t(1) << 32), std::runtime_error,
+        DPQ_CHECK(ram.list_size(l) + by_list.size(l) < (size_t(1) << 32), std::runtime_error,
                   "IndexIVFDPQ.add: list %zu would exceed 2^32 vectors", l);
 #pragma omp parallel for schedule(dynamic, 16) if (n > 10000)
     for (size_t l = 0; l < nlist_; l++) {
-        const size_t a = start[l], cnt = start[l + 1] - a;
+        const size_t a = by_list.start[l], cnt = by_list.size(l);
         if (cnt) ram.append(l, cnt, c.data() + a * L, nm.data() + a * slots, id.data() + a);
     }
     ntotal += n;
@@ -386,11 +381,9 @@ size_t IndexIVFDPQ::remove_ids(const faiss::IDSelector& sel) {
     return removed;
 }
 
-void IndexIVFDPQ::decode_stored(size_t l, size_t i, float* out) const {
-    const CodeLayout lay{levels(), nbits()};
-    const ivf::ListRef L = lists_->list(l);
+void IndexIVFDPQ::decode_stored(const ivf::ListRef& L, size_t l, size_t i, float* out) const {
     std::vector<uint8_t> code(levels());
-    for (int lv = 0; lv < levels(); lv++) code[lv] = lay.get(L.codes + lay.block_offset(i), lv, i % kBlockSize);
+    CodeLayout{levels(), nbits()}.get_code(L.codes, i, code.data());
     codec_.decode(1, code.data(), levels(), out);
     for (int j = 0; j < d; j++) out[j] += centroids_[l * d + j];
 }
@@ -409,7 +402,7 @@ void IndexIVFDPQ::reconstruct_batch(idx_t n, const idx_t* keys, float* recons) c
             const auto it = rows.find(L.ids[i]);
             if (it == rows.end()) continue;
             float* first = recons + it->second[0] * size_t(d);
-            decode_stored(l, i, first);
+            decode_stored(L, l, i, first);
             for (size_t k = 1; k < it->second.size(); k++) std::copy_n(first, d, recons + it->second[k] * size_t(d));
             rows.erase(it);
         }

@@ -130,8 +130,8 @@ class IndexIVFDPQ : public faiss::Index {
     // The list search of `plan` (callers hold the shared lock while it runs).
     ivf::ListSearch list_search(const Plan& plan, const scan::IdFilter* filter) const;
     void require_trained(const char* what) const;
-    // Centroid plus every level of the vector at offset i of list l (callers hold the lock).
-    void decode_stored(size_t l, size_t i, float* out) const;
+    // Centroid plus every level of the vector at offset i of list l, L (callers hold the lock).
+    void decode_stored(const ivf::ListRef& L, size_t l, size_t i, float* out) const;
     // Re-decides searches_centroids (callers hold the unique lock).
     void refresh_coarse();
     void require_writable(const char* what) const;

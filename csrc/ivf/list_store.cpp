@@ -52,8 +52,7 @@ void RamLists::append(size_t l, const ListRef& src) {
     reserve(L, L.n + src.n);
     L.ids.resize(L.n + src.n);
     for (size_t i = 0; i < src.n; i++) {
-        const uint8_t* blk = src.codes + layout_.block_offset(i);
-        for (int lv = 0; lv < layout_.levels; lv++) code[lv] = layout_.get(blk, lv, i % kBlockSize);
+        layout_.get_code(src.codes, i, code.data());
         for (int j = 0; j < slots_; j++) norms[j] = src.norm_column(j)[i];
         put(L, L.n + i, code.data(), norms.data(), src.ids[i]);
     }
@@ -74,8 +73,7 @@ size_t RamLists::compact(size_t l, const std::vector<bool>& keep) {
     size_t j = 0;
     for (size_t i = 0; i < L.n; i++) {
         if (!keep[i]) continue;
-        const uint8_t* blk = src.codes + layout_.block_offset(i);
-        for (int lv = 0; lv < layout_.levels; lv++) code[lv] = layout_.get(blk, lv, i % kBlockSize);
+        layout_.get_code(src.codes, i, code.data());
         for (int s = 0; s < slots_; s++) norms[s] = src.norm_column(s)[i];
         put(out, j++, code.data(), norms.data(), src.ids[i]);
     }
