@@ -187,25 +187,33 @@ class IndexIVFDPQ(NativeIndex):
             raise ValueError(f"ids must have shape ({x.shape[0]},), got {ids.shape}")
         core.ivf_add(self, x, ids)
 
+    def make_direct_map(self, on: bool = True) -> None:
+        """Keep (or drop) an id -> (list, offset) map, as Faiss's IVF indexes do.
+
+        With it, ``reconstruct`` finds an id without scanning the lists' ids
+        (about 40 bytes per vector in RAM; not stored in files: call again
+        after reading). While it is kept, ids are unique: adding or merging an
+        id already stored raises ValueError, and building it raises when the
+        index holds an id twice. It follows add, remove_ids, merge_from and
+        reset. A memory-mapped index can build one (it reads every list's ids).
+        """
+        core.ivf_make_direct_map(self, bool(on))
+
+    has_direct_map = property(lambda self: core.ivf_has_direct_map(self),
+                              doc="Whether an id -> (list, offset) map is kept (make_direct_map).")
+
     def reconstruct(self, key, x=None) -> np.ndarray:
         """Centroid plus all levels of the vector stored with id `key`, shape (d,).
 
-        There is no direct map: each call scans the lists' ids; ``reconstruct_batch``
-        answers many keys in one scan. IndexError names a key that is not stored."""
-        out = core.ivf_reconstruct(self, np.array([as_int(key, "key")], dtype=np.int64))[0]
-        if x is not None:
-            x[...] = out
-            return x
-        return out
+        From the direct map where one is kept (``make_direct_map``), else by a
+        scan of the lists' ids (``reconstruct_batch`` answers many keys in one
+        scan). IndexError names a key that is not stored."""
+        return _into(core.ivf_reconstruct(self, np.array([as_int(key, "key")], dtype=np.int64))[0], x)
 
     def reconstruct_batch(self, keys, x=None) -> np.ndarray:
         """Reconstructions of the vectors stored with ids `keys` (1-D), shape (len(keys), d),
-        in one scan of the lists' ids. IndexError names a key that is not stored."""
-        out = core.ivf_reconstruct(self, as_ids(keys, name="keys"))
-        if x is not None:
-            x[...] = out
-            return x
-        return out
+        from the direct map or in one scan of the lists' ids. IndexError names a key that is not stored."""
+        return _into(core.ivf_reconstruct(self, as_ids(keys, name="keys")), x)
 
     def merge_from(self, other, add_id: int = 0) -> None:
         """Move every vector of another IndexIVFDPQ (same codebooks and centroids) here, ids + add_id."""
@@ -265,6 +273,14 @@ class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
     def __repr__(self) -> str:
         return (f"SearchParametersIVFDPQ(nprobe={self.nprobe}, levels={self.levels}, "
                 f"rerank_levels={self.rerank_levels}, rerank_k={self.rerank_k}, max_codes={self.max_codes})")
+
+
+def _into(out: np.ndarray, x):
+    """out, or copied into the caller's array x (Faiss's optional output argument)."""
+    if x is None:
+        return out
+    x[...] = out
+    return x
 
 
 def downcast_ivf(index):

@@ -212,6 +212,63 @@ def test_add_with_ids_remove_reconstruct(data):
     assert index.ntotal == 0 and index.list_sizes().sum() == 0
 
 
+def test_direct_map_follows_every_change(data, tmp_path):
+    """With a direct map, reconstruction by id equals the scan's through add, remove, merge and reset."""
+    xt, xb, _ = data
+    d = xt.shape[1]
+    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
+    index.train_params.rounds = 0
+    index.train(xt)
+    index.add_with_ids(xb[:600], np.arange(600, dtype=np.int64) * 3)
+    assert not index.has_direct_map
+    index.make_direct_map()
+    assert index.has_direct_map
+
+    def check():
+        sid, _, rec = reconstructions(index, 3)
+        np.testing.assert_allclose(index.reconstruct_batch(sid), rec, rtol=1e-5, atol=1e-5)
+        for j in range(0, len(sid), 101):
+            np.testing.assert_array_equal(index.reconstruct(int(sid[j])), index.reconstruct_batch(sid[j:j + 1])[0])
+        return sid
+
+    check()
+    index.add_with_ids(xb[600:900], np.arange(600, 900, dtype=np.int64) * 3)
+    index.remove_ids(faiss.IDSelectorRange(300, 1200))  # ids 300..1197: whole runs of every list
+    sid = check()
+    with pytest.raises(IndexError, match="id 303 is not stored"):
+        index.reconstruct(303)
+    # Ids are unique keys while the map is kept: a repeat is refused and nothing is stored.
+    n = index.ntotal
+    with pytest.raises(ValueError, match=f"id {sid[0]} would be stored twice"):
+        index.add_with_ids(xb[:2], np.array([10**9, sid[0]]))
+    with pytest.raises(ValueError, match="id 5 would be stored twice"):
+        index.add_with_ids(xb[:2], np.array([5, 5]))
+    assert index.ntotal == n
+    other = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
+    other.quantizer.add(index.centroids)
+    other.codebooks = index.codebooks
+    other.train(xt[:10])  # codebooks and quantizer given: the coarse level only
+    other.add_with_ids(xb[900:1000], np.arange(100, dtype=np.int64))
+    index.merge_from(other, 10**6)
+    check()
+    # Written and read (mmap too): the map is not stored; building it reads the lists' ids.
+    path = str(tmp_path / "map.ivfdpq")
+    pyfaiss_dpq.write_index(index, path)
+    mapped = pyfaiss_dpq.read_index(path, mmap=True)
+    assert not mapped.has_direct_map
+    mapped.make_direct_map()
+    np.testing.assert_array_equal(mapped.reconstruct_batch(sid), index.reconstruct_batch(sid))
+    index.make_direct_map(False)
+    index.add_with_ids(xb[:1], np.array([sid[0]]))  # repeats are allowed again
+    with pytest.raises(ValueError, match="stored twice"):
+        index.make_direct_map()
+    assert not index.has_direct_map
+    index.reset()
+    index.make_direct_map()
+    index.add(xb[:50])
+    check()
+
+
 @pytest.mark.parametrize("rerank", [False, True])
 def test_exact_ties_go_to_the_smaller_id(data, rerank):
     """As in the flat index and a merge of shards: the order of (distance, id), not the storage order."""

@@ -209,6 +209,12 @@ void register_bindings(py::module_& m) {
         py::gil_scoped_release nogil;
         ix.add_with_ids(n, x.data(), idp);
     });
+    m.def("ivf_make_direct_map", [](py::handle p, bool on) {
+        IndexIVFDPQ& ix = ivf_of(p);
+        py::gil_scoped_release nogil;
+        ix.make_direct_map(on);
+    });
+    m.def("ivf_has_direct_map", [](py::handle p) { return ivf_of(p).has_direct_map(); });
     m.def("ivf_reconstruct", [](py::handle p, py::array_t<int64_t, py::array::c_style | py::array::forcecast> keys) {
         IndexIVFDPQ& ix = ivf_of(p);
         DPQ_CHECK(keys.ndim() == 1, std::invalid_argument, "IndexIVFDPQ.reconstruct: keys must be 1-D");

@@ -122,6 +122,12 @@ void IndexIVFDPQ::set_lists(std::unique_ptr<ivf::ListStore> lists) {
     size_t n = 0;
     for (size_t l = 0; l < nlist_; l++) n += lists_->list_size(l);
     ntotal = idx_t(n);
+    if (direct_map_) *direct_map_ = ivf::DirectMap::of(*lists_);
+}
+
+void IndexIVFDPQ::make_direct_map(bool on) {
+    std::unique_lock lock(mutex_);
+    direct_map_ = on ? std::make_unique<ivf::DirectMap>(ivf::DirectMap::of(*lists_)) : nullptr;
 }
 
 size_t IndexIVFDPQ::list_size(size_t l) const {
@@ -248,13 +254,22 @@ void IndexIVFDPQ::add_codes(idx_t n, const int64_t* list_nos, const uint8_t* cod
         id[j] = ids ? ids[i] : ntotal + idx_t(i);
     }
     auto& ram = static_cast<ivf::RamLists&>(*lists_);
-    for (size_t l = 0; l < nlist_; l++)
-        DPQ_CHECK(ram.list_size(l) + by_list.size(l) < (size_t(1) << 32), std::runtime_error,
+    std::vector<size_t> before(nlist_);
+    for (size_t l = 0; l < nlist_; l++) {
+        before[l] = ram.list_size(l);
+        DPQ_CHECK(before[l] + by_list.size(l) < (size_t(1) << 32), std::runtime_error,
                   "IndexIVFDPQ.add: list %zu would exceed 2^32 vectors", l);
+    }
+    if (direct_map_) direct_map_->check_new(size_t(n), id.data());
 #pragma omp parallel for schedule(dynamic, 16) if (n > 10000)
     for (size_t l = 0; l < nlist_; l++) {
         const size_t a = by_list.start[l], cnt = by_list.size(l);
         if (cnt) ram.append(l, cnt, c.data() + a * L, nm.data() + a * slots, id.data() + a);
+    }
+    if (direct_map_) {
+        direct_map_->reserve(direct_map_->size() + size_t(n));
+        for (size_t l = 0; l < nlist_; l++)
+            for (size_t i = 0; i < by_list.size(l); i++) direct_map_->set(id[by_list.start[l] + i], l, before[l] + i);
     }
     ntotal += n;
 }
@@ -359,6 +374,7 @@ void IndexIVFDPQ::reset() {
     require_writable("reset");
     std::unique_lock lock(mutex_);
     static_cast<ivf::RamLists&>(*lists_).clear();
+    if (direct_map_) direct_map_->clear();
     ntotal = 0;
 }
 
@@ -374,8 +390,11 @@ size_t IndexIVFDPQ::remove_ids(const faiss::IDSelector& sel) {
         for (size_t i = 0; i < L.n; i++) {
             keep[i] = !sel.is_member(L.ids[i]);
             any |= !keep[i];
+            if (!keep[i] && direct_map_) direct_map_->erase(L.ids[i]);
         }
-        if (any) removed += ram.compact(l, keep);
+        if (!any) continue;
+        removed += ram.compact(l, keep);
+        if (direct_map_) direct_map_->map_list(l, ram.list(l));  // the survivors moved up
     }
     ntotal -= idx_t(removed);
     return removed;
@@ -396,7 +415,16 @@ void IndexIVFDPQ::reconstruct_batch(idx_t n, const idx_t* keys, float* recons) c
     std::unordered_map<int64_t, std::vector<size_t>> rows;  // key -> output rows (keys may repeat)
     for (idx_t r = 0; r < n; r++) rows[keys[r]].push_back(size_t(r));
     std::shared_lock lock(mutex_);
-    for (size_t l = 0; l < nlist_ && !rows.empty(); l++) {
+    if (direct_map_) {
+        for (auto it = rows.begin(); it != rows.end(); it = rows.erase(it)) {
+            ivf::DirectMap::Location at;
+            if (!direct_map_->find(it->first, at)) break;
+            float* first = recons + it->second[0] * size_t(d);
+            decode_stored(lists_->list(at.list), at.list, at.offset, first);
+            for (size_t k = 1; k < it->second.size(); k++) std::copy_n(first, d, recons + it->second[k] * size_t(d));
+        }
+    }
+    for (size_t l = 0; l < nlist_ && !rows.empty() && !direct_map_; l++) {
         const ivf::ListRef L = lists_->list(l);
         for (size_t i = 0; i < L.n && !rows.empty(); i++) {
             const auto it = rows.find(L.ids[i]);
@@ -431,12 +459,22 @@ void IndexIVFDPQ::merge_from(faiss::Index& other_in, idx_t add_id) {
         std::unique_lock lock(mutex_);
         std::shared_lock other_lock(other.mutex_);
         auto& ram = static_cast<ivf::RamLists&>(*lists_);
+        std::vector<std::vector<int64_t>> ids(nlist_);  // the other's ids, shifted
+        std::vector<int64_t> all;
+        for (size_t l = 0; l < nlist_; l++) {
+            const ivf::ListRef L = other.lists_->list(l);
+            ids[l].assign(L.ids, L.ids + L.n);
+            for (auto& v : ids[l]) v += add_id;
+            if (direct_map_) all.insert(all.end(), ids[l].begin(), ids[l].end());
+        }
+        if (direct_map_) direct_map_->check_new(all.size(), all.data());
         for (size_t l = 0; l < nlist_; l++) {
             ivf::ListRef L = other.lists_->list(l);
-            std::vector<int64_t> ids(L.ids, L.ids + L.n);
-            for (auto& v : ids) v += add_id;
-            L.ids = ids.data();
+            const size_t before = ram.list_size(l);
+            L.ids = ids[l].data();
             ram.append(l, L);
+            if (direct_map_)
+                for (size_t i = 0; i < L.n; i++) direct_map_->set(ids[l][i], l, before + i);
         }
         ntotal += other.ntotal;
     }

@@ -19,6 +19,7 @@
 #include "../norm_quantizer.h"
 #include "../train.h"
 #include "coarse.h"
+#include "direct_map.h"
 #include "list_store.h"
 #include "search_lists.h"
 
@@ -81,6 +82,12 @@ class IndexIVFDPQ : public faiss::Index {
     std::vector<uint8_t> list_codes(size_t l) const;
     // Checks every list (a mapped index's checksums); throws on the first failure.
     void verify() const;
+    // Keeps (on) or drops an id -> (list, offset) map (direct_map.h), so that
+    // reconstruction by id does not scan the lists. Building it reads every
+    // list's ids (a mapped index's too) and throws std::invalid_argument,
+    // keeping none, when an id is stored twice.
+    void make_direct_map(bool on);
+    bool has_direct_map() const { return direct_map_ != nullptr; }
     // Appends vectors given by list numbers and codes (n x levels), computing their norms.
     void add_codes(faiss::idx_t n, const int64_t* list_nos, const uint8_t* codes, const faiss::idx_t* ids);
     std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(mutex_); }
@@ -101,9 +108,10 @@ class IndexIVFDPQ : public faiss::Index {
                       const faiss::SearchParameters* params = nullptr) const override;
     void reset() override;
     size_t remove_ids(const faiss::IDSelector& sel) override;
-    // By id: a scan of the lists' ids (no direct map is kept); a batch is
-    // one scan for all its keys. The first vector stored with a key (in list
-    // order) answers it; std::out_of_range names a key that is not stored.
+    // By id: from the direct map where one is kept, else a scan of the
+    // lists' ids, one for all the keys of a batch, where the first vector
+    // stored with a key (in list order) answers it; std::out_of_range names
+    // a key that is not stored.
     void reconstruct(faiss::idx_t key, float* recons) const override;
     void reconstruct_batch(faiss::idx_t n, const faiss::idx_t* keys, float* recons) const override;
     void merge_from(faiss::Index& other, faiss::idx_t add_id = 0) override;
@@ -156,6 +164,7 @@ class IndexIVFDPQ : public faiss::Index {
     ivf::CentroidSearch coarse_;    // stands in for the quantizer where searches_centroids_
     bool searches_centroids_ = false;
     std::unique_ptr<ivf::ListStore> lists_;
+    std::unique_ptr<ivf::DirectMap> direct_map_;  // null: none kept
     mutable std::shared_mutex mutex_;  // searches share; add/remove/reset/merge are exclusive
 };
 
