@@ -5,6 +5,7 @@
 #include "index_dpq.h"
 #include "scan/rescore.h"
 #include "scan/tables.h"
+#include "unit_rows.h"
 
 namespace dpq {
 
@@ -17,7 +18,15 @@ class DPQDistanceComputer final : public faiss::DistanceComputer {
               rescore_(index.scan_spec(), index.search_levels.load()),
               lut_(size_t(rescore_.levels()) * index.codec().K()), code_(index.levels()), a_(index.d), b_(index.d) {}
 
+    // A cosine index's query is scaled to unit norm, as its searches scale
+    // it; a zero query stays zero (Faiss calls this inside OpenMP regions,
+    // which an exception must not leave).
     void set_query(const float* x) override {
+        if (index_.cosine()) {
+            unit_.assign(x, x + index_.d);
+            project_to_sphere(1, index_.d, unit_.data());
+            x = unit_.data();
+        }
         bias_ = scan::compute_lut(index_.codec(), l2_, x, rescore_.levels(), lut_.data());
     }
 
@@ -39,6 +48,7 @@ class DPQDistanceComputer final : public faiss::DistanceComputer {
     void reconstruct(faiss::idx_t i, float* out) {
         index_.store().get_code(size_t(i), code_.data());
         index_.codec().decode(1, code_.data(), rescore_.levels(), out);
+        if (index_.cosine()) project_to_sphere(1, index_.d, out);
     }
 
     const IndexDPQ& index_;
@@ -48,7 +58,7 @@ class DPQDistanceComputer final : public faiss::DistanceComputer {
     float bias_ = 0;
     std::vector<float> lut_;
     std::vector<uint8_t> code_;
-    std::vector<float> a_, b_;
+    std::vector<float> a_, b_, unit_;
 };
 
 }  // namespace

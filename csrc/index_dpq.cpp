@@ -10,6 +10,7 @@
 #include "check.h"
 #include "faiss_adapters.h"
 #include "scan/search.h"
+#include "unit_rows.h"
 
 namespace dpq {
 
@@ -18,7 +19,8 @@ using faiss::idx_t;
 namespace {
 
 // Checks the constructor's arguments before any member is built from them.
-const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms) {
+const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms,
+                        bool cosine) {
     DPQ_CHECK(d > 0, std::invalid_argument, "IndexDPQ: d must be positive, got %d", d);
     DPQ_CHECK(levels >= 1 && levels <= 255, std::invalid_argument, "IndexDPQ: levels must be in [1, 255], got %d",
               levels);
@@ -29,14 +31,17 @@ const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, 
     DPQ_CHECK(metric == faiss::METRIC_L2 || norms.kind == NormKind::kNone, std::invalid_argument,
               "IndexDPQ: prefix norms serve METRIC_L2 only (inner product has no norm term); got norms='%s'",
               std::string(norm_kind_name(norms.kind)).c_str());
+    DPQ_CHECK(!cosine || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
+              "IndexDPQ: cosine ranks by similarity (larger is better): its metric must be METRIC_INNER_PRODUCT, got %d",
+              int(metric));
     return norms;
 }
 
 }  // namespace
 
-IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms)
-        : faiss::Index(d, metric), codec_(d, levels, nbits), norm_q_(checked(d, levels, nbits, metric, norms)),
-          store_(levels, nbits, norms) {
+IndexDPQ::IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms, bool cosine)
+        : faiss::Index(d, metric), codec_(d, levels, nbits), cosine_(cosine),
+          norm_q_(checked(d, levels, nbits, metric, norms, cosine)), store_(levels, nbits, norms) {
     search_levels = levels;
     is_trained = false;
 }
@@ -49,6 +54,17 @@ IndexDPQ* as_dpq(faiss::Index* index) { return dynamic_cast<IndexDPQ*>(index); }
 
 void IndexDPQ::require_trained() const {
     DPQ_CHECK(is_trained, std::runtime_error, "IndexDPQ: the index is not trained (call train or set codebooks)");
+}
+
+const float* IndexDPQ::directions(idx_t n, const float* x, std::vector<float>& buf, const char* what) const {
+    if (!cosine_) return x;
+    buf = unit_rows(n, d, x, (std::string("IndexDPQ.") + what).c_str());
+    return buf.data();
+}
+
+void IndexDPQ::decode(size_t n, const uint8_t* codes, int m, float* out) const {
+    codec_.decode(n, codes, m, out);
+    if (cosine_) project_to_sphere(idx_t(n), d, out);
 }
 
 void IndexDPQ::set_codebooks(const float* C) {
@@ -154,6 +170,8 @@ void IndexDPQ::train(idx_t n, const float* x) {
               "IndexDPQ.train: need at least %d training vectors (K codewords per level), got %lld", codec_.K(),
               (long long)n);
     check_finite(n, d, x, "IndexDPQ.train");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "train");
     set_codebooks(train_codebooks(size_t(n), d, x, levels(), nbits(), *train_params).data());
     train_norms(n, x);
 }
@@ -171,6 +189,8 @@ void IndexDPQ::add(idx_t n, const float* x) {
     require_trained();
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.add: negative count");
     check_finite(n, d, x, "IndexDPQ.add");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "add");
     std::vector<uint8_t> codes(size_t(n) * levels());
     codec_.encode(size_t(n), x, codes.data(), beam_size);
     add_codes(n, codes.data());
@@ -217,8 +237,8 @@ void IndexDPQ::check_compatible_for_merge(const faiss::Index& other_in) const {
     auto* other = dynamic_cast<const IndexDPQ*>(&other_in);
     DPQ_CHECK(other, std::invalid_argument, "IndexDPQ.merge_from: the other index is not an IndexDPQ");
     DPQ_CHECK(other->d == d && other->metric_type == metric_type && other->levels() == levels() &&
-                      other->nbits() == nbits() && other->norm_spec() == norm_spec(),
-              std::invalid_argument, "IndexDPQ.merge_from: d, metric, levels, nbits or norm storage differ");
+                      other->nbits() == nbits() && other->norm_spec() == norm_spec() && other->cosine_ == cosine_,
+              std::invalid_argument, "IndexDPQ.merge_from: d, metric, cosine, levels, nbits or norm storage differ");
     DPQ_CHECK(other->codec_.codebooks() == codec_.codebooks(), std::invalid_argument,
               "IndexDPQ.merge_from: the codebooks differ");
     DPQ_CHECK(other->ntotal == 0 || ntotal == 0 || other->norm_q_.centroids() == norm_q_.centroids(),
@@ -243,6 +263,8 @@ size_t IndexDPQ::sa_code_size() const { return codec_.packed_size(); }
 void IndexDPQ::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
     require_trained();
     check_finite(n, d, x, "IndexDPQ.sa_encode");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "sa_encode");
     std::vector<uint8_t> codes(size_t(n) * levels());
     codec_.encode(size_t(n), x, codes.data(), beam_size);
     codec_.pack(size_t(n), codes.data(), bytes);
@@ -252,7 +274,7 @@ void IndexDPQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     require_trained();
     std::vector<uint8_t> codes(size_t(n) * levels());
     codec_.unpack(size_t(n), bytes, codes.data());
-    codec_.decode(size_t(n), codes.data(), levels(), x);
+    decode(size_t(n), codes.data(), levels(), x);
 }
 
 void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
@@ -263,7 +285,7 @@ void IndexDPQ::reconstruct_prefix(idx_t i, int m, float* recons) const {
               levels(), m);
     std::vector<uint8_t> code(levels());
     store_.get_code(size_t(i), code.data());
-    codec_.decode(1, code.data(), m, recons);
+    decode(1, code.data(), m, recons);
 }
 
 std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* keep) const {
@@ -282,7 +304,7 @@ std::unique_ptr<IndexDPQ> IndexDPQ::truncated(int m, const std::vector<int>* kee
                   "IndexDPQ.truncated: norm_prefixes must be distinct; %d is given twice", *twice);
         if (spec.prefixes.empty()) spec.kind = NormKind::kNone;
     }
-    auto out = std::make_unique<IndexDPQ>(d, m, nbits(), metric_type, spec);
+    auto out = std::make_unique<IndexDPQ>(d, m, nbits(), metric_type, spec, cosine_);
     out->beam_size = int(beam_size);
     out->search_levels = std::min(int(search_levels), m);
     const std::vector<float>& C = codec_.codebooks();
@@ -329,6 +351,7 @@ scan::SearchSpec IndexDPQ::scan_spec() const {
     spec.codeword_norms = codeword_norms_.data();
     spec.cross_products = cross_products();
     spec.l2 = is_l2();
+    spec.cosine = cosine_;
     spec.levels = search_levels.load();
     spec.shortlist = size_t(kDefaultShortlist);
     return spec;
@@ -360,6 +383,8 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     DPQ_CHECK(k > 0, std::invalid_argument, "IndexDPQ.search: k must be positive, got %lld", (long long)k);
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexDPQ.search");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "search");
     const SelectorFilter filter(params ? params->sel : nullptr);
     std::shared_lock lock(mutex_);
     const scan::SearchSpec spec = search_spec(k, params, &filter);
@@ -377,6 +402,8 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
                             const faiss::SearchParameters* params) const {
     require_trained();
     check_finite(n, d, x, "IndexDPQ.range_search");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "range_search");
     const SelectorFilter filter(params ? params->sel : nullptr);
     std::shared_lock lock(mutex_);
     const scan::SearchSpec spec = search_spec(1, params, &filter);

@@ -20,8 +20,8 @@ struct SearchParametersDPQ : faiss::SearchParameters {
     int levels = 0;         // prefix length to scan; 0: the index's search_levels
     int rerank_levels = 0;  // if > levels: re-score the best rerank_k with this many levels
     faiss::idx_t rerank_k = 0;
-    // L2 without a float32 norm of the scanned prefix: scan candidates
-    // re-scored exactly; 0: kDefaultShortlist (at least k either way).
+    // L2 without a float32 norm of the scanned prefix, and cosine: scan
+    // candidates re-scored exactly; 0: kDefaultShortlist (at least k either way).
     faiss::idx_t shortlist = 0;
     ~SearchParametersDPQ() override {}
 };
@@ -33,14 +33,19 @@ constexpr faiss::idx_t kDefaultShortlist = 100;
 class IndexDPQ : public faiss::Index {
    public:
     // norms: how L2 keeps prefix norms (norm_quantizer.h); inner product
-    // keeps none. Throws std::invalid_argument naming a bad argument.
-    IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms);
+    // keeps none. cosine (inner product only): vectors are compared by
+    // direction (unit_rows.h): inputs are scaled to unit norm, searches rank
+    // by <q, r_m> / ||r_m|| (the scan by <q, r_m>, then a shortlist re-scored
+    // exactly) and reconstructions are r_m / ||r_m||. Throws
+    // std::invalid_argument naming a bad argument.
+    IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms, bool cosine = false);
     // Today's default: float32 norms of every prefix for L2, none for inner product.
     IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric);
 
     // --- state of our own (exposed to Python as attributes) ---
     int levels() const { return codec_.levels(); }
     int nbits() const { return codec_.nbits(); }
+    bool cosine() const { return cosine_; }
     // Written from Python while GIL-free searches read them: atomic.
     std::atomic<int> search_levels{0};  // default prefix for search, 1..levels
     std::atomic<int> beam_size{1};      // 1: greedy encoding, at most kMaxBeamSize
@@ -122,6 +127,11 @@ class IndexDPQ : public faiss::Index {
     scan::SearchSpec search_spec(faiss::idx_t k, const faiss::SearchParameters* params,
                                  const scan::IdFilter* filter) const;
     void require_trained() const;
+    // x itself, or (cosine) its rows scaled to unit norm, kept in buf;
+    // errors name IndexDPQ.`what`.
+    const float* directions(faiss::idx_t n, const float* x, std::vector<float>& buf, const char* what) const;
+    // The reconstructions of n codes from their first m levels.
+    void decode(size_t n, const uint8_t* codes, int m, float* out) const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
     // Trains the norm quantizers on the prefix norms of vectors x (encoded).
     void train_norms(faiss::idx_t n, const float* x);
@@ -132,6 +142,7 @@ class IndexDPQ : public faiss::Index {
     std::vector<float> norm_terms(size_t n, const uint8_t* codes) const;
 
     Codec codec_;
+    bool cosine_;
     std::vector<float> codeword_norms_;  // levels x K: ||c_lk||^2
     std::vector<float> cross_products_;  // see cross_products()
     NormQuantizer norm_q_;

@@ -139,7 +139,7 @@ PYBIND11_MODULE(_core, m) {
     // norms: "none", "float32", "8bit", "4bit"; prefixes: None for every prefix
     // (the constructor checks what is given: NormSpec::check).
     m.def("new_index", [](int d, int levels, int nbits, int metric, const std::string& norms,
-                          std::optional<std::vector<int>> prefixes) {
+                          std::optional<std::vector<int>> prefixes, bool cosine) {
         dpq::NormKind kind;
         if (norms == "none") kind = dpq::NormKind::kNone;
         else if (norms == "float32") kind = dpq::NormKind::kFloat32;
@@ -149,8 +149,9 @@ PYBIND11_MODULE(_core, m) {
                        norms.c_str());
         dpq::NormSpec spec = dpq::NormSpec::all(kind, levels);
         if (prefixes) spec.prefixes = std::move(*prefixes);
-        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric), spec));
+        return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric), spec, cosine));
     });
+    m.def("cosine", [](py::handle p) { return dpq_of(p).cosine(); });
     m.def("norm_spec", [](py::handle p) {
         const dpq::NormSpec& s = dpq_of(p).norm_spec();
         return py::make_tuple(dpq::norm_kind_name(s.kind), s.prefixes);

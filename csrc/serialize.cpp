@@ -34,6 +34,7 @@ std::vector<uint8_t> serialize(const IndexDPQ& index) {
     const std::vector<float>& nc = index.norm_quantizer().centroids();
     w.put<uint8_t>(!nc.empty());
     w.bytes(nc.data(), nc.size() * sizeof(float));
+    w.put<uint8_t>(index.cosine());
     // Codes are stored in the packed standalone format so that the file does
     // not depend on the in-memory block layout.
     std::vector<uint8_t> codes(size_t(index.ntotal) * index.levels());
@@ -99,9 +100,12 @@ std::unique_ptr<IndexDPQ> deserialize(const uint8_t* data, size_t size) {
             r.bytes(centroids.data(), bytes, "norm centroids");
         }
     }
+    // Before version 3 no index was cosine.
+    const auto cosine = version >= 3 ? r.get<uint8_t>("cosine flag") : uint8_t(0);
+    require(cosine <= 1, "cosine flag");
     std::unique_ptr<IndexDPQ> index;
     try {
-        index = std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric), ns);
+        index = std::make_unique<IndexDPQ>(d, levels, nbits, faiss::MetricType(metric), ns, cosine);
         if (trained) index->set_codebooks(C.data());
         if (!centroids.empty()) index->set_norm_centroids(centroids);
     } catch (const std::invalid_argument& e) {

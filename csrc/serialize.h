@@ -15,7 +15,8 @@ namespace dpq {
 
 // 1: pyfaiss-dpq 0.1.0 (L2 float32 norms of every prefix, implied).
 // 2: records the norm storage (kind, prefixes, quantizer centroids).
-constexpr uint32_t kFormatVersion = 2;
+// 3: records IndexDPQ's cosine flag (IndexIVFDPQ files: no change).
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kOldestFormatVersion = 1;  // still read
 
 std::vector<uint8_t> serialize(const IndexDPQ& index);

@@ -131,8 +131,9 @@ def _empty_index(args, x: np.ndarray):
         return index, _model_side(model, np.ascontiguousarray(x, dtype=np.float32)), f"codebooks of {args.model}"
     import faiss
 
-    metric = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}[args.metric or "l2"]
-    index = IndexDPQ(x.shape[1], args.levels, args.nbits, metric)
+    metric = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT}[
+        args.metric or "l2"]
+    index = IndexDPQ(x.shape[1], args.levels, args.nbits, metric, cosine=args.metric == "cosine")
     index.beam_size = args.beam or 1
     index.train(load_vectors(args.train, key=args.train_key) if args.train else x)
     return index, x, "IndexDPQ.train (progressive residual k-means, no torch)"
@@ -262,7 +263,8 @@ def build_parser(with_bench_options: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint from `pyfaiss-dpq train`; without it, train IndexDPQ here")
     p.add_argument("--levels", type=int, default=8, help="levels for IndexDPQ.train")
     p.add_argument("--nbits", type=int, choices=(4, 8), default=8, help="bits per level for IndexDPQ.train")
-    p.add_argument("--metric", choices=("l2", "ip"), help="default: the model's, else l2")
+    p.add_argument("--metric", choices=("l2", "ip", "cosine"),
+                   help="default: the model's, else l2; cosine: IndexDPQ(..., cosine=True), inputs compared by direction")
     p.add_argument("--train", help="training vectors for IndexDPQ.train (default: the database)")
     p.add_argument("--train-key", help="HDF5 dataset of --train")
     p.add_argument("--beam", type=int, help="beam width used to encode (default: the model's, else 1)")

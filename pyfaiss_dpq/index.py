@@ -29,11 +29,8 @@ class IndexDPQ(NativeIndex):
         Bits per level: 4 (K=16 codewords) or 8 (K=256).
     metric : int
         ``faiss.METRIC_L2`` or ``faiss.METRIC_INNER_PRODUCT``. For cosine
-        similarity, L2-normalize the vectors (``faiss.normalize_L2``) and use
-        ``METRIC_L2``: on unit vectors it ranks exactly as cosine does, and
-        the prefix norm ``||r_m||^2`` then corrects each code's length, which
-        inner product ignores. Inner product is for true maximum inner
-        product search.
+        similarity use ``METRIC_INNER_PRODUCT`` with ``cosine=True``; plain
+        inner product is for true maximum inner product search.
     norms : str, optional
         How an L2 index keeps the prefix norms ``||r_m||^2`` its distances
         need: ``"float32"`` (exact, 4 bytes per stored prefix), ``"8bit"`` or
@@ -45,6 +42,16 @@ class IndexDPQ(NativeIndex):
         ``"none"`` (the only choice) for inner product.
     norm_prefixes : sequence of int, optional
         Keep norms only for these prefixes (1..levels); default every prefix.
+    cosine : bool, optional
+        Compare directions (``METRIC_INNER_PRODUCT`` only): training, added
+        and query vectors are scaled to unit norm (a zero vector is a
+        ValueError), a stored vector's reconstruction at prefix m is
+        ``r_m / ||r_m||``, and searches return the cosine similarity
+        ``<q, r_m> / ||r_m||`` of the unit query. The scan ranks by
+        ``<q, r_m>`` and its best ``SearchParametersDPQ.shortlist`` are
+        re-scored exactly. No bytes are stored beyond the codes. On unit
+        sentence embeddings this ranks above both inner product and L2 with
+        the prefix norm (README, "Cosine").
 
     Notes
     -----
@@ -56,7 +63,7 @@ class IndexDPQ(NativeIndex):
     NORMS = ("none", "float32", "8bit", "4bit")
 
     def __init__(self, d: int, levels: int, nbits: int = 8, metric: int = faiss.METRIC_L2,
-                 norms: str | None = None, norm_prefixes=None):
+                 norms: str | None = None, norm_prefixes=None, cosine: bool = False):
         # The C++ constructor checks d, levels, nbits and metric (ValueError naming the bad one).
         d, levels, nbits = as_int(d, "d"), as_int(levels, "levels"), as_int(nbits, "nbits")
         metric = as_int(metric, "metric")
@@ -65,7 +72,9 @@ class IndexDPQ(NativeIndex):
         if not isinstance(norms, str) or norms not in self.NORMS:
             raise ValueError(f"norms must be one of {self.NORMS}, got {norms!r}")
         prefixes = _norm_prefixes(norm_prefixes)
-        self.this = core.new_index(d, levels, nbits, metric, norms, prefixes)
+        if not isinstance(cosine, (bool, np.bool_)):
+            raise TypeError(f"cosine must be a bool, got {type(cosine).__name__}")
+        self.this = core.new_index(d, levels, nbits, metric, norms, prefixes, bool(cosine))
         self._register()
 
     # ------------------------------------------------------------ attributes
@@ -115,6 +124,11 @@ class IndexDPQ(NativeIndex):
     def norms(self) -> str:
         """How prefix norms are kept: 'none', 'float32', '8bit' or '4bit' (read-only)."""
         return core.norm_spec(self)[0]
+
+    @property
+    def cosine(self) -> bool:
+        """Whether the index compares directions (unit vectors, cosine similarity; read-only)."""
+        return core.cosine(self)
 
     @property
     def norm_prefixes(self) -> tuple:
@@ -236,7 +250,8 @@ class IndexDPQ(NativeIndex):
 
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
-        return (f"IndexDPQ(d={self.d}, levels={self.levels}, nbits={self.nbits}, metric={metric}, "
+        cosine = ", cosine=True" if self.cosine else ""
+        return (f"IndexDPQ(d={self.d}, levels={self.levels}, nbits={self.nbits}, metric={metric}{cosine}, "
                 f"norms={self.norms!r}, ntotal={self.ntotal}, is_trained={self.is_trained})")
 
 
@@ -252,8 +267,9 @@ class SearchParametersDPQ(faiss.SearchParameters):
     rerank_k : int
         Number of candidates to re-score (at least k).
     shortlist : int
-        L2 at a prefix without a float32 norm: how many of the scan's best
-        are re-scored exactly (at least k); 0: ``DEFAULT_SHORTLIST``.
+        L2 at a prefix without a float32 norm, and cosine indexes: how many
+        of the scan's best are re-scored exactly (at least k); 0:
+        ``DEFAULT_SHORTLIST``.
     sel : faiss.IDSelector, optional
         Restrict the search to these ids.
     """
@@ -275,7 +291,7 @@ class SearchParametersDPQ(faiss.SearchParameters):
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
     rerank_k = _field("rerank_k", "How many short-prefix candidates to re-score.")
-    shortlist = _field("shortlist", "How many scan candidates to re-score exactly without float32 norms (0: default).")
+    shortlist = _field("shortlist", "How many scan candidates to re-score exactly (no float32 norm, or cosine; 0: default).")
     del _field
 
     def __repr__(self) -> str:

@@ -42,6 +42,18 @@ def test_build_and_search_without_torch(files, capsys):
     np.testing.assert_array_equal(index.codebooks, direct.codebooks)
 
 
+def test_build_cosine_index(files):
+    tmp, base = files
+    assert _run("build", tmp / "base.fvecs", "-o", tmp / "cos.dpq", "--levels", "3", "--nbits", "4",
+                "--metric", "cosine") == 0
+    index = pyfaiss_dpq.read_index(tmp / "cos.dpq")
+    assert index.cosine and index.metric_type == faiss.METRIC_INNER_PRODUCT
+    direct = pyfaiss_dpq.IndexDPQ(12, 3, 4, faiss.METRIC_INNER_PRODUCT, cosine=True)
+    direct.train(base)
+    direct.add(base)
+    np.testing.assert_array_equal(index.get_codes(), direct.get_codes())
+
+
 def test_unsupervised_train_build_search(files, capsys):
     pytest.importorskip("torch")
     from pyfaiss_dpq.train import DPQModel

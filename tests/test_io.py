@@ -239,7 +239,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 def test_one_format_version_number():
     from pyfaiss_dpq._native import core
 
-    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 2
+    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 3
     assert core.OLDEST_FORMAT_VERSION == 1
 
 
@@ -258,9 +258,23 @@ def test_files_written_by_0_1_0_still_read(name, norms):
     # The same distances up to float32 rounding: the lookup-table kernel has
     # summed in another order since (codebooks transposed in panels).
     np.testing.assert_allclose(D, expected[f"{name}_D"], rtol=1e-5)
-    # Written again, it is a version-2 file that reads back the same.
+    # Written again, it is a current-version file that reads back the same.
     back = pyfaiss_dpq.deserialize(pyfaiss_dpq.serialize(index))
     same_search(index, back, expected[f"{name}_queries"])
+
+
+def test_files_written_in_format_2_still_read():
+    """Format 2 (before the cosine flag): an inner-product index reads as plain inner product."""
+    expected = np.load(os.path.join(FIXTURES, "v2_expected.npz"))
+    path = os.path.join(FIXTURES, "v2_ip_4bit.dpq")
+    with open(path, "rb") as f:
+        assert struct.unpack_from("<I", f.read(12), 8)[0] == 2
+    index = pyfaiss_dpq.read_index(path)
+    assert (index.metric_type, index.cosine, index.norms) == (faiss.METRIC_INNER_PRODUCT, False, "none")
+    np.testing.assert_array_equal(index.get_codes(), expected["ip_4bit_codes"])
+    D, I = index.search(expected["ip_4bit_queries"], 5)
+    np.testing.assert_array_equal(I, expected["ip_4bit_I"])
+    np.testing.assert_array_equal(D, expected["ip_4bit_D"])
 
 
 @pytest.mark.parametrize("nbits", [4, 8])

@@ -218,8 +218,8 @@ def test_bad_norm_centroids_raise(trained, data):
         filled.norm_centroids = filled.norm_centroids
 
 
-def test_cosine_by_l2_on_normalized_vectors(trained, data):
-    """The documented cosine recipe: METRIC_L2 on unit vectors ranks by cosine."""
+def test_l2_on_normalized_vectors(trained, data):
+    """METRIC_L2 on unit vectors (the cosine recipe before ``cosine=True``) is exact too."""
     xb = data[1].copy()
     xq = data[2].copy()
     faiss.normalize_L2(xb)

@@ -120,6 +120,12 @@ def test_exported_beam_codes_agree_and_beat_greedy(unsupervised, embeddings):
     assert index_err.mean() < greedy_err.mean()
 
 
+def test_export_as_a_cosine_index(unsupervised, embeddings):
+    index = unsupervised.to_index(metric="cosine")
+    assert index.cosine and index.metric_type == faiss.METRIC_INNER_PRODUCT
+    np.testing.assert_array_equal(index.codebooks, unsupervised.codebooks)
+
+
 def test_unsupervised_beats_its_torch_free_start_and_faiss_residual_quantizer(unsupervised, embeddings):
     xb, xq = embeddings
     _, gt = faiss.knn(xq, xb, 10, metric=faiss.METRIC_INNER_PRODUCT)
@@ -250,7 +256,7 @@ def test_bad_inputs_are_clear_errors(supervised, digits, tmp_path):
     with pytest.raises(ValueError, match="levels"):
         supervised.reconstruct(ib[:2], levels=LEVELS + 1)
     with pytest.raises(ValueError, match="metric"):
-        supervised.to_index("cosine")
+        supervised.to_index("hamming")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="checkpoint"):
         DPQModel.load(tmp_path / "junk.pt")

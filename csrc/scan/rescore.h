@@ -1,7 +1,8 @@
 // The exact distance a search returns for a stored vector: its first M
 // levels against the float lookup tables, summed in the scan's one order
 // (sum_levels), plus for L2 its exact prefix norm ||r_M||^2 — the stored
-// float32 where the index keeps it for M, else computed from the code.
+// float32 where the index keeps it for M, else computed from the code; for
+// cosine, that sum (minus <q, r_M>) over ||r_M|| (0 where r_M is 0).
 // Used by the search's final re-score and by the distance computer, so that
 // the two agree bit for bit.
 #pragma once
@@ -30,8 +31,8 @@ inline std::atomic<bool>& decode_exact_norms() {
 class Rescorer {
    public:
     Rescorer(const SearchSpec& spec, int M)
-            : codec_(*spec.codec), store_(*spec.store), l2_(spec.l2), M_(M), own_(spec.codeword_norms),
-              cross_(decode_exact_norms().load() ? nullptr : spec.cross_products), code_(store_.layout().levels),
+            : codec_(*spec.codec), store_(*spec.store), l2_(spec.l2), cosine_(spec.cosine), M_(M),
+              own_(spec.codeword_norms), cross_(decode_exact_norms().load() ? nullptr : spec.cross_products), code_(store_.layout().levels),
               r_(codec_.d()) {
         const NormSpec& ns = store_.norm_spec();
         if (ns.kind == NormKind::kFloat32) stored_ = ns.slot(M);
@@ -39,11 +40,14 @@ class Rescorer {
 
     int levels() const { return M_; }
 
-    // Smaller is better: L2 distance, or minus the inner product.
+    // Smaller is better: L2 distance, or minus the inner product (cosine:
+    // with the unit reconstruction).
     float operator()(size_t id, const float* lut, float bias) {
         const size_t b = id / kBlockSize, s = id % kBlockSize;
-        const float norm = l2_ ? exact_norm(id) : 0.f;
-        return exact_distance(store_.layout(), store_.block(b), s, M_, lut, bias + norm);
+        const float norm = l2_ || cosine_ ? exact_norm(id) : 0.f;
+        const float dist = exact_distance(store_.layout(), store_.block(b), s, M_, lut, bias + (l2_ ? norm : 0.f));
+        if (!cosine_) return dist;
+        return norm > 0 ? dist / std::sqrt(norm) : 0.f;
     }
 
     // ||r_M||^2 of stored vector id.
@@ -76,7 +80,7 @@ class Rescorer {
    private:
     const Codec& codec_;
     const CodeStore& store_;
-    bool l2_;
+    bool l2_, cosine_;
     int M_;
     const float* own_;    // levels x K: ||c||^2
     const float* cross_;  // null: decode

@@ -68,7 +68,7 @@ struct Job : SearchSpec {
     // Not for range searches: their norm-free scan must stay a lower bound.
     bool own_norms;
     int columns() const { return levels + np.column; }  // of the quantized tables
-    bool rescore() const { return rerank_levels > levels || !np.exact; }
+    bool rescore() const { return rerank_levels > levels || !np.exact || cosine; }
     int final_levels() const { return std::max(levels, rerank_levels); }
 };
 
@@ -319,8 +319,9 @@ class RangeCollector final : public Collector<RangeCollector> {
     RangeCollector(const Job& spec, const Group& g, float bound)
             : Collector(spec, g), bound_(bound), rescorer_(spec, spec.levels) {
         // Without exact norms the scan's distance is a lower bound (norm_plan):
-        // admit a float rounding more and decide on the exact distance.
-        admit_ = spec.np.exact ? bound : bound + 1e-5f * std::fabs(bound) + 1e-30f;
+        // admit a float rounding more and decide on the exact distance. The
+        // scan's <q, r_m> bounds nothing of a cosine: every vector is re-scored.
+        admit_ = spec.cosine ? kInf : spec.np.exact ? bound : bound + 1e-5f * std::fabs(bound) + 1e-30f;
         hits.resize(g.queries.size());
         refresh_all();
     }
@@ -328,7 +329,8 @@ class RangeCollector final : public Collector<RangeCollector> {
         for (size_t q = 0; q < hits.size(); q++) hits[q].insert(hits[q].end(), other.hits[q].begin(), other.hits[q].end());
     }
     bool offer(int q, float d, int64_t id) {
-        if (!spec_.np.exact && d <= admit_) d = rescorer_(size_t(id), group_.queries[q].lut, group_.queries[q].bias);
+        if ((!spec_.np.exact || spec_.cosine) && d <= admit_)
+            d = rescorer_(size_t(id), group_.queries[q].lut, group_.queries[q].bias);
         if (d < bound_ && selected(id)) hits[q].emplace_back(id, d);
         return false;
     }

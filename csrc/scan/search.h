@@ -42,12 +42,16 @@ struct SearchSpec {
     // exact re-score's norms from a table; null: by decoding.
     const float* cross_products = nullptr;
     bool l2 = true;
+    // Inner product over unit reconstructions (IndexDPQ's cosine): the scan
+    // ranks by <q, r_m> and its best `shortlist` are re-scored with
+    // <q, r_m> / ||r_m||, the exact norm computed from the code.
+    bool cosine = false;
     int levels = 0;         // prefix scanned
     int rerank_levels = 0;  // > levels: re-score rerank_k candidates with this many levels
     size_t rerank_k = 0;
-    // L2 where the store keeps no float32 norm of the scanned prefix: the scan
-    // ranks with what it keeps (norm codes, or no norm) and this many of its
-    // best are re-scored exactly (at least k).
+    // L2 where the store keeps no float32 norm of the scanned prefix, and
+    // cosine: the scan ranks with what it keeps (norm codes, or no norm) and
+    // this many of its best are re-scored exactly (at least k).
     size_t shortlist = 0;
     const IdFilter* filter = nullptr;
 };

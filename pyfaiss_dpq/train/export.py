@@ -41,9 +41,10 @@ def to_index(model, metric=None, beam_size: int | None = None):
     Parameters
     ----------
     model : DPQModel
-    metric : "l2", "ip" or faiss.METRIC_*, optional
+    metric : "l2", "ip", "cosine" or faiss.METRIC_*, optional
         Defaults to the model's (inner product for supervised and contrastive
         models, whose retrieval ranks by <query feature, reconstruction>).
+        "cosine": an inner-product IndexDPQ with ``cosine=True``.
     beam_size : int, optional
         Beam width IndexDPQ encodes with on ``add``; default the model's own
         (``config["beam"]``), so that ``add`` assigns ``model.codes``.
@@ -53,7 +54,10 @@ def to_index(model, metric=None, beam_size: int | None = None):
     IndexDPQ over features, or faiss.IndexPreTransform over raw inputs when
     ``is_native(model)``.
     """
-    index = IndexDPQ(model.dim, model.levels, model.nbits, faiss_metric(metric if metric is not None else model.config["metric"]))
+    metric = metric if metric is not None else model.config["metric"]
+    cosine = isinstance(metric, str) and metric.lower() == "cosine"
+    index = IndexDPQ(model.dim, model.levels, model.nbits,
+                     faiss.METRIC_INNER_PRODUCT if cosine else faiss_metric(metric), cosine=cosine)
     index.codebooks = model.codebooks
     index.beam_size = model.config["beam"] if beam_size is None else beam_size
     if not is_native(model):
