@@ -15,7 +15,7 @@ namespace dpq {
 
 // 1: pyfaiss-dpq 0.1.0 (L2 float32 norms of every prefix, implied).
 // 2: records the norm storage (kind, prefixes, quantizer centroids).
-// 3: records IndexDPQ's cosine flag (IndexIVFDPQ files: no change).
+// 3: records the cosine flag (IndexDPQ and IndexIVFDPQ files).
 constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kOldestFormatVersion = 1;  // still read
 

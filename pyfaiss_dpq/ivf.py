@@ -32,6 +32,14 @@ class IndexIVFDPQ(NativeIndex):
     norm_prefixes : sequence of int, optional
         L2 only: the prefixes m whose norms ``||c + r_m||^2`` are kept
         (float32, 4 bytes each); searches scan one of these. Default: every prefix.
+    cosine : bool, optional
+        ``METRIC_INNER_PRODUCT`` only: compare directions, as
+        ``IndexDPQ(..., cosine=True)``, over ``c + r_m``: training, added and
+        query vectors are scaled to unit norm, searches return
+        ``<q, c + r_m> / ||c + r_m||`` (the scan ranks by ``<q, c + r_m>``
+        and its best ``SearchParametersIVFDPQ.shortlist`` are re-scored, the
+        norm from the decoded vector), ``reconstruct`` is the unit vector.
+        No bytes are stored beyond the codes.
 
     Notes
     -----
@@ -44,7 +52,7 @@ class IndexIVFDPQ(NativeIndex):
     """
 
     def __init__(self, quantizer, d: int, nlist: int, levels: int, nbits: int = 8,
-                 metric: int = faiss.METRIC_L2, norm_prefixes=None):
+                 metric: int = faiss.METRIC_L2, norm_prefixes=None, cosine: bool = False):
         if not isinstance(quantizer, faiss.Index):
             raise TypeError(f"quantizer must be a faiss.Index, got {type(quantizer).__name__}")
         d, nlist, levels = as_int(d, "d"), as_int(nlist, "nlist"), as_int(levels, "levels")
@@ -52,7 +60,9 @@ class IndexIVFDPQ(NativeIndex):
         if nlist < 1:
             raise ValueError(f"nlist must be >= 1, got {nlist}")
         prefixes = _norm_prefixes(norm_prefixes)  # C++ checks them
-        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes)
+        if not isinstance(cosine, (bool, np.bool_)):
+            raise TypeError(f"cosine must be a bool, got {type(cosine).__name__}")
+        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes, bool(cosine))
         self.referenced_objects = [quantizer]
         self._register()
 
@@ -65,6 +75,8 @@ class IndexIVFDPQ(NativeIndex):
     nbits = property(lambda self: self._info()["nbits"], doc="Bits per level code, 4 or 8 (read-only).")
     norm_prefixes = property(lambda self: tuple(self._info()["norm_prefixes"]),
                              doc="Prefixes whose norms are kept (L2), ascending (read-only).")
+    cosine = property(lambda self: self._info()["cosine"],
+                      doc="Whether the index compares directions (unit vectors, cosine similarity; read-only).")
     bytes_per_vector = property(lambda self: self._info()["bytes_per_vector"],
                                 doc="Stored bytes per vector: codes plus float32 norms (ids apart, 8 bytes).")
     read_only = property(lambda self: not self._info()["writable"], doc="True for a memory-mapped index.")
@@ -225,7 +237,8 @@ class IndexIVFDPQ(NativeIndex):
     def __repr__(self) -> str:
         metric = "L2" if self.metric_type == faiss.METRIC_L2 else "IP"
         return (f"IndexIVFDPQ(d={self.d}, nlist={self.nlist}, levels={self.levels}, nbits={self.nbits}, "
-                f"metric={metric}, nprobe={self.nprobe}, ntotal={self.ntotal}, is_trained={self.is_trained})")
+                f"metric={metric}{', cosine=True' if self.cosine else ''}, nprobe={self.nprobe}, "
+                f"ntotal={self.ntotal}, is_trained={self.is_trained})")
 
 
 class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
@@ -242,12 +255,17 @@ class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
         re-scored with rerank_levels levels.
     max_codes : int
         Stop probing a query's lists once this many codes are visited (0: no limit).
+    shortlist : int
+        Cosine indexes: how many of the scan's best are re-scored (at least
+        k); 0: ``DEFAULT_SHORTLIST``.
     sel : faiss.IDSelector, optional
         Restrict the search to these ids.
     """
 
+    DEFAULT_SHORTLIST = core.DEFAULT_SHORTLIST
+
     def __init__(self, nprobe: int = 0, levels: int = 0, rerank_levels: int = 0, rerank_k: int = 0,
-                 max_codes: int = 0, sel=None):
+                 max_codes: int = 0, sel=None, shortlist: int = 0):
         self.this = core.ivf_new_search_parameters()
         nprobe, max_codes = as_int(nprobe, "nprobe"), as_int(max_codes, "max_codes")
         if nprobe < 0 or max_codes < 0:
@@ -257,6 +275,7 @@ class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
         self.levels = levels
         self.rerank_levels = rerank_levels
         self.rerank_k = rerank_k
+        self.shortlist = shortlist
         if sel is not None:
             self.sel = sel
             self.referenced_objects = [sel]
@@ -268,11 +287,13 @@ class SearchParametersIVFDPQ(faiss.SearchParametersIVF):
     levels = _field("levels", "Prefix length to scan; 0 uses the index's search_levels.")
     rerank_levels = _field("rerank_levels", "Levels used to re-score candidates; 0 disables re-ranking.")
     rerank_k = _field("rerank_k", "How many short-prefix candidates to re-score.")
+    shortlist = _field("shortlist", "Cosine: how many scan candidates to re-score (0: default).")
     del _field
 
     def __repr__(self) -> str:
         return (f"SearchParametersIVFDPQ(nprobe={self.nprobe}, levels={self.levels}, "
-                f"rerank_levels={self.rerank_levels}, rerank_k={self.rerank_k}, max_codes={self.max_codes})")
+                f"rerank_levels={self.rerank_levels}, rerank_k={self.rerank_k}, max_codes={self.max_codes}, "
+                f"shortlist={self.shortlist})")
 
 
 def _into(out: np.ndarray, x):

@@ -198,3 +198,90 @@ def test_bad_arguments_and_zero_vectors_raise(cosine_codebooks, data):
         index.range_search(bad, 0.5)
     with pytest.raises(ValueError, match="norm 0"):
         index.sa_encode(bad)
+
+
+# ---------------------------------------------------------------- IndexIVFDPQ(cosine=True)
+NLIST = 8
+
+
+@pytest.fixture(scope="module")
+def ivf_cosine(data):
+    """A cosine IndexIVFDPQ per nbits, trained and filled once."""
+    cache = {}
+
+    def get(nbits):
+        if nbits not in cache:
+            index = pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatIP(D), D, NLIST, 4, nbits, faiss.METRIC_INNER_PRODUCT,
+                                            cosine=True)
+            index.train_params.rounds = 0
+            index.train(data[0])
+            index.add(data[1])
+            cache[nbits] = index
+        return cache[nbits]
+    return get
+
+
+def ivf_directions(index, m):
+    """(ids, lists, (c + r_m) / ||c + r_m||) of every stored vector, float64."""
+    ids, lists, codes = [], [], []
+    for l in range(index.nlist):
+        ids.append(index.list_ids(l))
+        codes.append(index.list_codes(l))
+        lists.append(np.full(len(ids[-1]), l))
+    ids, lists, codes = np.concatenate(ids), np.concatenate(lists), np.concatenate(codes)
+    C = index.codebooks.astype(np.float64)
+    rec = index.centroids.astype(np.float64)[lists] + sum(C[l][codes[:, l]] for l in range(m))
+    return ids, lists, unit(rec)
+
+
+@pytest.mark.parametrize("nbits", [4, 8])
+def test_ivf_every_list_returns_exact_cosines_and_the_exact_top_k(ivf_cosine, data, nbits):
+    from pyfaiss_dpq import SearchParametersIVFDPQ
+
+    index = ivf_cosine(nbits)
+    assert index.cosine and "cosine=True" in repr(index)
+    xq = data[2]
+    for m in (1, 4):
+        ids, _, dirs = ivf_directions(index, m)
+        sims = unit(xq) @ dirs.T
+        Dm, I = index.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=NLIST, levels=m))
+        pos = {int(v): j for j, v in enumerate(ids)}
+        np.testing.assert_allclose(Dm, sims[np.arange(len(xq))[:, None], np.vectorize(pos.get)(I)],
+                                   rtol=1e-5, atol=1e-5)
+        Dm, I = index.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=NLIST, levels=m, shortlist=len(ids)))
+        order = np.lexsort((np.broadcast_to(ids, sims.shape), -sims), axis=-1)[:, :10]
+        assert_same_knn(Dm, I, np.take_along_axis(sims, order, 1), ids[order], rtol=1e-5, atol=1e-5)
+
+
+def test_ivf_range_search_reconstruct_and_round_trip(ivf_cosine, data, tmp_path):
+    from pyfaiss_dpq import SearchParametersIVFDPQ
+
+    index = ivf_cosine(4)
+    xq = data[2][:4]
+    ids, lists, dirs = ivf_directions(index, 4)
+    sims = unit(xq) @ dirs.T
+    radius = float(np.median(np.sort(sims, axis=1)[:, -20]))
+    lims, Dm, I = index.range_search(xq, radius, params=SearchParametersIVFDPQ(nprobe=NLIST))
+    for q in range(len(xq)):
+        got = set(I[lims[q]:lims[q + 1]].tolist())
+        near = np.isclose(sims[q], radius, rtol=1e-5)
+        assert set(ids[(sims[q] > radius) & ~near]) <= got <= set(ids[(sims[q] > radius) | near])
+    np.testing.assert_allclose(index.reconstruct_batch(ids[:50]), dirs[:50], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(index.sa_decode(index.sa_encode(data[1][:20] * np.float32(3))),
+                               index.sa_decode(index.sa_encode(data[1][:20])), rtol=1e-6)
+    path = str(tmp_path / "cos.ivfdpq")
+    pyfaiss_dpq.write_index(index, path)
+    for back in (pyfaiss_dpq.read_index(path), pyfaiss_dpq.read_index(path, mmap=True)):
+        assert back.cosine
+        for a, b in zip(index.search(data[2], 5), back.search(data[2], 5)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_ivf_cosine_bad_arguments(data):
+    with pytest.raises(ValueError, match="METRIC_INNER_PRODUCT"):
+        pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatL2(D), D, NLIST, 4, 4, faiss.METRIC_L2, cosine=True)
+    index = pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatIP(D), D, NLIST, 4, 4, faiss.METRIC_INNER_PRODUCT, cosine=True)
+    bad = data[0][:300].copy()
+    bad[7] = 0
+    with pytest.raises(ValueError, match="IndexIVFDPQ.train: vector 7 has norm 0"):
+        index.train(bad)

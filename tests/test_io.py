@@ -277,6 +277,22 @@ def test_files_written_in_format_2_still_read():
     np.testing.assert_array_equal(D, expected["ip_4bit_D"])
 
 
+@pytest.mark.parametrize("mmap", [False, True])
+def test_ivf_files_written_in_format_2_still_read(mmap):
+    """An IndexIVFDPQ file of format 2 (written by commit a888500) searches as it did then."""
+    expected = np.load(os.path.join(FIXTURES, "v2_ivf_expected.npz"))
+    path = os.path.join(FIXTURES, "v2_ivf_l2_4bit.dpq")
+    with open(path, "rb") as f:
+        assert struct.unpack_from("<I", f.read(12), 8)[0] == 2
+    index = pyfaiss_dpq.read_index(path, mmap=mmap)
+    assert (index.metric_type, index.cosine, index.nlist) == (faiss.METRIC_L2, False, 4)
+    np.testing.assert_array_equal(np.concatenate([index.list_ids(l) for l in range(4)]), expected["ids"])
+    np.testing.assert_array_equal(np.concatenate([index.list_codes(l) for l in range(4)]), expected["codes"])
+    D, I = index.search(expected["queries"], 5, params=pyfaiss_dpq.SearchParametersIVFDPQ(nprobe=2))
+    np.testing.assert_array_equal(I, expected["I"])
+    np.testing.assert_array_equal(D, expected["D"])
+
+
 @pytest.mark.parametrize("nbits", [4, 8])
 @pytest.mark.parametrize("norms, prefixes", [("none", None), ("8bit", None), ("4bit", [2, 6]), ("float32", [3])])
 def test_round_trip_keeps_norm_storage(trained, data, nbits, norms, prefixes):

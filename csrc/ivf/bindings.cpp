@@ -60,7 +60,7 @@ void register_bindings(py::module_& m) {
         return abi::check_search_parameters_ivf(p, nprobe, max_codes);
     });
     m.def("ivf_new", [](py::handle quantizer, int d, size_t nlist, int levels, int nbits, int metric,
-                        std::optional<std::vector<int>> prefixes) {
+                        std::optional<std::vector<int>> prefixes, bool cosine) {
         faiss::Index* q = swig::unwrap_index(quantizer.ptr());
         if (!q) throw py::error_already_set();
         DPQ_CHECK(!prefixes || metric == faiss::METRIC_L2, std::invalid_argument,
@@ -70,7 +70,8 @@ void register_bindings(py::module_& m) {
         if (prefixes) spec.prefixes = std::move(*prefixes);
         DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
                   "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", metric);
-        return wrap_owned(std::make_unique<IndexIVFDPQ>(q, d, nlist, levels, nbits, faiss::MetricType(metric), spec));
+        return wrap_owned(
+                std::make_unique<IndexIVFDPQ>(q, d, nlist, levels, nbits, faiss::MetricType(metric), spec, cosine));
     });
     m.def("is_ivf_dpq", [](py::handle proxy) {
         faiss::Index* index = swig::unwrap_index(proxy.ptr());
@@ -95,6 +96,7 @@ void register_bindings(py::module_& m) {
         out["levels"] = ix.levels();
         out["nbits"] = ix.nbits();
         out["norm_prefixes"] = ix.norm_spec().prefixes;
+        out["cosine"] = ix.cosine();
         out["bytes_per_vector"] = ix.bytes_per_vector();
         out["has_codebooks"] = ix.has_codebooks();
         out["has_centroids"] = ix.has_centroids();
@@ -265,15 +267,17 @@ void register_bindings(py::module_& m) {
         if (name == "levels") return sp.levels;
         if (name == "rerank_levels") return sp.rerank_levels;
         if (name == "rerank_k") return sp.rerank_k;
+        if (name == "shortlist") return sp.shortlist;
         throw py::attribute_error(name);
     });
     m.def("ivf_params_set", [](py::handle p, const std::string& name, int64_t v) {
         SearchParametersIVFDPQ& sp = params_of(p);
-        DPQ_CHECK(v >= 0 && (name == "rerank_k" || v <= INT32_MAX), std::invalid_argument,
+        DPQ_CHECK(v >= 0 && (name == "rerank_k" || name == "shortlist" || v <= INT32_MAX), std::invalid_argument,
                   "SearchParametersIVFDPQ.%s must be a non-negative integer, got %lld", name.c_str(), (long long)v);
         if (name == "levels") sp.levels = int(v);
         else if (name == "rerank_levels") sp.rerank_levels = int(v);
         else if (name == "rerank_k") sp.rerank_k = v;
+        else if (name == "shortlist") sp.shortlist = v;
         else throw py::attribute_error(name);
     });
 }

@@ -11,6 +11,8 @@
 
 #include "../check.h"
 #include "../faiss_adapters.h"
+#include "../index_dpq.h"
+#include "../unit_rows.h"
 #include "buckets.h"
 #include "search_lists.h"
 
@@ -21,7 +23,7 @@ namespace {
 using faiss::idx_t;
 
 const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
-                        faiss::MetricType metric, const NormSpec& norms) {
+                        faiss::MetricType metric, const NormSpec& norms, bool cosine) {
     DPQ_CHECK(d > 0, std::invalid_argument, "IndexIVFDPQ: d must be positive, got %d", d);
     // A null quantizer is set later (set_quantizer): files store it apart.
     DPQ_CHECK(!quantizer || quantizer->d == d, std::invalid_argument,
@@ -41,15 +43,19 @@ const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels
     else
         DPQ_CHECK(norms.kind == NormKind::kNone, std::invalid_argument,
                   "IndexIVFDPQ: inner product keeps no norms, got norms='%s'", norm_kind_name(norms.kind).c_str());
+    DPQ_CHECK(!cosine || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
+              "IndexIVFDPQ: cosine ranks by similarity (larger is better): its metric must be "
+              "METRIC_INNER_PRODUCT, got %d",
+              int(metric));
     return norms;
 }
 
 }  // namespace
 
 IndexIVFDPQ::IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
-                         faiss::MetricType metric, const NormSpec& norms)
+                         faiss::MetricType metric, const NormSpec& norms, bool cosine)
         : faiss::Index(d, metric), quantizer_(quantizer), nlist_(nlist), codec_(d, levels, nbits),
-          norms_(checked(quantizer, d, nlist, levels, nbits, metric, norms)),
+          norms_(checked(quantizer, d, nlist, levels, nbits, metric, norms, cosine)), cosine_(cosine),
           lists_(std::make_unique<ivf::RamLists>(nlist, CodeLayout{levels, nbits}, int(norms.prefixes.size()))) {
     search_levels = levels;
     is_trained = false;
@@ -85,6 +91,12 @@ void IndexIVFDPQ::require_trained(const char* what) const {
     DPQ_CHECK(quantizer_ && size_t(quantizer_->ntotal) == nlist_, std::runtime_error,
               "IndexIVFDPQ.%s: the quantizer holds %lld centroids, nlist = %zu", what,
               quantizer_ ? (long long)quantizer_->ntotal : -1LL, nlist_);
+}
+
+const float* IndexIVFDPQ::directions(idx_t n, const float* x, std::vector<float>& buf, const char* what) const {
+    if (!cosine_) return x;
+    buf = unit_rows(n, d, x, (std::string("IndexIVFDPQ.") + what).c_str());
+    return buf.data();
 }
 
 void IndexIVFDPQ::require_writable(const char* what) const {
@@ -164,6 +176,8 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
     check_finite(n, d, x, "IndexIVFDPQ.train");
     DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ.train: the index holds vectors; reset() first");
     DPQ_CHECK(quantizer_, std::runtime_error, "IndexIVFDPQ.train: no quantizer");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "train");
     std::vector<float> centroids(nlist_ * size_t(d));
     if (quantizer_->ntotal == 0) {
         DPQ_CHECK(size_t(n) >= nlist_, std::invalid_argument,
@@ -285,6 +299,8 @@ IndexIVFDPQ::Encoded IndexIVFDPQ::assign_and_encode(idx_t n, const float* x, con
     const std::string name = std::string("IndexIVFDPQ.") + what;
     DPQ_CHECK(n >= 0, std::invalid_argument, "%s: negative count", name.c_str());
     check_finite(n, d, x, name.c_str());
+    std::vector<float> unit;
+    x = directions(n, x, unit, what);
     Encoded e{std::vector<int64_t>(n), std::vector<uint8_t>(size_t(n) * levels())};
     quantizer_->assign(n, x, e.list_nos.data(), 1);
     std::vector<float> residuals(size_t(n) * d);
@@ -346,6 +362,7 @@ void IndexIVFDPQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     codec_.decode(size_t(n), codes.data(), levels(), x);
     for (idx_t i = 0; i < n; i++)
         for (int j = 0; j < d; j++) x[size_t(i) * d + j] += centroids_[size_t(assign[i]) * d + j];
+    if (cosine_) project_to_sphere(n, d, x);
 }
 
 void IndexIVFDPQ::add_sa_codes(idx_t n, const uint8_t* bytes, const idx_t* xids) {
@@ -405,6 +422,7 @@ void IndexIVFDPQ::decode_stored(const ivf::ListRef& L, size_t l, size_t i, float
     CodeLayout{levels(), nbits()}.get_code(L.codes, i, code.data());
     codec_.decode(1, code.data(), levels(), out);
     for (int j = 0; j < d; j++) out[j] += centroids_[l * d + j];
+    if (cosine_) project_to_sphere(1, d, out);
 }
 
 void IndexIVFDPQ::reconstruct(idx_t key, float* recons) const { reconstruct_batch(1, &key, recons); }
@@ -443,8 +461,9 @@ void IndexIVFDPQ::check_compatible_for_merge(const faiss::Index& other_in) const
     auto* other = dynamic_cast<const IndexIVFDPQ*>(&other_in);
     DPQ_CHECK(other, std::invalid_argument, "IndexIVFDPQ.merge_from: the other index is not an IndexIVFDPQ");
     DPQ_CHECK(other->d == d && other->metric_type == metric_type && other->nlist_ == nlist_ &&
-                      other->levels() == levels() && other->nbits() == nbits() && other->norms_ == norms_,
-              std::invalid_argument, "IndexIVFDPQ.merge_from: d, metric, nlist, levels, nbits or norms differ");
+                      other->levels() == levels() && other->nbits() == nbits() && other->norms_ == norms_ &&
+                      other->cosine_ == cosine_,
+              std::invalid_argument, "IndexIVFDPQ.merge_from: d, metric, cosine, nlist, levels, nbits or norms differ");
     DPQ_CHECK(other->codec_.codebooks() == codec_.codebooks() && other->centroids_ == centroids_,
               std::invalid_argument, "IndexIVFDPQ.merge_from: the codebooks or centroids differ");
 }
@@ -484,7 +503,7 @@ void IndexIVFDPQ::merge_from(faiss::Index& other_in, idx_t add_id) {
 // ---------------------------------------------------------------- search
 
 IndexIVFDPQ::Plan IndexIVFDPQ::make_plan(idx_t k, const faiss::SearchParameters* params) const {
-    Plan plan{search_levels.load(), 0, 0, nprobe.load(), 0, nullptr, nullptr};
+    Plan plan{search_levels.load(), 0, 0, nprobe.load(), 0, size_t(kDefaultShortlist), nullptr, nullptr};
     if (params) {
         plan.sel = params->sel;
         if (auto* ivfp = dynamic_cast<const faiss::SearchParametersIVF*>(params)) {
@@ -497,7 +516,9 @@ IndexIVFDPQ::Plan IndexIVFDPQ::make_plan(idx_t k, const faiss::SearchParameters*
             if (p->levels) plan.levels = p->levels;
             plan.rerank_levels = p->rerank_levels;
             DPQ_CHECK(p->rerank_k >= 0, std::invalid_argument, "SearchParametersIVFDPQ: rerank_k must be >= 0");
+            DPQ_CHECK(p->shortlist >= 0, std::invalid_argument, "SearchParametersIVFDPQ: shortlist must be >= 0");
             plan.rerank_k = size_t(p->rerank_k);
+            if (p->shortlist) plan.shortlist = size_t(p->shortlist);
         }
     }
     check_search_levels("IndexIVFDPQ", "SearchParametersIVFDPQ", levels(), plan.levels, plan.rerank_levels,
@@ -550,6 +571,8 @@ ivf::ListSearch IndexIVFDPQ::list_search(const Plan& plan, const scan::IdFilter*
     s.rerank_levels = plan.rerank_levels;
     s.rerank_slot = plan.rerank_levels ? norms_.slot(plan.rerank_levels) : -1;
     s.rerank_k = plan.rerank_k;
+    s.cosine = cosine_;
+    s.shortlist = plan.shortlist;
     s.filter = filter;
     return s;
 }
@@ -560,6 +583,8 @@ void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx
     DPQ_CHECK(k > 0, std::invalid_argument, "IndexIVFDPQ.search: k must be positive, got %lld", (long long)k);
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexIVFDPQ.search");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "search");
     const Plan plan = make_plan(k, params);
     std::shared_lock lock(mutex_);
     const std::vector<int64_t> probes = probe(n, x, plan);
@@ -579,6 +604,8 @@ void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::Ran
     require_trained("range_search");
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.range_search: negative number of queries");
     check_finite(n, d, x, "IndexIVFDPQ.range_search");
+    std::vector<float> unit;
+    x = directions(n, x, unit, "range_search");
     const Plan plan = make_plan(1, params);
     DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexIVFDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);

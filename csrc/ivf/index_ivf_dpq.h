@@ -29,6 +29,7 @@ struct SearchParametersIVFDPQ : faiss::SearchParametersIVF {
     int levels = 0;         // prefix to scan; 0: the index's search_levels
     int rerank_levels = 0;  // if > levels: re-score the best rerank_k with this many levels
     faiss::idx_t rerank_k = 0;
+    faiss::idx_t shortlist = 0;  // cosine: scan candidates re-scored; 0: kDefaultShortlist (at least k)
     ~SearchParametersIVFDPQ() override {}
 };
 
@@ -36,9 +37,12 @@ class IndexIVFDPQ : public faiss::Index {
    public:
     // quantizer: null (set_quantizer later) or d-dimensional, empty (train() fills it by k-means) or
     // holding nlist centroids. Not owned unless own_quantizer. norms: kind
-    // kFloat32 (L2) or kNone (IP). Throws std::invalid_argument.
+    // kFloat32 (L2) or kNone (IP). cosine (IP): as IndexDPQ's (index_dpq.h),
+    // over c + r_m: inputs scaled to unit norm, searches rank by
+    // <q, c + r_m> / ||c + r_m||, reconstructions projected onto the sphere.
+    // Throws std::invalid_argument.
     IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits, faiss::MetricType metric,
-                const NormSpec& norms);
+                const NormSpec& norms, bool cosine = false);
     ~IndexIVFDPQ() override;
 
     faiss::Index* quantizer() const { return quantizer_; }
@@ -49,6 +53,7 @@ class IndexIVFDPQ : public faiss::Index {
     int nbits() const { return codec_.nbits(); }
     const Codec& codec() const { return codec_; }
     const NormSpec& norm_spec() const { return norms_; }
+    bool cosine() const { return cosine_; }
     std::atomic<size_t> nprobe{1};
     std::atomic<int> search_levels{0};
     std::atomic<int> beam_size{1};
@@ -128,7 +133,7 @@ class IndexIVFDPQ : public faiss::Index {
    private:
     struct Plan {
         int levels, rerank_levels;
-        size_t rerank_k, nprobe, max_codes;
+        size_t rerank_k, nprobe, max_codes, shortlist;
         const faiss::IDSelector* sel;
         const faiss::SearchParameters* quantizer_params;
     };
@@ -146,6 +151,9 @@ class IndexIVFDPQ : public faiss::Index {
     // Norms (n x stored prefixes) of centroid + prefix reconstructions.
     std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
+    // x itself, or (cosine) its rows scaled to unit norm, kept in buf;
+    // errors name IndexIVFDPQ.`what`.
+    const float* directions(faiss::idx_t n, const float* x, std::vector<float>& buf, const char* what) const;
     size_t list_no_bytes() const;
     struct Encoded {
         std::vector<int64_t> list_nos;  // n
@@ -159,6 +167,7 @@ class IndexIVFDPQ : public faiss::Index {
     size_t nlist_;
     Codec codec_;
     NormSpec norms_;
+    bool cosine_;
     bool has_codebooks_ = false;
     std::vector<float> centroids_;  // nlist x d
     ivf::CentroidSearch coarse_;    // stands in for the quantizer where searches_centroids_

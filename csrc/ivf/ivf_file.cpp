@@ -69,10 +69,13 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     ns.kind = np ? NormKind::kFloat32 : NormKind::kNone;
     ns.prefixes.resize(size_t(np));
     for (auto& p : ns.prefixes) p = r.get<int32_t>("norm prefix");
+    // Version 2 had no cosine indexes.
+    const auto cosine = version >= 3 ? r.get<uint8_t>("cosine flag") : uint8_t(0);
+    require(cosine <= 1, "cosine flag");
     Parsed out;
     try {
         out.index = std::make_unique<IndexIVFDPQ>(nullptr, d, size_t(nlist), levels, nbits, faiss::MetricType(metric),
-                                                  ns);
+                                                  ns, cosine);
     } catch (const std::invalid_argument& e) {
         require(false, e.what());
     }
@@ -142,6 +145,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     h.put<int32_t>(index.beam_size);
     h.put<int32_t>(slots);
     for (int p : index.norm_spec().prefixes) h.put<int32_t>(p);
+    h.put<uint8_t>(index.cosine());
     if (index.has_codebooks()) h.bytes(index.codec().codebooks().data(), index.codec().codebooks().size() * 4);
     if (index.has_centroids()) h.bytes(index.centroids().data(), index.centroids().size() * 4);
     h.put<uint64_t>(quantizer_bytes.size());

@@ -111,6 +111,33 @@ float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
     return s.l2 ? qnorm - 2.f * dot : -dot;
 }
 
+// ||c + r_M|| of the vector at offset i of list `list` (cosine), by decoding.
+class UnitNorm {
+   public:
+    explicit UnitNorm(const ListSearch& s)
+            : s_(s), lay_{s.codec->levels(), s.codec->nbits()}, code_(s.codec->levels()), v_(s.codec->d()) {}
+    float operator()(const ListRef& L, size_t list, size_t i, int M) {
+        const int d = s_.codec->d();
+        lay_.get_code(L.codes, i, code_.data());
+        s_.codec->decode(1, code_.data(), M, v_.data());
+        const float* c = s_.centroids + list * d;
+        float n = 0;
+        for (int j = 0; j < d; j++) n += (v_[j] + c[j]) * (v_[j] + c[j]);
+        return std::sqrt(n);
+    }
+    // Smaller is better: -<q, c + r_M> over that norm (0 for a zero vector).
+    float cosine(float minus_ip, const ListRef& L, size_t list, size_t i, int M) {
+        const float n = (*this)(L, list, i, M);
+        return n > 0 ? minus_ip / n : 0.f;
+    }
+
+   private:
+    const ListSearch& s_;
+    CodeLayout lay_;
+    std::vector<uint8_t> code_;
+    std::vector<float> v_;
+};
+
 // One query's share of a list scan.
 struct Lane {
     size_t q = 0;          // in the batch
@@ -320,20 +347,27 @@ class KnnOwner {
 
 class RangeOwner {
    public:
-    RangeOwner(const ListSearch& s, size_t nq, float bound) : s_(s), bound_(bound), hits_(nq) {}
-    void set_list(size_t l, const ListRef& L) { L_ = &L; }
+    RangeOwner(const ListSearch& s, size_t nq, float bound) : s_(s), bound_(bound), hits_(nq), unit_(s) {}
+    void set_list(size_t l, const ListRef& L) {
+        list_ = l;
+        L_ = &L;
+    }
     bool offer(size_t q, float d, size_t i) {
+        if (s_.cosine) d = unit_.cosine(d, *L_, list_, i, s_.levels);
         if (d < bound_ && (!s_.filter || s_.filter->keep(L_->ids[i]))) hits_[q].emplace_back(L_->ids[i], d);
         return false;
     }
-    float bound(size_t) const { return bound_; }
+    // The scan's inner product bounds nothing of a cosine: every vector is re-scored.
+    float bound(size_t) const { return s_.cosine ? kInf : bound_; }
     std::vector<scan::RangeHits>& hits() { return hits_; }
 
    private:
     const ListSearch& s_;
     float bound_;
+    size_t list_ = 0;
     const ListRef* L_ = nullptr;
     std::vector<scan::RangeHits> hits_;
+    UnitNorm unit_;
 };
 
 }  // namespace
@@ -342,7 +376,7 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
          float* distances, int64_t* labels) {
     const std::vector<ListRef> refs = touch_lists(*s.lists, nq * nprobe, probes);
     const bool rerank = s.rerank_levels > s.levels;
-    const size_t first_k = rerank ? std::max(s.rerank_k, k) : k;
+    const size_t first_k = rerank ? std::max(s.rerank_k, k) : s.cosine ? std::max(s.shortlist, k) : k;
     const float sign = s.l2 ? 1.f : -1.f;
     const float pad = sign * std::numeric_limits<float>::max();
     const CodeLayout lay{s.codec->levels(), s.codec->nbits()};
@@ -350,20 +384,25 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
     run(
             s, nq, x, probes, nprobe, refs, [&](size_t nb, const BatchTables&) { return KnnOwner(s, nb, first_k); },
             [&](size_t q0, KnnOwner& owner, const BatchTables& t) {
+                UnitNorm unit(s);
                 for (size_t q = 0; q < owner.heaps().size(); q++) {
                     float* D = distances + (q0 + q) * k;
                     int64_t* I = labels + (q0 + q) * k;
                     PlacedTopK& heap = owner.heaps()[q];
-                    if (rerank) {  // the scan's best, re-scored with rerank_levels levels
+                    if (rerank || s.cosine) {  // the scan's best, re-scored with rerank_levels levels, or cosine
+                        const int M = rerank ? s.rerank_levels : s.levels;
                         TopK best(k);
                         for (const PlacedTopK::Entry& e : heap.sorted()) {
                             const size_t l = e.where.list, i = e.where.offset;
                             const ListRef& L = refs[l];
-                            const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
-                            const float norm = s.l2 ? L.norm_column(s.rerank_slot)[i] : 0.f;
-                            best.push(scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize,
-                                                           s.rerank_levels, t.lut(q), bias + norm),
-                                      e.id);
+                            float dist = e.dis;
+                            if (rerank) {
+                                const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
+                                const float norm = s.l2 ? L.norm_column(s.rerank_slot)[i] : 0.f;
+                                dist = scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize, M,
+                                                            t.lut(q), bias + norm);
+                            }
+                            best.push(s.cosine ? unit.cosine(dist, L, l, i, M) : dist, e.id);
                         }
                         best.extract(D, I, pad, sign);
                     } else {
