@@ -11,9 +11,12 @@ Methods at B code bytes:
 
 * IndexDPQ, 8-bit (B levels) and 4-bit (2B levels), one k-means model per
   nbits trained once at the largest budget; a budget's index keeps the first
-  levels of it. Knobs: the scanned prefix m and the re-rank shortlist.
+  levels of it. Knobs: the scanned prefix m and the re-rank shortlist. The
+  same codes also as a cosine index (``cosine=True``: the unit
+  reconstruction; knobs m and the shortlist it re-scores).
 * IndexIVFDPQ, 8-bit and 4-bit, sqrt(n) lists (as many as ScaNN's tree has
-  leaves), one model per nbits likewise. Knobs: nprobe and m.
+  leaves), one model per nbits likewise. Knobs: nprobe and m; also as a cosine
+  index (nprobe, shortlist 3k).
 * ScaNN asymmetric hashing (4-bit, d / 2B dimensions per block), brute force
   and with its partitioning tree (knob: leaves searched); ScaNN is optional
   (PyPI ``scann``) and skipped with a line saying why when it cannot import.
@@ -54,7 +57,8 @@ BUDGETS = (8, 16, 32, 48)
 TARGETS = (0.3, 0.4, 0.5, 0.7, 0.9)
 K = 10
 GOAL_PEERS = ("ScaNN AH", "ScaNN AH+tree", "PQFastScan", "RQFastScan")
-DPQ_METHODS = ("IndexDPQ 8-bit", "IndexDPQ 4-bit", "IndexIVFDPQ 8-bit", "IndexIVFDPQ 4-bit")
+DPQ_METHODS = ("IndexDPQ 8-bit", "IndexDPQ 4-bit", "IndexDPQ 8-bit cosine", "IndexDPQ 4-bit cosine",
+               "IndexIVFDPQ 8-bit", "IndexIVFDPQ 4-bit", "IndexIVFDPQ 8-bit cosine", "IndexIVFDPQ 4-bit cosine")
 OUR_PREFIXES = ("IndexDPQ", "IndexIVFDPQ")  # ours in the plots, re-ranked variants included
 
 
@@ -169,9 +173,9 @@ def dpq_models(train: np.ndarray, base: np.ndarray, budgets, log) -> dict:
     return out
 
 
-def dpq_index(model, levels: int, nbits: int) -> IndexDPQ:
+def dpq_index(model, levels: int, nbits: int, cosine: bool = False) -> IndexDPQ:
     codebooks, codes = model
-    index = IndexDPQ(codebooks.shape[2], levels, nbits, faiss.METRIC_INNER_PRODUCT)
+    index = IndexDPQ(codebooks.shape[2], levels, nbits, faiss.METRIC_INNER_PRODUCT, cosine=cosine)
     index.codebooks = codebooks[:levels]
     index.add_codes(np.ascontiguousarray(codes[:, :levels]))
     return index
@@ -199,6 +203,19 @@ def measure_dpq(meter: Meter, model, budget: int, nbits: int) -> Curve:
     return curve
 
 
+def measure_dpq_cosine(meter: Meter, model, budget: int, nbits: int) -> Curve:
+    """The same codes as a cosine index: prefixes m, each with shortlists of 3k and 10k re-scored."""
+    levels = budget * (8 // nbits)
+    index = dpq_index(model, levels, nbits, cosine=True)
+    curve = Curve(f"IndexDPQ {nbits}-bit cosine", f"{budget} B",
+                  f"{levels} levels x {nbits} bits, cosine=True (unit reconstructions)", index.bytes_per_vector)
+    for m in sorted({max(1, levels // 2), max(1, 3 * levels // 4), levels}, reverse=True):
+        for shortlist in (3 * K, 10 * K):
+            meter.point(curve, {"m": m, "shortlist": shortlist},
+                        faiss_search(index, SearchParametersDPQ(levels=m, shortlist=shortlist)))
+    return curve
+
+
 def ivf_models(train: np.ndarray, base: np.ndarray, budgets, log) -> dict:
     """nbits -> (centroids, codebooks) of one IndexIVFDPQ trained at the largest budget, with
     as many lists as ScaNN's tree has leaves (sqrt of the base size)."""
@@ -212,23 +229,29 @@ def ivf_models(train: np.ndarray, base: np.ndarray, budgets, log) -> dict:
     return out
 
 
-def measure_ivf(meter: Meter, model, budget: int, nbits: int, train: np.ndarray, base: np.ndarray) -> Curve:
-    """The trained model's first levels over the same lists (its coarse quantizer used as is)."""
+def measure_ivf(meter: Meter, model, budget: int, nbits: int, train: np.ndarray, base: np.ndarray,
+                cosine: bool = False) -> Curve:
+    """The trained model's first levels over the same lists (its coarse quantizer used as is); cosine:
+    the same as a cosine index, each point re-scoring a shortlist of 3k."""
     centroids, codebooks = model
     d, nlist, levels = base.shape[1], len(centroids), budget * (8 // nbits)
     quantizer = faiss.IndexFlatIP(d)
     quantizer.add(centroids)
-    index = IndexIVFDPQ(quantizer, d, nlist, levels, nbits, faiss.METRIC_INNER_PRODUCT)
+    index = IndexIVFDPQ(quantizer, d, nlist, levels, nbits, faiss.METRIC_INNER_PRODUCT, cosine=cosine)
     index.codebooks = codebooks[:levels]
     index.train(train)  # keeps the quantizer's centroids and these codebooks
     index.add(base)
-    curve = Curve(f"IndexIVFDPQ {nbits}-bit", f"{budget} B",
-                  f"IVF {nlist} lists x {levels} levels x {nbits} bits (ids apart, as for ScaNN's tree)",
-                  index.bytes_per_vector)
+    curve = Curve(f"IndexIVFDPQ {nbits}-bit" + (" cosine" if cosine else ""), f"{budget} B",
+                  f"IVF {nlist} lists x {levels} levels x {nbits} bits (ids apart, as for ScaNN's tree)"
+                  + (", cosine=True" if cosine else ""), index.bytes_per_vector)
     probes = sorted({max(1, nlist // f) for f in (40, 20, 10, 5, 2)})
-    knobs = [{"nprobe": p, "m": levels} for p in probes] + [{"nprobe": p, "m": levels // 2} for p in probes[1::2]]
+    if cosine:
+        knobs = [{"nprobe": p, "m": levels, "shortlist": 3 * K} for p in probes]
+    else:
+        knobs = [{"nprobe": p, "m": levels} for p in probes] + [{"nprobe": p, "m": levels // 2} for p in probes[1::2]]
     for kn in knobs:
-        meter.point(curve, kn, faiss_search(index, SearchParametersIVFDPQ(nprobe=kn["nprobe"], levels=kn["m"])))
+        params = SearchParametersIVFDPQ(nprobe=kn["nprobe"], levels=kn["m"], shortlist=kn.get("shortlist", 0))
+        meter.point(curve, kn, faiss_search(index, params))
     return curve
 
 
@@ -441,6 +464,9 @@ def write_plots(results: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     threads = results["config"]["threads"]
+    # One colour per method, the same in every plot (the default cycle has 10: too few).
+    methods = list(dict.fromkeys(c["method"] for c in results["curves"]))
+    palette = plt.get_cmap("tab20")
     for group in dict.fromkeys(c["group"] for c in results["curves"]):
         curves = [c for c in results["curves"] if c["group"] == group or (c["group"] == "floats" and "floats" in group)]
         fig, axes = plt.subplots(1, len(threads), figsize=(6.5 * len(threads), 4.8), squeeze=False)
@@ -450,7 +476,7 @@ def write_plots(results: dict, out: Path) -> None:
                 dpq = c["method"].startswith(OUR_PREFIXES)
                 front = pareto_front(pts)
                 line, = ax.plot([p[0] for p in front], [p[1] for p in front], "-o" if dpq else "--s", ms=4,
-                                label=c["method"])
+                                label=c["method"], color=palette(methods.index(c["method"]) % palette.N))
                 # every configuration measured, faint; the line joins those no other one beats
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], "o" if dpq else "s", ms=3, alpha=0.35,
                         color=line.get_color())
@@ -515,7 +541,9 @@ def run_curves(args: argparse.Namespace, command: str, machine: str) -> int:
             log(f"budget {b} B")
             for nbits in (8, 4):
                 curves.append(measure_dpq(meter, models[nbits], b, nbits))
+                curves.append(measure_dpq_cosine(meter, models[nbits], b, nbits))
                 curves.append(measure_ivf(meter, ivf[nbits], b, nbits, train, base))
+                curves.append(measure_ivf(meter, ivf[nbits], b, nbits, train, base, cosine=True))
             curves += measure_faiss_fastscan(meter, train, base, b)
             if not why:
                 curves += measure_scann(meter, base, b)
