@@ -30,8 +30,10 @@ class IndexIVFDPQ(NativeIndex):
         As ``faiss.IndexIVFPQ(quantizer, d, nlist, M, nbits, metric)``:
         ``nbits`` 4 or 8, ``metric`` ``METRIC_L2`` or ``METRIC_INNER_PRODUCT``.
     norm_prefixes : sequence of int, optional
-        L2 only: the prefixes m whose norms ``||c + r_m||^2`` are kept
-        (float32, 4 bytes each); searches scan one of these. Default: every prefix.
+        L2: the prefixes m whose norms ``||c + r_m||^2`` are kept (float32,
+        4 bytes each); searches scan one of these. Default: every prefix.
+        A cosine index keeps none by default; those declared here spare its
+        re-score the decoding at those prefixes.
     cosine : bool, optional
         ``METRIC_INNER_PRODUCT`` only: compare directions, as
         ``IndexDPQ(..., cosine=True)``, over ``c + r_m``: training, added and

@@ -285,3 +285,23 @@ def test_ivf_cosine_bad_arguments(data):
     bad[7] = 0
     with pytest.raises(ValueError, match="IndexIVFDPQ.train: vector 7 has norm 0"):
         index.train(bad)
+
+
+def test_ivf_stored_norms_spare_the_decoding(ivf_cosine, data):
+    """A cosine IVF index keeping float32 norms of prefix 4 re-scores from them: same results."""
+    from pyfaiss_dpq import SearchParametersIVFDPQ
+
+    plain = ivf_cosine(4)
+    kept = pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatIP(D), D, NLIST, 4, 4, faiss.METRIC_INNER_PRODUCT,
+                                   norm_prefixes=[4], cosine=True)
+    kept.quantizer.add(plain.centroids)
+    kept.codebooks = plain.codebooks
+    kept.train(data[0][:10])  # quantizer and codebooks given: nothing to learn
+    kept.add(data[1])
+    assert kept.norm_prefixes == (4,) and kept.bytes_per_vector == plain.bytes_per_vector + 4
+    for m in (2, 4):  # prefix 2 has no stored norm: decoded
+        p = SearchParametersIVFDPQ(nprobe=NLIST, levels=m, shortlist=200)
+        (Da, Ia), (Db, Ib) = plain.search(data[2], 10, params=p), kept.search(data[2], 10, params=p)
+        assert_same_knn(Db, Ib, Da, Ia, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="norm_prefixes serve"):
+        pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatIP(D), D, NLIST, 4, 4, faiss.METRIC_INNER_PRODUCT, norm_prefixes=[4])

@@ -464,7 +464,7 @@ def test_bad_arguments_raise(built, data):
         IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 5)
     with pytest.raises(TypeError, match="quantizer"):
         IndexIVFDPQ(None, d, 4, 4, 4)
-    with pytest.raises(ValueError, match="METRIC_L2 only"):
+    with pytest.raises(ValueError, match="norm_prefixes serve METRIC_L2 and cosine"):
         IndexIVFDPQ(faiss.IndexFlatIP(d), d, 4, 4, 4, faiss.METRIC_INNER_PRODUCT, norm_prefixes=[2])
     with pytest.raises(ValueError, match="given twice"):
         IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 4, 4, norm_prefixes=[2, 2])

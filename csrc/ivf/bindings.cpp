@@ -63,11 +63,15 @@ void register_bindings(py::module_& m) {
                         std::optional<std::vector<int>> prefixes, bool cosine) {
         faiss::Index* q = swig::unwrap_index(quantizer.ptr());
         if (!q) throw py::error_already_set();
-        DPQ_CHECK(!prefixes || metric == faiss::METRIC_L2, std::invalid_argument,
-                  "IndexIVFDPQ: norm_prefixes serve METRIC_L2 only (inner product keeps no norms)");
+        DPQ_CHECK(!prefixes || metric == faiss::METRIC_L2 || cosine, std::invalid_argument,
+                  "IndexIVFDPQ: norm_prefixes serve METRIC_L2 and cosine indexes (inner product keeps no norms)");
+        // L2: every prefix's norm unless declared; cosine: none unless declared.
         NormSpec spec;
         if (metric == faiss::METRIC_L2) spec = NormSpec::all(NormKind::kFloat32, levels);
-        if (prefixes) spec.prefixes = std::move(*prefixes);
+        if (prefixes) {
+            spec.kind = prefixes->empty() && metric != faiss::METRIC_L2 ? NormKind::kNone : NormKind::kFloat32;
+            spec.prefixes = std::move(*prefixes);
+        }
         DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
                   "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", metric);
         return wrap_owned(

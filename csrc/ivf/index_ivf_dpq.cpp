@@ -41,8 +41,9 @@ const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels
                   "IndexIVFDPQ: METRIC_L2 keeps float32 norms (of at least one prefix), got norms='%s'",
                   norm_kind_name(norms.kind).c_str());
     else
-        DPQ_CHECK(norms.kind == NormKind::kNone, std::invalid_argument,
-                  "IndexIVFDPQ: inner product keeps no norms, got norms='%s'", norm_kind_name(norms.kind).c_str());
+        DPQ_CHECK(norms.kind == NormKind::kNone || (cosine && norms.kind == NormKind::kFloat32), std::invalid_argument,
+                  "IndexIVFDPQ: inner product keeps no norms (a cosine index may keep float32 ones), got norms='%s'",
+                  norm_kind_name(norms.kind).c_str());
     DPQ_CHECK(!cosine || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
               "IndexIVFDPQ: cosine ranks by similarity (larger is better): its metric must be "
               "METRIC_INNER_PRODUCT, got %d",

@@ -39,7 +39,9 @@ class IndexIVFDPQ : public faiss::Index {
     // holding nlist centroids. Not owned unless own_quantizer. norms: kind
     // kFloat32 (L2) or kNone (IP). cosine (IP): as IndexDPQ's (index_dpq.h),
     // over c + r_m: inputs scaled to unit norm, searches rank by
-    // <q, c + r_m> / ||c + r_m||, reconstructions projected onto the sphere.
+    // <q, c + r_m> / ||c + r_m||, reconstructions projected onto the sphere;
+    // it may keep float32 norms ||c + r_m||^2 (its re-score reads them
+    // instead of decoding).
     // Throws std::invalid_argument.
     IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits, faiss::MetricType metric,
                 const NormSpec& norms, bool cosine = false);

@@ -111,12 +111,14 @@ float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
     return s.l2 ? qnorm - 2.f * dot : -dot;
 }
 
-// ||c + r_M|| of the vector at offset i of list `list` (cosine), by decoding.
+// ||c + r_M|| of the vector at offset i of list `list` (cosine): the
+// stored float32 ||c + r_M||^2 of norm slot `slot`, or (slot -1) by decoding.
 class UnitNorm {
    public:
     explicit UnitNorm(const ListSearch& s)
             : s_(s), lay_{s.codec->levels(), s.codec->nbits()}, code_(s.codec->levels()), v_(s.codec->d()) {}
-    float operator()(const ListRef& L, size_t list, size_t i, int M) {
+    float operator()(const ListRef& L, size_t list, size_t i, int M, int slot) {
+        if (slot >= 0) return std::sqrt(L.norm_column(slot)[i]);
         const int d = s_.codec->d();
         lay_.get_code(L.codes, i, code_.data());
         s_.codec->decode(1, code_.data(), M, v_.data());
@@ -126,8 +128,8 @@ class UnitNorm {
         return std::sqrt(n);
     }
     // Smaller is better: -<q, c + r_M> over that norm (0 for a zero vector).
-    float cosine(float minus_ip, const ListRef& L, size_t list, size_t i, int M) {
-        const float n = (*this)(L, list, i, M);
+    float cosine(float minus_ip, const ListRef& L, size_t list, size_t i, int M, int slot) {
+        const float n = (*this)(L, list, i, M, slot);
         return n > 0 ? minus_ip / n : 0.f;
     }
 
@@ -353,7 +355,7 @@ class RangeOwner {
         L_ = &L;
     }
     bool offer(size_t q, float d, size_t i) {
-        if (s_.cosine) d = unit_.cosine(d, *L_, list_, i, s_.levels);
+        if (s_.cosine) d = unit_.cosine(d, *L_, list_, i, s_.levels, s_.norm_slot);
         if (d < bound_ && (!s_.filter || s_.filter->keep(L_->ids[i]))) hits_[q].emplace_back(L_->ids[i], d);
         return false;
     }
@@ -391,6 +393,7 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                     PlacedTopK& heap = owner.heaps()[q];
                     if (rerank || s.cosine) {  // the scan's best, re-scored with rerank_levels levels, or cosine
                         const int M = rerank ? s.rerank_levels : s.levels;
+                        const int slot = rerank ? s.rerank_slot : s.norm_slot;
                         TopK best(k);
                         for (const PlacedTopK::Entry& e : heap.sorted()) {
                             const size_t l = e.where.list, i = e.where.offset;
@@ -402,7 +405,7 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                                 dist = scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize, M,
                                                             t.lut(q), bias + norm);
                             }
-                            best.push(s.cosine ? unit.cosine(dist, L, l, i, M) : dist, e.id);
+                            best.push(s.cosine ? unit.cosine(dist, L, l, i, M, slot) : dist, e.id);
                         }
                         best.extract(D, I, pad, sign);
                     } else {

@@ -8,7 +8,7 @@
 // (query, list) pair adds one bias (the bracket) — with the stored float32
 // norm ||c + r_m||^2 for L2. Cosine (unit vectors) ranks by the IP scan and
 // re-scores its best `shortlist` as -<q, c + r_m> / ||c + r_m||, the norm
-// from the decoded vector. The (query, list) pairs of a batch of queries
+// stored where the index keeps it for m, else from the decoded vector. The (query, list) pairs of a batch of queries
 // are regrouped by list, in rounds of probe rank (each query's nearest list
 // in the first): a list is scanned once a round for every group of up to
 // kGroup queries of the batch that probe it, by the flat index's kernels
@@ -32,9 +32,9 @@ struct ListSearch {
     const float* centroids = nullptr;  // nlist x d: the exact per-list terms
     bool l2 = true;
     int levels = 0;          // prefix scanned
-    int norm_slot = -1;      // L2: the norm column of prefix `levels`
+    int norm_slot = -1;      // L2 (or cosine, where kept): the norm column of prefix `levels`
     int rerank_levels = 0;   // > levels: re-score rerank_k candidates with this many levels
-    int rerank_slot = -1;    // L2: the norm column of prefix rerank_levels
+    int rerank_slot = -1;    // L2 (or cosine, where kept): the norm column of prefix rerank_levels
     size_t rerank_k = 0;
     bool cosine = false;   // IP over unit reconstructions (see above)
     size_t shortlist = 0;  // cosine without re-ranking: scan candidates re-scored (at least k)
