@@ -28,8 +28,11 @@ const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, 
     DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
               "IndexDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", int(metric));
     norms.check(levels);
-    DPQ_CHECK(metric == faiss::METRIC_L2 || norms.kind == NormKind::kNone, std::invalid_argument,
-              "IndexDPQ: prefix norms serve METRIC_L2 only (inner product has no norm term); got norms='%s'",
+    // A cosine index may keep exact norms: its re-score reads them instead of computing them.
+    DPQ_CHECK(metric == faiss::METRIC_L2 || norms.kind == NormKind::kNone || (cosine && norms.kind == NormKind::kFloat32),
+              std::invalid_argument,
+              "IndexDPQ: prefix norms serve METRIC_L2 (and float32 ones a cosine index; inner product has no norm "
+              "term); got norms='%s'",
               std::string(norm_kind_name(norms.kind)).c_str());
     DPQ_CHECK(!cosine || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
               "IndexDPQ: cosine ranks by similarity (larger is better): its metric must be METRIC_INNER_PRODUCT, got %d",

@@ -36,8 +36,9 @@ class IndexDPQ : public faiss::Index {
     // keeps none. cosine (inner product only): vectors are compared by
     // direction (unit_rows.h): inputs are scaled to unit norm, searches rank
     // by <q, r_m> / ||r_m|| (the scan by <q, r_m>, then a shortlist re-scored
-    // exactly) and reconstructions are r_m / ||r_m||. Throws
-    // std::invalid_argument naming a bad argument.
+    // exactly) and reconstructions are r_m / ||r_m||; it may keep float32
+    // norms, which the re-score then reads. Throws std::invalid_argument
+    // naming a bad argument.
     IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric, const NormSpec& norms, bool cosine = false);
     // Today's default: float32 norms of every prefix for L2, none for inner product.
     IndexDPQ(int d, int levels, int nbits, faiss::MetricType metric);

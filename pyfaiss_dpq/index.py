@@ -39,7 +39,8 @@ class IndexDPQ(NativeIndex):
         Where a searched prefix has no float32 norm, the scan ranks with what
         is kept and re-scores a shortlist exactly (``SearchParametersDPQ.shortlist``):
         returned distances are always exact. Default: ``"float32"`` for L2,
-        ``"none"`` (the only choice) for inner product.
+        ``"none"`` for inner product (the only choice there, but for a
+        cosine index's optional ``"float32"``).
     norm_prefixes : sequence of int, optional
         Keep norms only for these prefixes (1..levels); default every prefix.
     cosine : bool, optional
@@ -49,9 +50,11 @@ class IndexDPQ(NativeIndex):
         ``r_m / ||r_m||``, and searches return the cosine similarity
         ``<q, r_m> / ||r_m||`` of the unit query. The scan ranks by
         ``<q, r_m>`` and its best ``SearchParametersDPQ.shortlist`` are
-        re-scored exactly. No bytes are stored beyond the codes. On unit
-        sentence embeddings this ranks above both inner product and L2 with
-        the prefix norm (README, "Cosine").
+        re-scored exactly, ``||r_m||`` computed from the code, or read where
+        ``norms="float32"`` keeps it (4 bytes per prefix in
+        ``norm_prefixes``; the default keeps none). On unit sentence
+        embeddings this ranks above both inner product and L2 with the
+        prefix norm (README, "Cosine").
 
     Notes
     -----

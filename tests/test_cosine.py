@@ -33,8 +33,9 @@ def cosine_codebooks(data):
     return get
 
 
-def build(cosine_codebooks, data, nbits):
-    index = IndexDPQ(D, LEVELS, nbits, faiss.METRIC_INNER_PRODUCT, cosine=True)
+def build(cosine_codebooks, data, nbits, norms=None, norm_prefixes=None):
+    index = IndexDPQ(D, LEVELS, nbits, faiss.METRIC_INNER_PRODUCT, norms=norms, norm_prefixes=norm_prefixes,
+                     cosine=True)
     index.codebooks = cosine_codebooks(nbits)
     index.add(data[1])
     return index
@@ -60,8 +61,11 @@ def reference_knn(dirs, xq, k):
 
 
 @pytest.mark.parametrize("nbits", [4, 8])
-def test_every_prefix_returns_exact_cosines_and_the_exact_top_k(cosine_codebooks, data, nbits):
-    index = build(cosine_codebooks, data, nbits)
+@pytest.mark.parametrize("stored", [False, True])
+def test_every_prefix_returns_exact_cosines_and_the_exact_top_k(cosine_codebooks, data, nbits, stored):
+    """Norms computed from the codes, or (stored) read for prefixes 2 and 6 and computed for the others."""
+    index = build(cosine_codebooks, data, nbits, *(("float32", [2, 6]) if stored else ()))
+    assert index.bytes_per_vector == LEVELS * nbits // 8 + (8 if stored else 0)
     xq = data[2]
     for m in range(1, LEVELS + 1):
         dirs = reference_directions(index, m)
@@ -183,7 +187,7 @@ def test_bad_arguments_and_zero_vectors_raise(cosine_codebooks, data):
     with pytest.raises(ValueError, match="METRIC_INNER_PRODUCT"):
         IndexDPQ(D, LEVELS, 8, faiss.METRIC_L2, cosine=True)
     with pytest.raises(ValueError, match="norms"):
-        IndexDPQ(D, LEVELS, 8, faiss.METRIC_INNER_PRODUCT, norms="float32", cosine=True)
+        IndexDPQ(D, LEVELS, 8, faiss.METRIC_INNER_PRODUCT, norms="8bit", cosine=True)
     with pytest.raises(TypeError, match="cosine must be a bool"):
         IndexDPQ(D, LEVELS, 8, faiss.METRIC_INNER_PRODUCT, cosine="yes")
     index = build(cosine_codebooks, data, 8)

@@ -196,7 +196,8 @@ def test_norm_quantizers_are_trained_per_prefix(data, norms):
     (dict(norms="4bit", norm_prefixes=[]), "norm_prefixes is empty"),
     (dict(norms="8bit", norm_prefixes=[2, 2]), "given twice"),
     (dict(norms="none", norm_prefixes=[2]), "stores no prefixes"),
-    (dict(norms="8bit", metric=faiss.METRIC_INNER_PRODUCT), "METRIC_L2 only"),
+    (dict(norms="8bit", metric=faiss.METRIC_INNER_PRODUCT), r"prefix norms serve METRIC_L2 \(and float32"),
+    (dict(norms="float32", metric=faiss.METRIC_INNER_PRODUCT), "a cosine index"),
 ])
 def test_bad_norm_arguments_raise(kwargs, message):
     kwargs = dict(kwargs)
