@@ -178,12 +178,18 @@ def test_range_search_equals_reference(built, data):
         assert list(I[lims[q]:lims[q + 1]]) == sorted(got)
 
 
+def small_l2_index(xt):
+    """A trained, empty L2 index: 4 lists, 3 levels of 4 bits (one k-means pass per level)."""
+    index = IndexIVFDPQ(faiss.IndexFlatL2(xt.shape[1]), xt.shape[1], 4, 3, 4)
+    index.train_params.rounds = 0
+    index.train(xt)
+    return index
+
+
 def test_add_with_ids_remove_reconstruct(data):
     xt, xb, xq = data
     d = xt.shape[1]
-    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
-    index.train_params.rounds = 0
-    index.train(xt)
+    index = small_l2_index(xt)
     ids = np.arange(len(xb), dtype=np.int64) * 10 + 7
     index.add_with_ids(xb, ids)
     assert index.ntotal == len(xb)
@@ -216,9 +222,7 @@ def test_direct_map_follows_every_change(data, tmp_path):
     """With a direct map, reconstruction by id equals the scan's through add, remove, merge and reset."""
     xt, xb, _ = data
     d = xt.shape[1]
-    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
-    index.train_params.rounds = 0
-    index.train(xt)
+    index = small_l2_index(xt)
     index.add_with_ids(xb[:600], np.arange(600, dtype=np.int64) * 3)
     assert not index.has_direct_map
     index.make_direct_map()
@@ -274,9 +278,7 @@ def test_exact_ties_go_to_the_smaller_id(data, rerank):
     """As in the flat index and a merge of shards: the order of (distance, id), not the storage order."""
     xt, xb, xq = data
     d = xt.shape[1]
-    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, 4, 3, 4)
-    index.train_params.rounds = 0
-    index.train(xt)
+    index = small_l2_index(xt)
     copies = np.repeat(xb[:5], 40, axis=0)  # 40 exact copies of 5 vectors: ties within each group
     ids = np.arange(len(copies), dtype=np.int64)[::-1].copy()  # stored in descending id order
     index.add_with_ids(copies, ids)
