@@ -166,6 +166,14 @@ def with_norms(src, levels, norms):
     return index
 
 
+def inner_product(src, levels, cosine):
+    """The first `levels` levels of src's codes as an inner-product index (cosine: a cosine one)."""
+    index = IndexDPQ(src.d, levels, src.nbits, faiss.METRIC_INNER_PRODUCT, cosine=cosine)
+    index.codebooks = src.codebooks[:levels]
+    index.add_codes(np.ascontiguousarray(src.get_codes()[:, :levels]))
+    return index
+
+
 def rq(d, budget):
     index = faiss.IndexResidualQuantizer(d, budget - 1, 8, faiss.METRIC_L2, faiss.AdditiveQuantizer.ST_norm_qint8)
     index.rq.max_beam_size = 5
@@ -212,20 +220,14 @@ def run_dataset(name, x, args, budgets, skip, shortlists, out):
                                            params=SearchParametersDPQ(shortlist=s), bytes_=b)})
             if name.startswith("MiniLM"):  # the same codes ranked by inner product, and by cosine
                 levels = b * 8 // nbits
-                codes = np.ascontiguousarray(src.get_codes()[:, :levels])
-                for cosine in (False, True):
-                    ip = IndexDPQ(xb.shape[1], levels, nbits, faiss.METRIC_INNER_PRODUCT, cosine=cosine)
-                    ip.codebooks = src.codebooks[:levels]
-                    ip.add_codes(codes)
-                    if not cosine:
-                        rows.append({"budget": b, **measure(f"DPQ {nbits}-bit, inner product ({levels} levels)", ip,
-                                                            xq, gt, args.runs, bytes_=ip.bytes_per_vector)})
-                        continue
-                    for s in shortlists:
-                        rows.append({"budget": b, "levels": levels, "shortlist": s,
-                                     **measure(f"DPQ {nbits}-bit, cosine ({levels} levels), shortlist {s}", ip, xq,
-                                               gt, args.runs, params=SearchParametersDPQ(shortlist=s),
-                                               bytes_=ip.bytes_per_vector)})
+                ip, cos = (inner_product(src, levels, cosine) for cosine in (False, True))
+                rows.append({"budget": b, **measure(f"DPQ {nbits}-bit, inner product ({levels} levels)", ip, xq, gt,
+                                                    args.runs, bytes_=ip.bytes_per_vector)})
+                for s in shortlists:
+                    rows.append({"budget": b, "levels": levels, "shortlist": s,
+                                 **measure(f"DPQ {nbits}-bit, cosine ({levels} levels), shortlist {s}", cos, xq, gt,
+                                           args.runs, params=SearchParametersDPQ(shortlist=s),
+                                           bytes_=cos.bytes_per_vector)})
         for method, make in BASELINES.items():
             if method in skip:
                 continue

@@ -47,8 +47,7 @@ class DPQDistanceComputer final : public faiss::DistanceComputer {
    private:
     void reconstruct(faiss::idx_t i, float* out) {
         index_.store().get_code(size_t(i), code_.data());
-        index_.codec().decode(1, code_.data(), rescore_.levels(), out);
-        if (index_.cosine()) project_to_sphere(1, index_.d, out);
+        index_.decode(1, code_.data(), rescore_.levels(), out);
     }
 
     const IndexDPQ& index_;

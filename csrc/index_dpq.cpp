@@ -28,15 +28,11 @@ const NormSpec& checked(int d, int levels, int nbits, faiss::MetricType metric, 
     DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
               "IndexDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", int(metric));
     norms.check(levels);
-    // A cosine index may keep exact norms: its re-score reads them instead of computing them.
-    DPQ_CHECK(metric == faiss::METRIC_L2 || norms.kind == NormKind::kNone || (cosine && norms.kind == NormKind::kFloat32),
-              std::invalid_argument,
+    DPQ_CHECK(metric == faiss::METRIC_L2 || inner_product_may_keep(norms.kind, cosine), std::invalid_argument,
               "IndexDPQ: prefix norms serve METRIC_L2 (and float32 ones a cosine index; inner product has no norm "
               "term); got norms='%s'",
               std::string(norm_kind_name(norms.kind)).c_str());
-    DPQ_CHECK(!cosine || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
-              "IndexDPQ: cosine ranks by similarity (larger is better): its metric must be METRIC_INNER_PRODUCT, got %d",
-              int(metric));
+    check_cosine_metric(cosine, metric, "IndexDPQ");
     return norms;
 }
 
@@ -57,12 +53,6 @@ IndexDPQ* as_dpq(faiss::Index* index) { return dynamic_cast<IndexDPQ*>(index); }
 
 void IndexDPQ::require_trained() const {
     DPQ_CHECK(is_trained, std::runtime_error, "IndexDPQ: the index is not trained (call train or set codebooks)");
-}
-
-const float* IndexDPQ::directions(idx_t n, const float* x, std::vector<float>& buf, const char* what) const {
-    if (!cosine_) return x;
-    buf = unit_rows(n, d, x, (std::string("IndexDPQ.") + what).c_str());
-    return buf.data();
 }
 
 void IndexDPQ::decode(size_t n, const uint8_t* codes, int m, float* out) const {
@@ -174,7 +164,7 @@ void IndexDPQ::train(idx_t n, const float* x) {
               (long long)n);
     check_finite(n, d, x, "IndexDPQ.train");
     std::vector<float> unit;
-    x = directions(n, x, unit, "train");
+    x = directions(cosine_, n, d, x, unit, "IndexDPQ.train");
     set_codebooks(train_codebooks(size_t(n), d, x, levels(), nbits(), *train_params).data());
     train_norms(n, x);
 }
@@ -193,7 +183,7 @@ void IndexDPQ::add(idx_t n, const float* x) {
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.add: negative count");
     check_finite(n, d, x, "IndexDPQ.add");
     std::vector<float> unit;
-    x = directions(n, x, unit, "add");
+    x = directions(cosine_, n, d, x, unit, "IndexDPQ.add");
     std::vector<uint8_t> codes(size_t(n) * levels());
     codec_.encode(size_t(n), x, codes.data(), beam_size);
     add_codes(n, codes.data());
@@ -267,7 +257,7 @@ void IndexDPQ::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
     require_trained();
     check_finite(n, d, x, "IndexDPQ.sa_encode");
     std::vector<float> unit;
-    x = directions(n, x, unit, "sa_encode");
+    x = directions(cosine_, n, d, x, unit, "IndexDPQ.sa_encode");
     std::vector<uint8_t> codes(size_t(n) * levels());
     codec_.encode(size_t(n), x, codes.data(), beam_size);
     codec_.pack(size_t(n), codes.data(), bytes);
@@ -387,7 +377,7 @@ void IndexDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx_t*
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexDPQ.search");
     std::vector<float> unit;
-    x = directions(n, x, unit, "search");
+    x = directions(cosine_, n, d, x, unit, "IndexDPQ.search");
     const SelectorFilter filter(params ? params->sel : nullptr);
     std::shared_lock lock(mutex_);
     const scan::SearchSpec spec = search_spec(k, params, &filter);
@@ -406,7 +396,7 @@ void IndexDPQ::range_search(idx_t n, const float* x, float radius, faiss::RangeS
     require_trained();
     check_finite(n, d, x, "IndexDPQ.range_search");
     std::vector<float> unit;
-    x = directions(n, x, unit, "range_search");
+    x = directions(cosine_, n, d, x, unit, "IndexDPQ.range_search");
     const SelectorFilter filter(params ? params->sel : nullptr);
     std::shared_lock lock(mutex_);
     const scan::SearchSpec spec = search_spec(1, params, &filter);

@@ -116,6 +116,9 @@ class IndexDPQ : public faiss::Index {
 
     // Reconstruction of stored vector i from its first m levels.
     void reconstruct_prefix(faiss::idx_t i, int m, float* recons) const;
+    // The reconstructions of n codes (n x levels) from their first m levels
+    // (cosine: projected onto the sphere). Takes no lock.
+    void decode(size_t n, const uint8_t* codes, int m, float* out) const;
 
     // What the scan needs of this index: its data, the default prefix
     // (search_levels), the default shortlist, no re-ranking, no filter.
@@ -128,11 +131,6 @@ class IndexDPQ : public faiss::Index {
     scan::SearchSpec search_spec(faiss::idx_t k, const faiss::SearchParameters* params,
                                  const scan::IdFilter* filter) const;
     void require_trained() const;
-    // x itself, or (cosine) its rows scaled to unit norm, kept in buf;
-    // errors name IndexDPQ.`what`.
-    const float* directions(faiss::idx_t n, const float* x, std::vector<float>& buf, const char* what) const;
-    // The reconstructions of n codes from their first m levels.
-    void decode(size_t n, const uint8_t* codes, int m, float* out) const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
     // Trains the norm quantizers on the prefix norms of vectors x (encoded).
     void train_norms(faiss::idx_t n, const float* x);

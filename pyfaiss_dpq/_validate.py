@@ -81,6 +81,13 @@ def as_int(value, name: str) -> int:
     return int(value)
 
 
+def as_bool(value, name: str) -> bool:
+    """Return `value` as a Python bool (a numpy bool too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def as_count(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
     """Return `value` as a Python int in [minimum, maximum] (for ranges no C++ call checks)."""
     value = as_int(value, name)

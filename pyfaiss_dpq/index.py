@@ -7,7 +7,7 @@ import numpy as np
 
 from ._native import core
 from ._native_index import NativeIndex
-from ._validate import as_count, as_ids, as_int, int_property
+from ._validate import as_bool, as_count, as_ids, as_int, int_property
 
 __all__ = ["IndexDPQ", "SearchParametersDPQ", "downcast"]
 
@@ -75,9 +75,7 @@ class IndexDPQ(NativeIndex):
         if not isinstance(norms, str) or norms not in self.NORMS:
             raise ValueError(f"norms must be one of {self.NORMS}, got {norms!r}")
         prefixes = _norm_prefixes(norm_prefixes)
-        if not isinstance(cosine, (bool, np.bool_)):
-            raise TypeError(f"cosine must be a bool, got {type(cosine).__name__}")
-        self.this = core.new_index(d, levels, nbits, metric, norms, prefixes, bool(cosine))
+        self.this = core.new_index(d, levels, nbits, metric, norms, prefixes, as_bool(cosine, "cosine"))
         self._register()
 
     # ------------------------------------------------------------ attributes

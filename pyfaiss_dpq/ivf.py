@@ -8,7 +8,7 @@ import numpy as np
 from ._native import core
 from ._native_index import NativeIndex
 from .index import _norm_prefixes
-from ._validate import as_ids, as_int, int_property
+from ._validate import as_bool, as_ids, as_int, int_property
 
 __all__ = ["IndexIVFDPQ", "SearchParametersIVFDPQ"]
 
@@ -62,9 +62,7 @@ class IndexIVFDPQ(NativeIndex):
         if nlist < 1:
             raise ValueError(f"nlist must be >= 1, got {nlist}")
         prefixes = _norm_prefixes(norm_prefixes)  # C++ checks them
-        if not isinstance(cosine, (bool, np.bool_)):
-            raise TypeError(f"cosine must be a bool, got {type(cosine).__name__}")
-        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes, bool(cosine))
+        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes, as_bool(cosine, "cosine"))
         self.referenced_objects = [quantizer]
         self._register()
 

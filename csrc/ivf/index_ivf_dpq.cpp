@@ -41,13 +41,10 @@ const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels
                   "IndexIVFDPQ: METRIC_L2 keeps float32 norms (of at least one prefix), got norms='%s'",
                   norm_kind_name(norms.kind).c_str());
     else
-        DPQ_CHECK(norms.kind == NormKind::kNone || (cosine && norms.kind == NormKind::kFloat32), std::invalid_argument,
+        DPQ_CHECK(inner_product_may_keep(norms.kind, cosine), std::invalid_argument,
                   "IndexIVFDPQ: inner product keeps no norms (a cosine index may keep float32 ones), got norms='%s'",
                   norm_kind_name(norms.kind).c_str());
-    DPQ_CHECK(!cosine || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
-              "IndexIVFDPQ: cosine ranks by similarity (larger is better): its metric must be "
-              "METRIC_INNER_PRODUCT, got %d",
-              int(metric));
+    check_cosine_metric(cosine, metric, "IndexIVFDPQ");
     return norms;
 }
 
@@ -92,12 +89,6 @@ void IndexIVFDPQ::require_trained(const char* what) const {
     DPQ_CHECK(quantizer_ && size_t(quantizer_->ntotal) == nlist_, std::runtime_error,
               "IndexIVFDPQ.%s: the quantizer holds %lld centroids, nlist = %zu", what,
               quantizer_ ? (long long)quantizer_->ntotal : -1LL, nlist_);
-}
-
-const float* IndexIVFDPQ::directions(idx_t n, const float* x, std::vector<float>& buf, const char* what) const {
-    if (!cosine_) return x;
-    buf = unit_rows(n, d, x, (std::string("IndexIVFDPQ.") + what).c_str());
-    return buf.data();
 }
 
 void IndexIVFDPQ::require_writable(const char* what) const {
@@ -178,7 +169,7 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
     DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ.train: the index holds vectors; reset() first");
     DPQ_CHECK(quantizer_, std::runtime_error, "IndexIVFDPQ.train: no quantizer");
     std::vector<float> unit;
-    x = directions(n, x, unit, "train");
+    x = directions(cosine_, n, d, x, unit, "IndexIVFDPQ.train");
     std::vector<float> centroids(nlist_ * size_t(d));
     if (quantizer_->ntotal == 0) {
         DPQ_CHECK(size_t(n) >= nlist_, std::invalid_argument,
@@ -301,7 +292,7 @@ IndexIVFDPQ::Encoded IndexIVFDPQ::assign_and_encode(idx_t n, const float* x, con
     DPQ_CHECK(n >= 0, std::invalid_argument, "%s: negative count", name.c_str());
     check_finite(n, d, x, name.c_str());
     std::vector<float> unit;
-    x = directions(n, x, unit, what);
+    x = directions(cosine_, n, d, x, unit, name);
     Encoded e{std::vector<int64_t>(n), std::vector<uint8_t>(size_t(n) * levels())};
     quantizer_->assign(n, x, e.list_nos.data(), 1);
     std::vector<float> residuals(size_t(n) * d);
@@ -433,25 +424,26 @@ void IndexIVFDPQ::reconstruct_batch(idx_t n, const idx_t* keys, float* recons) c
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.reconstruct: negative count");
     std::unordered_map<int64_t, std::vector<size_t>> rows;  // key -> output rows (keys may repeat)
     for (idx_t r = 0; r < n; r++) rows[keys[r]].push_back(size_t(r));
+    // Decodes the vector at offset i of list l into every row asking for key
+    // `it`, which is then answered.
+    const auto answer = [&](auto it, const ivf::ListRef& L, size_t l, size_t i) {
+        float* first = recons + it->second[0] * size_t(d);
+        decode_stored(L, l, i, first);
+        for (size_t k = 1; k < it->second.size(); k++) std::copy_n(first, d, recons + it->second[k] * size_t(d));
+        return rows.erase(it);
+    };
     std::shared_lock lock(mutex_);
     if (direct_map_) {
-        for (auto it = rows.begin(); it != rows.end(); it = rows.erase(it)) {
-            ivf::DirectMap::Location at;
-            if (!direct_map_->find(it->first, at)) break;
-            float* first = recons + it->second[0] * size_t(d);
-            decode_stored(lists_->list(at.list), at.list, at.offset, first);
-            for (size_t k = 1; k < it->second.size(); k++) std::copy_n(first, d, recons + it->second[k] * size_t(d));
-        }
-    }
-    for (size_t l = 0; l < nlist_ && !rows.empty() && !direct_map_; l++) {
-        const ivf::ListRef L = lists_->list(l);
-        for (size_t i = 0; i < L.n && !rows.empty(); i++) {
-            const auto it = rows.find(L.ids[i]);
-            if (it == rows.end()) continue;
-            float* first = recons + it->second[0] * size_t(d);
-            decode_stored(L, l, i, first);
-            for (size_t k = 1; k < it->second.size(); k++) std::copy_n(first, d, recons + it->second[k] * size_t(d));
-            rows.erase(it);
+        ivf::DirectMap::Location at;
+        for (auto it = rows.begin(); it != rows.end() && direct_map_->find(it->first, at);)
+            it = answer(it, lists_->list(at.list), at.list, at.offset);
+    } else {
+        for (size_t l = 0; l < nlist_ && !rows.empty(); l++) {
+            const ivf::ListRef L = lists_->list(l);
+            for (size_t i = 0; i < L.n && !rows.empty(); i++) {
+                const auto it = rows.find(L.ids[i]);
+                if (it != rows.end()) answer(it, L, l, i);
+            }
         }
     }
     DPQ_CHECK(rows.empty(), std::out_of_range, "IndexIVFDPQ.reconstruct: id %lld is not stored",
@@ -585,7 +577,7 @@ void IndexIVFDPQ::search(idx_t n, const float* x, idx_t k, float* distances, idx
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.search: negative number of queries");
     check_finite(n, d, x, "IndexIVFDPQ.search");
     std::vector<float> unit;
-    x = directions(n, x, unit, "search");
+    x = directions(cosine_, n, d, x, unit, "IndexIVFDPQ.search");
     const Plan plan = make_plan(k, params);
     std::shared_lock lock(mutex_);
     const std::vector<int64_t> probes = probe(n, x, plan);
@@ -606,7 +598,7 @@ void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::Ran
     DPQ_CHECK(n >= 0, std::invalid_argument, "IndexIVFDPQ.range_search: negative number of queries");
     check_finite(n, d, x, "IndexIVFDPQ.range_search");
     std::vector<float> unit;
-    x = directions(n, x, unit, "range_search");
+    x = directions(cosine_, n, d, x, unit, "IndexIVFDPQ.range_search");
     const Plan plan = make_plan(1, params);
     DPQ_CHECK(!plan.rerank_levels, std::invalid_argument, "IndexIVFDPQ.range_search: re-ranking is not supported");
     std::shared_lock lock(mutex_);

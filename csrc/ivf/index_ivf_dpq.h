@@ -153,9 +153,6 @@ class IndexIVFDPQ : public faiss::Index {
     // Norms (n x stored prefixes) of centroid + prefix reconstructions.
     std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
-    // x itself, or (cosine) its rows scaled to unit norm, kept in buf;
-    // errors name IndexIVFDPQ.`what`.
-    const float* directions(faiss::idx_t n, const float* x, std::vector<float>& buf, const char* what) const;
     size_t list_no_bytes() const;
     struct Encoded {
         std::vector<int64_t> list_nos;  // n

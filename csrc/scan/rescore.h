@@ -32,8 +32,8 @@ class Rescorer {
    public:
     Rescorer(const SearchSpec& spec, int M)
             : codec_(*spec.codec), store_(*spec.store), l2_(spec.l2), cosine_(spec.cosine), M_(M),
-              own_(spec.codeword_norms), cross_(decode_exact_norms().load() ? nullptr : spec.cross_products), code_(store_.layout().levels),
-              r_(codec_.d()) {
+              own_(spec.codeword_norms), cross_(decode_exact_norms().load() ? nullptr : spec.cross_products),
+              code_(store_.layout().levels), r_(codec_.d()) {
         const NormSpec& ns = store_.norm_spec();
         if (ns.kind == NormKind::kFloat32) stored_ = ns.slot(M);
     }

@@ -181,11 +181,14 @@ def dpq_index(model, levels: int, nbits: int, cosine: bool = False) -> IndexDPQ:
     return index
 
 
+def searched_prefixes(levels: int) -> "list[int]":
+    """Half, three quarters and all of the levels, longest first: the index keeps every level, the search reads m."""
+    return sorted({max(1, levels // 2), max(1, 3 * levels // 4), levels}, reverse=True)
+
+
 def dpq_knobs(levels: int) -> "list[dict]":
-    """Prefixes m alone (half, three quarters, all levels: the index keeps every level, the
-    search reads m) and shorter prefixes (a quarter, half) re-ranked to all levels."""
-    plain = sorted({max(1, levels // 2), max(1, 3 * levels // 4), levels}, reverse=True)
-    knobs = [{"m": m} for m in plain]
+    """Prefixes m alone (searched_prefixes) and shorter prefixes (a quarter, half) re-ranked to all levels."""
+    knobs = [{"m": m} for m in searched_prefixes(levels)]
     for m in sorted({max(1, levels // 4), max(1, levels // 2)} - {levels}):
         knobs += [{"m": m, "rerank_k": r} for r in (16, 64, 256)]
     return knobs
@@ -209,7 +212,7 @@ def measure_dpq_cosine(meter: Meter, model, budget: int, nbits: int) -> Curve:
     index = dpq_index(model, levels, nbits, cosine=True)
     curve = Curve(f"IndexDPQ {nbits}-bit cosine", f"{budget} B",
                   f"{levels} levels x {nbits} bits, cosine=True (unit reconstructions)", index.bytes_per_vector)
-    for m in sorted({max(1, levels // 2), max(1, 3 * levels // 4), levels}, reverse=True):
+    for m in searched_prefixes(levels):
         for shortlist in (3 * K, 10 * K):
             meter.point(curve, {"m": m, "shortlist": shortlist},
                         faiss_search(index, SearchParametersDPQ(levels=m, shortlist=shortlist)))
