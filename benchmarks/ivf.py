@@ -8,6 +8,9 @@ quantizer size nlist and several nprobe:
   IVFPQFastScan       IVF{nlist},PQ{2B}x4fs       (4-bit PQ, fast scan)
   IVF-RQ fast scan    IVF{nlist},RQ{2B-2}x4fs_Nrq2x4 for L2 (2x4-bit norm), RQ{2B}x4fs for IP
   IndexIVFDPQ 4-bit   L2: 2(B-4) levels + a float32 norm; IP: 2B levels
+                      (L2 with --norm-origins: both norm kinds, ||r_m||^2 and
+                      ||c + r_m||^2, where training picks one; see
+                      IndexIVFDPQ.relative_norms)
 
 recall 10@10 against exact search, QPS (median of --runs, --threads OpenMP
 threads; ratios matter, the machine is shared). With --mmap, the IVFDPQ
@@ -16,7 +19,7 @@ with read_index(mmap=True): open time, cold and warm QPS, and the file
 pages resident while searching against the bytes of the lists probed.
 
     python benchmarks/ivf.py --data synthetic --n 1000000 --mmap
-    python benchmarks/ivf.py --data patches
+    python benchmarks/ivf.py --data patches --norm-origins
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip", default="", help="comma-separated method names to skip")
     p.add_argument("--mmap", action="store_true", help="also measure the memory-mapped IVFDPQ index")
+    p.add_argument("--norm-origins", action="store_true",
+                   help="L2: IndexIVFDPQ with either norm (||r_m||^2 relative to the centroid, or ||c + r_m||^2), "
+                        "not only the one its training picks")
     p.add_argument("--mmap-nq", type=int, default=50, help="queries of the mmap measurement (few: few lists touched)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="write the rows here")
@@ -81,20 +87,28 @@ def median_qps(search, nq, runs) -> float:
     return queries_per_second(search, nq, faiss.omp_get_max_threads(), runs)
 
 
-def methods(d, nlist, B, metric):
+def methods(d, nlist, B, metric, norm_origins=False):
     l2 = metric == faiss.METRIC_L2
     rq = f"IVF{nlist},RQ{2 * B - 2}x4fs_Nrq2x4" if l2 else f"IVF{nlist},RQ{2 * B}x4fs"
     levels = 2 * (B - 4) if l2 else 2 * B
 
-    def dpq():
+    def dpq(relative_norms=None):
         quantizer = faiss.IndexFlatL2(d) if l2 else faiss.IndexFlatIP(d)
-        return IndexIVFDPQ(quantizer, d, nlist, levels, 4, metric, norm_prefixes=[levels] if l2 else None)
-    return {
+        index = IndexIVFDPQ(quantizer, d, nlist, levels, 4, metric, norm_prefixes=[levels] if l2 else None)
+        if relative_norms is not None:
+            index.relative_norms = relative_norms
+        return index
+    out = {
         "IVFPQ": lambda: faiss.index_factory(d, f"IVF{nlist},PQ{B}", metric),
         "IVFPQFastScan": lambda: faiss.index_factory(d, f"IVF{nlist},PQ{2 * B}x4fs", metric),
         "IVF-RQ fast scan": lambda: faiss.index_factory(d, rq, metric),
-        f"IndexIVFDPQ {levels}x4": dpq,
     }
+    if l2 and norm_origins:
+        out[f"IndexIVFDPQ {levels}x4, norms ||r_m||^2"] = lambda: dpq(True)
+        out[f"IndexIVFDPQ {levels}x4, norms ||c + r_m||^2"] = lambda: dpq(False)
+    else:
+        out[f"IndexIVFDPQ {levels}x4"] = dpq
+    return out
 
 
 def bytes_of(index) -> int:
@@ -166,7 +180,7 @@ def run(name, x, args, metric):
     rows, mmap_rows = [], []
     for B in [int(v) for v in args.bytes.split(",")]:
         built = {}
-        for label, make in methods(d, nlist, B, metric).items():
+        for label, make in methods(d, nlist, B, metric, args.norm_origins).items():
             if label.split(" ")[0] in args.skip.split(",") or label in args.skip.split(","):
                 continue
             index = make()
@@ -175,7 +189,9 @@ def run(name, x, args, metric):
             t1 = time.perf_counter()
             index.add(xb)
             t2 = time.perf_counter()
-            print(f"  {label}: {bytes_of(index)} B, trained in {t1 - t0:.0f} s, added in {t2 - t1:.0f} s", flush=True)
+            origin = f", relative norms {index.relative_norms}" if isinstance(index, IndexIVFDPQ) else ""
+            print(f"  {label}: {bytes_of(index)} B, trained in {t1 - t0:.0f} s, added in {t2 - t1:.0f} s{origin}",
+                  flush=True)
             built[label] = (index, None)
             if isinstance(index, IndexIVFDPQ) and metric == faiss.METRIC_INNER_PRODUCT:
                 # The same index searched at a prefix (3/4 of the levels): fewer bytes read.

@@ -16,7 +16,9 @@ namespace dpq {
 // 1: pyfaiss-dpq 0.1.0 (L2 float32 norms of every prefix, implied).
 // 2: records the norm storage (kind, prefixes, quantizer centroids).
 // 3: records the cosine flag (IndexDPQ and IndexIVFDPQ files).
-constexpr uint32_t kFormatVersion = 3;
+// 4: IndexIVFDPQ's L2 norms are ||r_m||^2, relative to the centroid (a flag);
+//    IndexDPQ files are as in 3.
+constexpr uint32_t kFormatVersion = 4;
 constexpr uint32_t kOldestFormatVersion = 1;  // still read
 
 std::vector<uint8_t> serialize(const IndexDPQ& index);

@@ -30,8 +30,9 @@ class IndexIVFDPQ(NativeIndex):
         As ``faiss.IndexIVFPQ(quantizer, d, nlist, M, nbits, metric)``:
         ``nbits`` 4 or 8, ``metric`` ``METRIC_L2`` or ``METRIC_INNER_PRODUCT``.
     norm_prefixes : sequence of int, optional
-        L2: the prefixes m whose norms ``||c + r_m||^2`` are kept (float32,
-        4 bytes each); searches scan one of these. Default: every prefix.
+        L2: the prefixes m whose norms ``||r_m||^2`` (relative to the list's
+        centroid; see ``relative_norms``) are kept (float32, 4 bytes each);
+        searches scan one of these. Default: every prefix.
         A cosine index keeps none by default; those declared here spare its
         re-score the decoding at those prefixes.
     cosine : bool, optional
@@ -77,6 +78,29 @@ class IndexIVFDPQ(NativeIndex):
                              doc="Prefixes whose norms are kept (L2), ascending (read-only).")
     cosine = property(lambda self: self._info()["cosine"],
                       doc="Whether the index compares directions (unit vectors, cosine similarity; read-only).")
+    @property
+    def relative_norms(self) -> bool:
+        """L2: whether the stored norms are ``||r_m||^2``, relative to the list's centroid, rather than
+        ``||c + r_m||^2`` (as in every file before format 4, still read and searched as written).
+
+        With relative norms each (query, list) pair quantizes its own table, whose entries span
+        ``<q - c, codeword>`` instead of ``<q, codeword>``: a finer scan, so fewer candidates re-scored,
+        where vectors lie far from the origin (image pixels), at a cost per pair elsewhere. Unless set,
+        ``train`` chooses them where the training vectors' residuals from their centroids hold less than
+        1/16 of their energy (image patches: 0.017; unit-norm embeddings: about 0.3-0.5). Settable
+        (bool, METRIC_L2) while no vector is stored; ``train`` then keeps the choice. False for inner
+        product.
+        """
+        return self._info()["relative_norms"]
+
+    @relative_norms.setter
+    def relative_norms(self, value) -> None:
+        core.ivf_set_relative_norms(self, as_bool(value, "relative_norms"))
+
+    centroid_table_bytes = property(
+        lambda self: self._info()["centroid_table_bytes"],
+        doc="RAM kept for the centroids' lookup tables (relative norms: nlist x levels x K floats, up to "
+            "``max_centroid_table_bytes``; 0 where they would take more). Not stored in files (read-only).")
     bytes_per_vector = property(lambda self: self._info()["bytes_per_vector"],
                                 doc="Stored bytes per vector: codes plus float32 norms (ids apart, 8 bytes).")
     read_only = property(lambda self: not self._info()["writable"], doc="True for a memory-mapped index.")
@@ -101,6 +125,11 @@ class IndexIVFDPQ(NativeIndex):
         "sqrt(nlist) clusters, then each split into a share of nlist proportional to its size, as "
         "faiss.contrib.clustering.two_level_clustering does (k-means time ~2 sqrt(nlist) instead of nlist "
         "centroids an iteration).")
+    max_centroid_table_bytes = _knob(
+        "max_centroid_table_bytes",
+        "Relative norms (L2): the most RAM kept for the centroids' lookup tables, nlist x levels x K floats "
+        "(default 2 GiB, as Faiss's precomputed tables); above it each scanned list's table is computed during "
+        "the search instead, with the same results. ``centroid_table_bytes`` says what is kept.")
     del _knob
 
     @property
@@ -232,6 +261,7 @@ class IndexIVFDPQ(NativeIndex):
         other = downcast_ivf(other)
         if not isinstance(other, IndexIVFDPQ):
             raise TypeError("merge_from expects an IndexIVFDPQ")
+        core.ivf_check_merge(self, other)
         super().merge_from(other, as_int(add_id, "add_id"))
 
     def __repr__(self) -> str:

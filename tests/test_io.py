@@ -239,7 +239,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 def test_one_format_version_number():
     from pyfaiss_dpq._native import core
 
-    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 3
+    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 4
     assert core.OLDEST_FORMAT_VERSION == 1
 
 
@@ -291,6 +291,29 @@ def test_ivf_files_written_in_format_2_still_read(mmap):
     D, I = index.search(expected["queries"], 5, params=pyfaiss_dpq.SearchParametersIVFDPQ(nprobe=2))
     np.testing.assert_array_equal(I, expected["I"])
     np.testing.assert_array_equal(D, expected["D"])
+    assert not index.relative_norms  # its norms are ||c + r_m||^2
+
+
+def test_ivf_format_2_norms_stay_what_they_were(tmp_path):
+    """A format-2 IndexIVFDPQ (norms ||c + r_m||^2) keeps them through a re-write, and does not merge with
+    an index of relative norms."""
+    expected = np.load(os.path.join(FIXTURES, "v2_ivf_expected.npz"))
+    index = pyfaiss_dpq.read_index(os.path.join(FIXTURES, "v2_ivf_l2_4bit.dpq"))
+    path = str(tmp_path / "again.dpq")
+    pyfaiss_dpq.write_index(index, path)
+    back = pyfaiss_dpq.read_index(path, mmap=True)
+    assert not back.relative_norms
+    D, I = back.search(expected["queries"], 5, params=pyfaiss_dpq.SearchParametersIVFDPQ(nprobe=2))
+    np.testing.assert_array_equal(I, expected["I"])
+    np.testing.assert_array_equal(D, expected["D"])
+    quantizer = faiss.IndexFlatL2(index.d)
+    quantizer.add(index.centroids)
+    fresh = pyfaiss_dpq.IndexIVFDPQ(quantizer, index.d, index.nlist, index.levels, index.nbits)
+    fresh.codebooks = index.codebooks
+    fresh.relative_norms = True
+    fresh.train(index.centroids)
+    with pytest.raises(ValueError, match="relative"):
+        fresh.merge_from(index)
 
 
 @pytest.mark.parametrize("nbits", [4, 8])

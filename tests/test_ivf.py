@@ -141,6 +141,79 @@ def test_rerank_with_every_candidate_equals_full_prefix(built, data):
     assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
 
 
+@pytest.mark.parametrize("nbits", [4, 8])
+def test_far_from_the_origin(data, kernel_runner, tmp_path, nbits):
+    """L2 norms relative to the centroid, each (query, list) pair's own quantized table: on vectors far
+    from the origin (as image pixels) the exact k-NN of c + r_m, from every kernel, whether the index
+    keeps its centroids' tables or computes them per list, with and without re-ranking."""
+    xt, xb, xq = (x + np.float32(50) for x in data)
+    d = xt.shape[1]
+    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, NLIST, LEVELS, nbits)
+    index.train_params.rounds = 1
+    index.train(xt)
+    index.add(xb)
+    assert index.relative_norms and index.centroid_table_bytes == NLIST * LEVELS * 2 ** nbits * 4  # chosen by train
+    _, probes = index.quantizer.search(xq, 3)
+    searches = {
+        "scan": (SearchParametersIVFDPQ(nprobe=3, levels=3), 3),
+        "rerank": (SearchParametersIVFDPQ(nprobe=3, levels=1, rerank_levels=LEVELS, rerank_k=len(xb)), LEVELS),
+    }
+    for params, m in searches.values():
+        D, I = index.search(xq, 10, params=params)
+        Dr, Ir = reference(index, xq, 10, m, probes=probes)
+        assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+    want = {key: kernel_runner("scalar", lambda p=p: index.search(xq, 10, params=p))
+            for key, (p, _) in searches.items()}
+    for name in core.scan_kernels():
+        for key, (params, _) in searches.items():
+            got = kernel_runner(name, lambda: index.search(xq, 10, params=params))
+            np.testing.assert_array_equal(got[0], want[key][0])
+            np.testing.assert_array_equal(got[1], want[key][1])
+    kept = {key: index.search(xq, 10, params=p) for key, (p, _) in searches.items()}
+    index.max_centroid_table_bytes = 0
+    assert index.centroid_table_bytes == 0
+    for key, (params, _) in searches.items():
+        D, I = index.search(xq, 10, params=params)
+        np.testing.assert_array_equal(D, kept[key][0])
+        np.testing.assert_array_equal(I, kept[key][1])
+    with pytest.raises(ValueError, match="max_centroid_table_bytes"):
+        index.max_centroid_table_bytes = -1
+    pyfaiss_dpq.write_index(index, str(tmp_path / "far.dpq"))
+    back = pyfaiss_dpq.read_index(str(tmp_path / "far.dpq"), mmap=True)
+    assert back.relative_norms and back.max_centroid_table_bytes == 2 << 30
+    D, I = back.search(xq, 10, params=searches["scan"][0])
+    np.testing.assert_array_equal(D, kept["scan"][0])
+    np.testing.assert_array_equal(I, kept["scan"][1])
+
+
+def test_relative_norms_chosen_by_training_or_set(data):
+    xt, xb, xq = data
+    d = xt.shape[1]
+
+    def make(metric=faiss.METRIC_L2):
+        quantizer = faiss.IndexFlatL2(d) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
+        index = IndexIVFDPQ(quantizer, d, NLIST, LEVELS, 4, metric)
+        index.train_params.rounds = 0
+        return index
+    near, far = make(), make()
+    near.train(xt)
+    far.train(xt + np.float32(50))
+    assert not near.relative_norms and near.centroid_table_bytes == 0
+    assert far.relative_norms
+    fixed = make()
+    fixed.relative_norms = True
+    fixed.train(xt)
+    fixed.add(xb)
+    assert fixed.relative_norms
+    D, I = fixed.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=NLIST))
+    Dr, Ir = reference(fixed, xq, 10, LEVELS)
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+    with pytest.raises(RuntimeError, match="while vectors are stored"):
+        fixed.relative_norms = False
+    with pytest.raises(ValueError, match="METRIC_L2"):
+        make(faiss.METRIC_INNER_PRODUCT).relative_norms = True
+
+
 def test_max_codes_stops_probing(built, data):
     index = built(4, faiss.METRIC_L2)
     xq = data[2][:5]

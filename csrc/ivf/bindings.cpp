@@ -93,6 +93,10 @@ void register_bindings(py::module_& m) {
         if (!qi) throw py::error_already_set();
         ivf_of(p).set_quantizer(qi, own);
     });
+    // merge_from's checks, raised as ValueError before Faiss's wrapper would turn them into RuntimeError.
+    m.def("ivf_check_merge",
+          [](py::handle p, py::handle other) { ivf_of(p).check_compatible_for_merge(ivf_of(other)); });
+    m.def("ivf_set_relative_norms", [](py::handle p, bool on) { ivf_of(p).set_relative_norms(on); });
     m.def("ivf_info", [](py::handle p) {
         IndexIVFDPQ& ix = ivf_of(p);
         py::dict out;
@@ -101,6 +105,8 @@ void register_bindings(py::module_& m) {
         out["nbits"] = ix.nbits();
         out["norm_prefixes"] = ix.norm_spec().prefixes;
         out["cosine"] = ix.cosine();
+        out["relative_norms"] = ix.relative_norms();
+        out["centroid_table_bytes"] = ix.centroid_tables() ? ix.nlist() * ix.levels() * ix.codec().K() * 4 : 0;
         out["bytes_per_vector"] = ix.bytes_per_vector();
         out["has_codebooks"] = ix.has_codebooks();
         out["has_centroids"] = ix.has_centroids();
@@ -114,6 +120,7 @@ void register_bindings(py::module_& m) {
         if (name == "search_levels") return ix.search_levels;
         if (name == "beam_size") return ix.beam_size;
         if (name == "two_level_min_nlist") return int64_t(ix.two_level_min_nlist.load());
+        if (name == "max_centroid_table_bytes") return int64_t(ix.max_centroid_table_bytes());
         throw py::attribute_error(name);
     });
     m.def("ivf_set", [](py::handle p, const std::string& name, int64_t v) {
@@ -133,6 +140,10 @@ void register_bindings(py::module_& m) {
             DPQ_CHECK(v >= 0, std::invalid_argument, "IndexIVFDPQ.two_level_min_nlist must be >= 0, got %lld",
                       (long long)v);
             ix.two_level_min_nlist = size_t(v);
+        } else if (name == "max_centroid_table_bytes") {
+            DPQ_CHECK(v >= 0, std::invalid_argument, "IndexIVFDPQ.max_centroid_table_bytes must be >= 0, got %lld",
+                      (long long)v);
+            ix.set_max_centroid_table_bytes(size_t(v));
         } else {
             throw py::attribute_error(name);
         }

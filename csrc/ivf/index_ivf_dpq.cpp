@@ -12,6 +12,7 @@
 #include "../check.h"
 #include "../faiss_adapters.h"
 #include "../index_dpq.h"
+#include "../scan/tables.h"
 #include "../unit_rows.h"
 #include "buckets.h"
 #include "search_lists.h"
@@ -84,6 +85,31 @@ void IndexIVFDPQ::refresh_coarse() {
                                   : ivf::CentroidSearch();
 }
 
+void IndexIVFDPQ::set_relative_norms(bool relative) {
+    std::unique_lock lock(mutex_);
+    DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ: cannot change what norms mean while vectors are stored");
+    DPQ_CHECK(!relative || is_l2(), std::invalid_argument, "IndexIVFDPQ: only METRIC_L2 keeps relative norms");
+    relative_norms_ = relative;
+    relative_norms_set_ = true;
+    refresh_centroid_tables();
+}
+
+void IndexIVFDPQ::set_max_centroid_table_bytes(size_t bytes) {
+    std::unique_lock lock(mutex_);
+    max_centroid_table_bytes_ = bytes;
+    refresh_centroid_tables();
+}
+
+void IndexIVFDPQ::refresh_centroid_tables() {
+    centroid_tables_.clear();
+    const size_t bytes = nlist_ * size_t(levels()) * codec_.K() * sizeof(float);
+    if (!relative_norms_ || !has_codebooks_ || !has_centroids() || bytes > max_centroid_table_bytes_) return;
+    centroid_tables_.resize(bytes / sizeof(float));
+    std::vector<float> biases(nlist_);
+    scan::compute_luts(codec_, true, nlist_, centroids_.data(), levels(), centroid_tables_.data(), biases.data(),
+                       omp_get_max_threads());
+}
+
 void IndexIVFDPQ::require_trained(const char* what) const {
     DPQ_CHECK(is_trained, std::runtime_error, "IndexIVFDPQ.%s: the index is not trained (call train)", what);
     DPQ_CHECK(quantizer_ && size_t(quantizer_->ntotal) == nlist_, std::runtime_error,
@@ -102,6 +128,7 @@ void IndexIVFDPQ::set_codebooks(const float* C) {
     check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexIVFDPQ.codebooks");
     codec_.set_codebooks(C);
     has_codebooks_ = true;
+    refresh_centroid_tables();
     is_trained = has_centroids();
 }
 
@@ -111,6 +138,7 @@ void IndexIVFDPQ::set_centroids(const float* c) {
     check_finite(idx_t(nlist_), d, c, "IndexIVFDPQ.centroids");
     centroids_.assign(c, c + nlist_ * size_t(d));
     refresh_coarse();
+    refresh_centroid_tables();
     is_trained = has_codebooks_;
 }
 
@@ -186,18 +214,30 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
         quantizer_->reconstruct_n(0, idx_t(nlist_), centroids.data());
     }
     set_centroids(centroids.data());
-    if (has_codebooks_) return;  // given (e.g. by a flat IndexDPQ): the coarse level only
-    DPQ_CHECK(n >= codec_.K(), std::invalid_argument,
-              "IndexIVFDPQ.train: need at least %d training vectors (K codewords per level), got %lld", codec_.K(),
-              (long long)n);
+    if (has_codebooks_ && (relative_norms_set_ || !is_l2())) return;  // given codebooks: the coarse level only
     std::vector<idx_t> assign(n);
     quantizer_->assign(n, x, assign.data(), 1);
     std::vector<float> residuals(size_t(n) * d);
+    double energy = 0, residual_energy = 0;
     for (idx_t i = 0; i < n; i++) {
         DPQ_CHECK(assign[i] >= 0 && size_t(assign[i]) < nlist_, std::runtime_error,
                   "IndexIVFDPQ.train: the quantizer assigned list %lld", (long long)assign[i]);
-        for (int j = 0; j < d; j++) residuals[size_t(i) * d + j] = x[size_t(i) * d + j] - centroids[assign[i] * d + j];
+        for (int j = 0; j < d; j++) {
+            const float v = x[size_t(i) * d + j], r = v - centroids[assign[i] * d + j];
+            residuals[size_t(i) * d + j] = r;
+            energy += double(v) * v;
+            residual_energy += double(r) * r;
+        }
     }
+    if (is_l2() && !relative_norms_set_) {
+        std::unique_lock lock(mutex_);
+        relative_norms_ = residual_energy < kRelativeNormsBelow * energy;
+        refresh_centroid_tables();
+    }
+    if (has_codebooks_) return;
+    DPQ_CHECK(n >= codec_.K(), std::invalid_argument,
+              "IndexIVFDPQ.train: need at least %d training vectors (K codewords per level), got %lld", codec_.K(),
+              (long long)n);
     set_codebooks(train_codebooks(size_t(n), d, residuals.data(), levels(), nbits(), *train_params).data());
 }
 
@@ -219,8 +259,12 @@ std::vector<float> IndexIVFDPQ::norms_of(size_t n, const int64_t* list_nos, cons
         std::vector<float> v(d);
 #pragma omp for
         for (size_t i = 0; i < n; i++) {
-            const float* c = centroids_.data() + size_t(list_nos[i]) * d;
-            std::copy(c, c + d, v.begin());
+            if (relative_norms_) {
+                std::fill(v.begin(), v.end(), 0.f);
+            } else {
+                const float* c = centroids_.data() + size_t(list_nos[i]) * d;
+                std::copy(c, c + d, v.begin());
+            }
             for (int l = 0; l < L; l++) {
                 const float* w = codec_.codeword(l, codes[i * L + l]);
                 for (int j = 0; j < d; j++) v[j] += w[j];
@@ -455,8 +499,10 @@ void IndexIVFDPQ::check_compatible_for_merge(const faiss::Index& other_in) const
     DPQ_CHECK(other, std::invalid_argument, "IndexIVFDPQ.merge_from: the other index is not an IndexIVFDPQ");
     DPQ_CHECK(other->d == d && other->metric_type == metric_type && other->nlist_ == nlist_ &&
                       other->levels() == levels() && other->nbits() == nbits() && other->norms_ == norms_ &&
-                      other->cosine_ == cosine_,
-              std::invalid_argument, "IndexIVFDPQ.merge_from: d, metric, cosine, nlist, levels, nbits or norms differ");
+                      other->cosine_ == cosine_ && other->relative_norms_ == relative_norms_,
+              std::invalid_argument,
+              "IndexIVFDPQ.merge_from: d, metric, cosine, nlist, levels, nbits or norms (or what they are relative "
+              "to) differ");
     DPQ_CHECK(other->codec_.codebooks() == codec_.codebooks() && other->centroids_ == centroids_,
               std::invalid_argument, "IndexIVFDPQ.merge_from: the codebooks or centroids differ");
 }
@@ -559,6 +605,8 @@ ivf::ListSearch IndexIVFDPQ::list_search(const Plan& plan, const scan::IdFilter*
     s.lists = lists_.get();
     s.centroids = centroids_.data();
     s.l2 = is_l2();
+    s.relative_norms = relative_norms_;
+    s.centroid_tables = centroid_tables();
     s.levels = plan.levels;
     s.norm_slot = norms_.slot(plan.levels);
     s.rerank_levels = plan.rerank_levels;

@@ -72,6 +72,9 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     // Version 2 had no cosine indexes.
     const auto cosine = version >= 3 ? r.get<uint8_t>("cosine flag") : uint8_t(0);
     require(cosine <= 1, "cosine flag");
+    // Before version 4, L2 norms were ||c + r_m||^2.
+    const auto relative = version >= 4 ? r.get<uint8_t>("relative norms flag") : uint8_t(0);
+    require(relative <= 1 && (!relative || metric == faiss::METRIC_L2), "relative norms flag");
     Parsed out;
     try {
         out.index = std::make_unique<IndexIVFDPQ>(nullptr, d, size_t(nlist), levels, nbits, faiss::MetricType(metric),
@@ -80,6 +83,7 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
         require(false, e.what());
     }
     IndexIVFDPQ& ix = *out.index;
+    ix.set_relative_norms(relative);
     if (has_cb) {
         const size_t n = size_t(levels) * (size_t(1) << nbits) * size_t(d);
         require(n * 4 <= r.left(), "codebooks larger than the header");
@@ -146,6 +150,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     h.put<int32_t>(slots);
     for (int p : index.norm_spec().prefixes) h.put<int32_t>(p);
     h.put<uint8_t>(index.cosine());
+    h.put<uint8_t>(index.relative_norms());
     if (index.has_codebooks()) h.bytes(index.codec().codebooks().data(), index.codec().codebooks().size() * 4);
     if (index.has_centroids()) h.bytes(index.centroids().data(), index.centroids().size() * 4);
     h.put<uint64_t>(quantizer_bytes.size());

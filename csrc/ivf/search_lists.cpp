@@ -86,12 +86,13 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
     t.qluts.resize(nq);
     if (!quantize) return t;
     const int m = s.levels;
+    t.lut4_size = t.K == 16 ? size_t(padded_levels4(m)) * 16 : 0;
+    t.lut8_size = t.K == 16 ? 0 : size_t(m) * 256;
+    if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
     if (t.K == 16) {
-        t.lut4_size = size_t(padded_levels4(m)) * 16;
         t.lut4.resize(nq * t.lut4_size);
         for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
     } else {
-        t.lut8_size = size_t(m) * 256;
         t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
         const float zero = 0.f;
         for (size_t q = 0; q < nq; q++) {
@@ -102,13 +103,46 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
     return t;
 }
 
-// The per-pair term: ||q||^2 - 2 <q, c> (L2) or -<q, c> (IP).
+// The per-pair term: ||q - c||^2 (L2, relative norms), ||q||^2 - 2 <q, c>
+// (L2, norms ||c + r_m||^2) or -<q, c> (IP).
 float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
     const int d = s.codec->d();
     const float* c = s.centroids + list * d;
-    float dot = 0;
-    for (int j = 0; j < d; j++) dot += q[j] * c[j];
-    return s.l2 ? qnorm - 2.f * dot : -dot;
+    float acc = 0;
+    if (s.relative_norms) {
+        for (int j = 0; j < d; j++) acc += (q[j] - c[j]) * (q[j] - c[j]);
+        return acc;
+    }
+    for (int j = 0; j < d; j++) acc += q[j] * c[j];
+    return s.l2 ? qnorm - 2.f * acc : -acc;
+}
+
+// A batch's room for the tables of (query, list) pairs (relative norms):
+// a kernel group's at a time, and the list's centroid table where the
+// index keeps none.
+struct ListScratch {
+    explicit ListScratch(const BatchTables& t)
+            : table(size_t(t.lut_levels) * t.K), centroid(table), flut(kGroup * table),
+              lut4(kGroup * t.lut4_size), lut8(uninitialized<uint64_t>(kGroup * t.lut8_size)) {}
+    size_t table;  // floats in a pair's table
+    std::vector<float> centroid, flut;
+    std::vector<uint8_t> lut4;
+    std::unique_ptr<uint64_t[]> lut8;
+};
+
+// The L2 table of list `list`'s centroid (-2 <c, c_lk>, the first lut_levels levels).
+const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc) {
+    if (s.centroid_tables) return s.centroid_tables + list * size_t(s.codec->levels()) * t.K;
+    scan::compute_lut(*s.codec, true, s.centroids + list * size_t(s.codec->d()), t.lut_levels, sc.centroid.data());
+    return sc.centroid.data();
+}
+
+// Query q's float table for a list whose centroid table is clut, in slot j of sc.
+const float* pair_table(const BatchTables& t, size_t q, const float* clut, ListScratch& sc, size_t j) {
+    float* out = sc.flut.data() + j * sc.table;
+    const float* lut = t.lut(q);
+    for (size_t e = 0; e < sc.table; e++) out[e] = lut[e] - clut[e];
+    return out;
 }
 
 // ||c + r_M|| of the vector at offset i of list `list` (cosine): the
@@ -140,23 +174,49 @@ class UnitNorm {
     std::vector<float> v_;
 };
 
-// One query's share of a list scan.
+// One query's share of a list scan: its tables for the list.
 struct Lane {
     size_t q = 0;          // in the batch
     float bias = 0;
-    QuantizedLut ql;       // the query's, shifted by bias
+    const float* lut = nullptr;  // float table
+    QuantizedLut ql;             // the quantized table's, bias included
+    const uint8_t* lut4 = nullptr;
+    const uint64_t* lut8 = nullptr;
     bool quantized = false;
 };
 
-Lane make_lane(const BatchTables& t, size_t q, float bias) {
+// A lane on the query's own tables (norms ||c + r_m||^2, or IP); relative
+// norms' lanes get theirs from pair_lane.
+Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias) {
     Lane ln;
     ln.q = q;
     ln.bias = bias;
+    if (s.relative_norms) return ln;
+    ln.lut = t.lut(q);
     ln.ql = t.qluts[q];
     ln.quantized = ln.ql.ok && std::isfinite(bias);
     ln.ql.base += bias;  // what quantizing with this bias would give
     ln.ql.magnitude += std::fabs(bias);
+    if (!t.lut4.empty()) ln.lut4 = t.lut4.data() + q * t.lut4_size;
+    if (t.lut8) ln.lut8 = t.lut8.get() + q * t.lut8_size;
     return ln;
+}
+
+// Gives lane ln (relative norms) its pair's tables in slot j of sc, quantized if `quantize`.
+void pair_lane(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize, ListScratch& sc, size_t j,
+               Lane& ln) {
+    ln.lut = pair_table(t, ln.q, clut, sc, j);
+    if (!quantize) return;
+    if (t.K == 16) {
+        uint8_t* out = sc.lut4.data() + j * t.lut4_size;
+        ln.ql = quantize_lut4(ln.lut, s.levels, ln.bias, out);
+        ln.lut4 = out;
+    } else {
+        uint64_t* out = sc.lut8.get() + j * t.lut8_size;
+        quantize_lut8(&ln.lut, 1, s.levels, &ln.bias, &ln.ql, out);
+        ln.lut8 = out;
+    }
+    ln.quantized = ln.ql.ok && std::isfinite(ln.bias);
 }
 
 // Receives a kernel's candidates in one list for a group of lanes,
@@ -166,9 +226,8 @@ Lane make_lane(const BatchTables& t, size_t q, float bias) {
 template <class Owner>
 class ListSink final : public scan::BlockSink {
    public:
-    ListSink(Owner& owner, const ListSearch& s, const BatchTables& t, const ListRef& L, const Lane* lanes, int nq,
-             scan::Exact4Fn exact4)
-            : owner_(owner), t_(t), L_(L), lay_{s.codec->levels(), s.codec->nbits()}, m_(s.levels),
+    ListSink(Owner& owner, const ListSearch& s, const ListRef& L, const Lane* lanes, int nq, scan::Exact4Fn exact4)
+            : owner_(owner), L_(L), lay_{s.codec->levels(), s.codec->nbits()}, m_(s.levels),
               norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), exact4_(exact4) {
         for (int q = 0; q < nq; q++) refresh(q);
     }
@@ -180,7 +239,7 @@ class ListSink final : public scan::BlockSink {
         const size_t i0 = b * kBlockSize;
         bool moved = false;
         scan::exact_distances(
-                lay_, L_.codes + b * lay_.block_bytes(), slots & scan::stored_slots(b, L_.n), m_, t_.lut(ln.q), exact4_,
+                lay_, L_.codes + b * lay_.block_bytes(), slots & scan::stored_slots(b, L_.n), m_, ln.lut, exact4_,
                 [&](size_t s) { return ln.bias + (norms_ ? norms_[i0 + s] : 0.f); },
                 [&](size_t s, float d) { moved |= owner_.offer(ln.q, d, i0 + s); });
         if (moved) refresh(q);
@@ -198,7 +257,6 @@ class ListSink final : public scan::BlockSink {
     }
 
     Owner& owner_;
-    const BatchTables& t_;
     const ListRef& L_;
     CodeLayout lay_;
     int m_;
@@ -207,11 +265,12 @@ class ListSink final : public scan::BlockSink {
     scan::Exact4Fn exact4_;
 };
 
-// Scans list `list` for `lanes` (all probing it): groups of up to kGroup
-// quantized lanes through the fast kernel, the rest through the reference.
+// Scans list `list` for `lanes` (all probing it), kGroup lanes at a time
+// (8-bit codes of short lists: one): the quantized ones of a group through
+// the fast kernel, the rest through the reference.
 template <class Owner>
 void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, const BatchTables& t, const ListRef& L,
-               const std::vector<Lane>& lanes, std::vector<uint64_t>& group_lut8) {
+               size_t list, std::vector<Lane>& lanes, std::vector<uint64_t>& group_lut8, ListScratch& scratch) {
     if (L.n == 0) return;
     const bool four = s.codec->nbits() == 4;
     const scan::ScanFn fn = four ? ks.scan4 : ks.scan8;
@@ -223,42 +282,41 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
     bl.b1 = CodeLayout::nblocks(L.n);
     bl.m = s.levels;
     if (s.l2) bl.norms = L.norm_column(s.norm_slot);
-    std::vector<Lane> fast;
-    for (const Lane& ln : lanes) {
-        if (fn && ln.quantized) {
-            fast.push_back(ln);
-        } else {
-            ListSink<Owner> sink(owner, s, t, L, &ln, 1, nullptr);
-            sink.scan_all(0);
-        }
-    }
+    const float* clut = s.relative_norms ? centroid_table(s, t, list, scratch) : nullptr;
     // 8-bit: a group's 64-bit table entries interleave its lanes' tables
     // (m x 256 entries, every time), so short lists are scanned a lane at a
     // time on the lane's own table (its other lanes are zero).
     const size_t group = four || bl.b1 >= kInterleaveBlocks ? kGroup : 1;
-    for (size_t g0 = 0; g0 < fast.size(); g0 += group) {
-        const int nq = int(std::min(group, fast.size() - g0));
-        const Lane* g = fast.data() + g0;
+    for (size_t g0 = 0; g0 < lanes.size(); g0 += group) {
+        Lane* g = lanes.data() + g0;
+        const size_t n = std::min(group, lanes.size() - g0);
+        if (clut)
+            for (size_t j = 0; j < n; j++) pair_lane(s, t, clut, fn != nullptr, scratch, j, g[j]);
+        Lane* slow = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
+        for (; slow < g + n; slow++) {
+            ListSink<Owner> sink(owner, s, L, slow, 1, nullptr);
+            sink.scan_all(0);
+        }
+        const int nq = int(std::count_if(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; }));
+        if (!nq) continue;
         scan::GroupTables gt;
         gt.nq = nq;
         for (int q = 0; q < nq; q++) {
             gt.inv_scale[q] = g[q].ql.inv_scale;
-            if (four) gt.lut4[q] = t.lut4.data() + g[q].q * t.lut4_size;
+            gt.lut4[q] = g[q].lut4;
         }
         if (!four && nq == 1) {
-            gt.lut8 = t.lut8.get() + g[0].q * t.lut8_size;
+            gt.lut8 = g[0].lut8;
         } else if (!four) {
-            const uint64_t* src[kGroup] = {};
-            for (int q = 0; q < nq; q++) src[q] = t.lut8.get() + g[q].q * t.lut8_size;
             for (size_t e = 0; e < t.lut8_size; e++) {
                 uint64_t w = 0;
-                for (int q = 0; q < nq; q++) w |= src[q][e] << (16 * q);
+                for (int q = 0; q < nq; q++) w |= g[q].lut8[e] << (16 * q);
                 group_lut8[e] = w;
             }
             gt.lut8 = group_lut8.data();
         }
         bl.norm_factor = g[0].ql.norm_factor();
-        ListSink<Owner> sink(owner, s, t, L, g, nq, ks.exact4);
+        ListSink<Owner> sink(owner, s, L, g, nq, ks.exact4);
         fn(bl, gt, sink.thresholds, sink);
     }
 }
@@ -308,18 +366,19 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
         });
         std::vector<Lane> lanes;
         std::vector<uint64_t> group_lut8(t.lut8_size);
+        ListScratch scratch(t);
         for (size_t i = 0; i < pairs.size();) {
             const int64_t l = pairs[i].list;
             const int round = pairs[i].round;
             lanes.clear();
             for (; i < pairs.size() && pairs[i].list == l && pairs[i].round == round; i++) {
                 const size_t q = pairs[i].q;
-                lanes.push_back(make_lane(t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
+                lanes.push_back(make_lane(s, t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
             }
             owner.set_list(size_t(l), refs[size_t(l)]);
-            scan_list(owner, s, ks, t, refs[size_t(l)], lanes, group_lut8);
+            scan_list(owner, s, ks, t, refs[size_t(l)], size_t(l), lanes, group_lut8, scratch);
         }
-        finish(q0, owner, t);
+        finish(q0, owner, t, scratch);
     }
 }
 
@@ -385,7 +444,7 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
     const int d = s.codec->d();
     run(
             s, nq, x, probes, nprobe, refs, [&](size_t nb, const BatchTables&) { return KnnOwner(s, nb, first_k); },
-            [&](size_t q0, KnnOwner& owner, const BatchTables& t) {
+            [&](size_t q0, KnnOwner& owner, const BatchTables& t, ListScratch& scratch) {
                 UnitNorm unit(s);
                 for (size_t q = 0; q < owner.heaps().size(); q++) {
                     float* D = distances + (q0 + q) * k;
@@ -402,8 +461,12 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                             if (rerank) {
                                 const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
                                 const float norm = s.l2 ? L.norm_column(s.rerank_slot)[i] : 0.f;
-                                dist = scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize, M,
-                                                            t.lut(q), bias + norm);
+                                const float* lut = s.relative_norms
+                                                           ? pair_table(t, q, centroid_table(s, t, l, scratch),
+                                                                        scratch, 0)
+                                                           : t.lut(q);
+                                dist = scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize, M, lut,
+                                                            bias + norm);
                             }
                             best.push(s.cosine ? unit.cosine(dist, L, l, i, M, slot) : dist, e.id);
                         }
@@ -422,7 +485,7 @@ std::vector<scan::RangeHits> range(const ListSearch& s, size_t nq, const float* 
     std::vector<scan::RangeHits> out(nq);
     run(
             s, nq, x, probes, nprobe, refs, [&](size_t nb, const BatchTables&) { return RangeOwner(s, nb, bound); },
-            [&](size_t q0, RangeOwner& owner, const BatchTables&) {
+            [&](size_t q0, RangeOwner& owner, const BatchTables&, ListScratch&) {
                 for (size_t q = 0; q < owner.hits().size(); q++) {
                     scan::RangeHits& h = out[q0 + q];
                     h = std::move(owner.hits()[q]);

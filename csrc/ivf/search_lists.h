@@ -2,11 +2,18 @@
 //
 // With residual coding against the list's centroid c, a stored vector is
 // c + r_m and (smaller is better inside the index)
-//   L2: ||q - c - r_m||^2 = (||q||^2 - 2 <q, c>) + sum_l -2 <q, c_l> + ||c + r_m||^2
-//   IP: -<q, c + r_m>     = (-<q, c>)            + sum_l  -<q, c_l>
-// so one lookup table per query serves every list it probes, and each
-// (query, list) pair adds one bias (the bracket) — with the stored float32
-// norm ||c + r_m||^2 for L2. Cosine (unit vectors) ranks by the IP scan and
+//   L2: ||q - c - r_m||^2 = ||q - c||^2 + sum_l -2 <q - c, c_l> + ||r_m||^2
+//   IP: -<q, c + r_m>     = -<q, c>     + sum_l -<q, c_l>
+// The float table of a (query, list) pair is the query's table (computed
+// once per query, for all its lists) less, for L2, the centroid's
+// (-2 <c, c_lk>, kept per list by the index or computed per list scanned),
+// so each pair adds one bias (the first term) and L2 the stored float32
+// norm ||r_m||^2. Quantizing the pair's table (its entries span
+// <q - c, c_lk>, not <q, c_lk>) keeps the scan's admission margin small
+// where vectors lie far from the origin (image pixels: 9x smaller there).
+// Files before format 4 store ||c + r_m||^2 instead; their L2 pairs use
+// the query's table as it is, with bias ||q||^2 - 2 <q, c>.
+// Cosine (unit vectors) ranks by the IP scan and
 // re-scores its best `shortlist` as -<q, c + r_m> / ||c + r_m||, the norm
 // stored where the index keeps it for m, else from the decoded vector. The (query, list) pairs of a batch of queries
 // are regrouped by list, in rounds of probe rank (each query's nearest list
@@ -31,6 +38,8 @@ struct ListSearch {
     const ListStore* lists = nullptr;
     const float* centroids = nullptr;  // nlist x d: the exact per-list terms
     bool l2 = true;
+    bool relative_norms = false;             // L2: norms are ||r_m||^2 (see above)
+    const float* centroid_tables = nullptr;  // relative norms: nlist x levels x K, or null (computed per list)
     int levels = 0;          // prefix scanned
     int norm_slot = -1;      // L2 (or cosine, where kept): the norm column of prefix `levels`
     int rerank_levels = 0;   // > levels: re-score rerank_k candidates with this many levels

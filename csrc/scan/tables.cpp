@@ -24,6 +24,8 @@ struct LevelStats {
 // scalar instructions, and was most of quantize_lut8's time).
 constexpr int kStatLanes = 8;
 
+constexpr int kMaxLevels = 255;  // codec.h
+
 LevelStats level_stats(const float* lut, int m, int K, float bias, float* lo) {
     LevelStats s;
     s.magnitude = std::fabs(bias);
@@ -149,8 +151,8 @@ int32_t QuantizedLut::admit_sum(float T) const {
 
 QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {
     std::fill(out, out + size_t(padded_levels4(m)) * 16, uint8_t(0));
-    std::vector<float> lo(m);
-    const QuantizedLut r = lut_scale(lut, m, 16, bias, 255, lo.data());
+    float lo[kMaxLevels];  // on the stack: the inverted file quantizes a table per (query, list) pair
+    const QuantizedLut r = lut_scale(lut, m, 16, bias, 255, lo);
     if (!r.ok) return r;
     for (int l = 0; l < m; l++)
         for (int k = 0; k < 16; k++) out[l * 16 + k] = uint8_t(quantized(lut[l * 16 + k], lo[l], r.scale, 255.f));
@@ -174,10 +176,10 @@ void write_lanes8(const float* const* row, const float* low, const float* scale,
 
 bool quantize_lut8(const float* const* luts, int nq, int m, const float* biases, QuantizedLut* out, uint64_t* table) {
     const int qmax = 32767 / m;
-    std::vector<float> lo(size_t(kLanes8) * m, 0.f);
+    float lo[kLanes8 * kMaxLevels];
     bool ok = true;
     for (int q = 0; q < nq; q++) {
-        out[q] = lut_scale(luts[q], m, 256, biases[q], qmax, lo.data() + size_t(q) * m);
+        out[q] = lut_scale(luts[q], m, 256, biases[q], qmax, lo + size_t(q) * m);
         ok = ok && out[q].ok;
     }
     if (!ok) return false;
