@@ -3,7 +3,8 @@
 IndexIVFDPQ: one IVF model (coarse k-means and levels trained once on
 --ntrain of the shipped MiniLM vectors) filled three ways with the same
 codes: plain inner product, cosine re-scoring the shortlist from norms
-computed per candidate (``cosine=True``, no stored bytes: IVF decodes), and
+computed per candidate (``cosine=True``, no stored bytes: sums of codeword
+and centroid products at 4 bits, decoding at 8), and
 cosine reading a stored float32 norm (``norm_prefixes=[levels]``, 4 more
 bytes a vector). IndexDPQ (flat): the same three with the levels of one flat
 model (its cosine computes norms from a table of codeword products at 4 bits,

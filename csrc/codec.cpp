@@ -171,4 +171,27 @@ bool Codec::unpack(size_t n, const uint8_t* packed, uint8_t* codes) const {
     return clean;
 }
 
+CodewordProducts::CodewordProducts(const Codec& codec) {
+    const int L = codec.levels(), K = codec.K(), d = codec.d();
+    norms.assign(size_t(L) * K, 0.f);
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < K; k++) {
+            const float* c = codec.codeword(l, k);
+            float s = 0;
+            for (int j = 0; j < d; j++) s += c[j] * c[j];
+            norms[size_t(l) * K + k] = s;
+        }
+    if (K != 16) return;
+    cross.resize(size_t(L) * (L - 1) / 2 * 256);
+    for (int l2 = 1; l2 < L; l2++)
+        for (int l = 0; l < l2; l++)
+            for (int k = 0; k < 16; k++)
+                for (int k2 = 0; k2 < 16; k2++) {
+                    const float *a = codec.codeword(l, k), *b = codec.codeword(l2, k2);
+                    float s = 0;
+                    for (int j = 0; j < d; j++) s += a[j] * b[j];
+                    cross[(size_t(l2) * (l2 - 1) / 2 + l) * 256 + k * 16 + k2] = s;
+                }
+}
+
 }  // namespace dpq

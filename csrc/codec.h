@@ -58,4 +58,26 @@ class Codec {
     std::vector<float> panels_;  // C_ by pack_table_panels
 };
 
+// Codeword inner products that make an exact prefix norm a sum of table
+// entries: norms (levels x K, ||c_lk||^2) and, for 4-bit codes, cross
+// (<c_lk, c_l'k'> for l < l', at ((l' (l' - 1) / 2 + l) * 256 + 16 k + k');
+// levels^2 / 2 x 256 floats; empty for 8-bit codes).
+struct CodewordProducts {
+    CodewordProducts() = default;
+    explicit CodewordProducts(const Codec& codec);
+    std::vector<float> norms, cross;
+};
+
+// ||r_M||^2 of a 4-bit code from CodewordProducts' tables:
+// sum_l ||c_l||^2 + 2 sum_{l < l'} <c_l, c_l'>, summed in this one order.
+inline float prefix_norm_from_products(const float* norms, const float* cross, const uint8_t* code, int M) {
+    float own = 0, sum = 0;
+    for (int l2 = 0; l2 < M; l2++) {
+        own += norms[l2 * 16 + code[l2]];
+        const float* t = cross + size_t(l2) * (l2 - 1) / 2 * 256 + code[l2];
+        for (int l = 0; l < l2; l++) sum += t[l * 256 + code[l] * 16];
+    }
+    return own + 2.f * sum;
+}
+
 }  // namespace dpq

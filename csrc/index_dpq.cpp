@@ -66,31 +66,9 @@ void IndexDPQ::set_codebooks(const float* C) {
               "IndexDPQ: cannot replace codebooks while the index holds vectors; reset() first");
     check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexDPQ.codebooks");
     codec_.set_codebooks(C);
-    const int K = codec_.K();
-    codeword_norms_.assign(size_t(levels()) * K, 0.f);
-    for (int l = 0; l < levels(); l++)
-        for (int k = 0; k < K; k++) {
-            const float* c = codec_.codeword(l, k);
-            float s = 0;
-            for (int j = 0; j < d; j++) s += c[j] * c[j];
-            codeword_norms_[size_t(l) * K + k] = s;
-        }
-    // 4-bit: every pair of levels' codeword inner products (levels^2 / 2 x 256
-    // floats), so that an exact prefix norm is a sum of table entries.
-    cross_products_.clear();
-    if (K == 16) {
-        const int L = levels();
-        cross_products_.resize(size_t(L) * (L - 1) / 2 * 256);
-        for (int l2 = 1; l2 < L; l2++)
-            for (int l = 0; l < l2; l++)
-                for (int k = 0; k < 16; k++)
-                    for (int k2 = 0; k2 < 16; k2++) {
-                        const float *a = codec_.codeword(l, k), *b = codec_.codeword(l2, k2);
-                        float s = 0;
-                        for (int j = 0; j < d; j++) s += a[j] * b[j];
-                        cross_products_[(size_t(l2) * (l2 - 1) / 2 + l) * 256 + k * 16 + k2] = s;
-                    }
-    }
+    // 4-bit: every pair of levels' codeword inner products too, so that an
+    // exact prefix norm is a sum of table entries.
+    products_ = CodewordProducts(codec_);
     norm_q_.reset();  // trained for other codebooks: retrained on the next train() or add
     is_trained = true;
 }
@@ -115,7 +93,7 @@ std::vector<float> IndexDPQ::norm_terms(size_t n, const uint8_t* codes) const {
     for (size_t i = 0; i < n; i++) {
         float own = 0;
         for (int l = 0; l < L; l++) {
-            own += codeword_norms_[size_t(l) * K + codes[i * L + l]];
+            own += products_.norms[size_t(l) * K + codes[i * L + l]];
             norms[i * L + l] -= own;
         }
     }
@@ -341,7 +319,7 @@ scan::SearchSpec IndexDPQ::scan_spec() const {
     spec.codec = &codec_;
     spec.store = &store_;
     spec.norms = &norm_q_;
-    spec.codeword_norms = codeword_norms_.data();
+    spec.codeword_norms = codeword_norms();
     spec.cross_products = cross_products();
     spec.l2 = is_l2();
     spec.cosine = cosine_;

@@ -67,9 +67,9 @@ class IndexDPQ : public faiss::Index {
     std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(mutex_); }
     const CodeStore& store() const { return store_; }
     // levels x K: ||c_lk||^2.
-    const float* codeword_norms() const { return codeword_norms_.data(); }
+    const float* codeword_norms() const { return products_.norms.data(); }
     // 4-bit codes: <c_lk, c_l'k'> for l < l', at ((l' (l' - 1) / 2 + l) * 256 + 16 k + k'); else null.
-    const float* cross_products() const { return cross_products_.empty() ? nullptr : cross_products_.data(); }
+    const float* cross_products() const { return products_.cross.empty() ? nullptr : products_.cross.data(); }
     std::vector<float> get_codebooks() const { return codec_.codebooks(); }
     // Replaces the codebooks (levels x K x d); refused while vectors are stored.
     void set_codebooks(const float* C);
@@ -142,8 +142,7 @@ class IndexDPQ : public faiss::Index {
 
     Codec codec_;
     bool cosine_;
-    std::vector<float> codeword_norms_;  // levels x K: ||c_lk||^2
-    std::vector<float> cross_products_;  // see cross_products()
+    CodewordProducts products_;  // codeword_norms(), cross_products()
     NormQuantizer norm_q_;
     CodeStore store_;
     // Searches share; add/remove/reset/merge are exclusive.

@@ -34,14 +34,15 @@ class IndexIVFDPQ(NativeIndex):
         centroid; see ``relative_norms``) are kept (float32, 4 bytes each);
         searches scan one of these. Default: every prefix.
         A cosine index keeps none by default; those declared here spare its
-        re-score the decoding at those prefixes.
+        re-score computing ``||c + r_m||`` at those prefixes (4-bit codes:
+        m + m^2/2 table lookups; 8-bit: decoding).
     cosine : bool, optional
         ``METRIC_INNER_PRODUCT`` only: compare directions, as
         ``IndexDPQ(..., cosine=True)``, over ``c + r_m``: training, added and
         query vectors are scaled to unit norm, searches return
         ``<q, c + r_m> / ||c + r_m||`` (the scan ranks by ``<q, c + r_m>``
         and its best ``SearchParametersIVFDPQ.shortlist`` are re-scored, the
-        norm from the decoded vector), ``reconstruct`` is the unit vector.
+        norm computed from the code), ``reconstruct`` is the unit vector.
         No bytes are stored beyond the codes.
 
     Notes

@@ -309,3 +309,26 @@ def test_ivf_stored_norms_spare_the_decoding(ivf_cosine, data):
         assert_same_knn(Db, Ib, Da, Ia, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="norm_prefixes serve"):
         pyfaiss_dpq.IndexIVFDPQ(faiss.IndexFlatIP(D), D, NLIST, 4, 4, faiss.METRIC_INNER_PRODUCT, norm_prefixes=[4])
+
+
+def test_ivf_4bit_norms_from_tables_equal_the_decoded(ivf_cosine, data):
+    """4-bit codes: ||c + r_m||^2 as sums of codeword and centroid products, or (no centroid tables
+    kept) by decoding: the same cosines and ids, at every prefix, k-NN and range search."""
+    from pyfaiss_dpq import SearchParametersIVFDPQ
+
+    index = ivf_cosine(4)
+    assert index.centroid_table_bytes == NLIST * 4 * 16 * 4
+    params = [SearchParametersIVFDPQ(nprobe=NLIST, levels=m, shortlist=200) for m in (1, 3, 4)]
+    tables = [index.search(data[2], 10, params=p) for p in params]
+    ranged = index.range_search(data[2], 0.5, params=params[-1])
+    index.max_centroid_table_bytes = 0
+    try:
+        for p, (Dt, It) in zip(params, tables):
+            Dd, Id = index.search(data[2], 10, params=p)
+            assert_same_knn(Dt, It, Dd, Id, rtol=1e-5, atol=1e-5)
+        lims, Dd, Id = index.range_search(data[2], 0.5, params=params[-1])
+        np.testing.assert_array_equal(lims, ranged[0])
+        np.testing.assert_array_equal(Id, ranged[2])
+        np.testing.assert_allclose(Dd, ranged[1], rtol=1e-5, atol=1e-5)
+    finally:
+        index.max_centroid_table_bytes = 2 << 30

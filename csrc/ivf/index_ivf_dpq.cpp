@@ -102,8 +102,22 @@ void IndexIVFDPQ::set_max_centroid_table_bytes(size_t bytes) {
 
 void IndexIVFDPQ::refresh_centroid_tables() {
     centroid_tables_.clear();
+    products_ = CodewordProducts();
+    centroid_norms_.clear();
+    if (!has_codebooks_ || !has_centroids()) return;
+    const bool cosine_sums = cosine_ && codec_.K() == 16;
+    if (cosine_sums) {
+        products_ = CodewordProducts(codec_);
+        centroid_norms_.resize(nlist_);
+        for (size_t l = 0; l < nlist_; l++) {
+            const float* c = centroids_.data() + l * d;
+            float s = 0;
+            for (int j = 0; j < d; j++) s += c[j] * c[j];
+            centroid_norms_[l] = s;
+        }
+    }
     const size_t bytes = nlist_ * size_t(levels()) * codec_.K() * sizeof(float);
-    if (!relative_norms_ || !has_codebooks_ || !has_centroids() || bytes > max_centroid_table_bytes_) return;
+    if (!(relative_norms_ || cosine_sums) || bytes > max_centroid_table_bytes_) return;
     centroid_tables_.resize(bytes / sizeof(float));
     std::vector<float> biases(nlist_);
     scan::compute_luts(codec_, true, nlist_, centroids_.data(), levels(), centroid_tables_.data(), biases.data(),
@@ -607,6 +621,11 @@ ivf::ListSearch IndexIVFDPQ::list_search(const Plan& plan, const scan::IdFilter*
     s.l2 = is_l2();
     s.relative_norms = relative_norms_;
     s.centroid_tables = centroid_tables();
+    if (cosine_ && s.centroid_tables && !products_.cross.empty()) {
+        s.codeword_norms = products_.norms.data();
+        s.cross_products = products_.cross.data();
+        s.centroid_norms = centroid_norms_.data();
+    }
     s.levels = plan.levels;
     s.norm_slot = norms_.slot(plan.levels);
     s.rerank_levels = plan.rerank_levels;

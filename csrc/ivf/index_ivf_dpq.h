@@ -42,7 +42,7 @@ class IndexIVFDPQ : public faiss::Index {
     // over c + r_m: inputs scaled to unit norm, searches rank by
     // <q, c + r_m> / ||c + r_m||, reconstructions projected onto the sphere;
     // it may keep float32 norms ||c + r_m||^2 (its re-score reads them
-    // instead of decoding).
+    // instead of computing them, search_lists.h).
     // Throws std::invalid_argument.
     IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits, faiss::MetricType metric,
                 const NormSpec& norms, bool cosine = false);
@@ -73,12 +73,18 @@ class IndexIVFDPQ : public faiss::Index {
     // synthetic unit vectors: 0.28-0.49, where pairs' tables cost 20-40% QPS).
     static constexpr double kRelativeNormsBelow = 1.0 / 16;
     // Relative norms: the L2 tables of the centroids (nlist x levels x K,
-    // -2 <c, c_lk>), which turn a query's table into each list's (search_lists.h).
+    // -2 <c, c_lk>), which turn a query's table into each list's (search_lists.h);
+    // cosine with 4-bit codes: with products() they make ||c + r_m||^2 a sum of
+    // table entries (no decoding).
     // Kept where they take at most max_centroid_table_bytes(); searches
     // compute a list's otherwise (null then), with the same results.
     const float* centroid_tables() const { return centroid_tables_.empty() ? nullptr : centroid_tables_.data(); }
     size_t max_centroid_table_bytes() const { return max_centroid_table_bytes_; }
     void set_max_centroid_table_bytes(size_t bytes);
+    // Cosine with 4-bit codes: the codewords' norms and cross products, and
+    // ||c||^2 of every centroid; empty otherwise.
+    const CodewordProducts& products() const { return products_; }
+    const std::vector<float>& centroid_norms() const { return centroid_norms_; }
     std::atomic<size_t> nprobe{1};
     std::atomic<int> search_levels{0};
     std::atomic<int> beam_size{1};
@@ -172,7 +178,7 @@ class IndexIVFDPQ : public faiss::Index {
     void decode_stored(const ivf::ListRef& L, size_t l, size_t i, float* out) const;
     // Re-decides searches_centroids (callers hold the unique lock).
     void refresh_coarse();
-    // Recomputes centroid_tables (callers hold the unique lock).
+    // Recomputes centroid_tables, products and centroid_norms (callers hold the unique lock).
     void refresh_centroid_tables();
     void require_writable(const char* what) const;
     // Norms (n x stored prefixes) of the prefix reconstructions (plus the
@@ -197,6 +203,8 @@ class IndexIVFDPQ : public faiss::Index {
     bool relative_norms_set_ = false;  // by set_relative_norms: train() keeps it
     bool has_codebooks_ = false;
     std::vector<float> centroid_tables_;  // see centroid_tables()
+    CodewordProducts products_;           // see products()
+    std::vector<float> centroid_norms_;
     size_t max_centroid_table_bytes_ = size_t(2) << 30;  // Faiss's default for its precomputed tables
     std::vector<float> centroids_;  // nlist x d
     ivf::CentroidSearch coarse_;    // stands in for the quantizer where searches_centroids_

@@ -146,15 +146,24 @@ const float* pair_table(const BatchTables& t, size_t q, const float* clut, ListS
 }
 
 // ||c + r_M|| of the vector at offset i of list `list` (cosine): the
-// stored float32 ||c + r_M||^2 of norm slot `slot`, or (slot -1) by decoding.
+// stored float32 ||c + r_M||^2 of norm slot `slot`, or (slot -1) from the
+// codeword and centroid products where the search has them, else by decoding.
 class UnitNorm {
    public:
     explicit UnitNorm(const ListSearch& s)
             : s_(s), lay_{s.codec->levels(), s.codec->nbits()}, code_(s.codec->levels()), v_(s.codec->d()) {}
     float operator()(const ListRef& L, size_t list, size_t i, int M, int slot) {
         if (slot >= 0) return std::sqrt(L.norm_column(slot)[i]);
-        const int d = s_.codec->d();
         lay_.get_code(L.codes, i, code_.data());
+        if (s_.cross_products) {  // centroid tables hold -2 <c, c_lk>
+            const float* ct = s_.centroid_tables + list * size_t(s_.codec->levels()) * 16;
+            float twice_cr = 0;
+            for (int l = 0; l < M; l++) twice_cr -= ct[l * 16 + code_[l]];
+            const float n = s_.centroid_norms[list] + twice_cr +
+                            prefix_norm_from_products(s_.codeword_norms, s_.cross_products, code_.data(), M);
+            return std::sqrt(std::max(n, 0.f));
+        }
+        const int d = s_.codec->d();
         s_.codec->decode(1, code_.data(), M, v_.data());
         const float* c = s_.centroids + list * d;
         float n = 0;

@@ -15,7 +15,8 @@
 // the query's table as it is, with bias ||q||^2 - 2 <q, c>.
 // Cosine (unit vectors) ranks by the IP scan and
 // re-scores its best `shortlist` as -<q, c + r_m> / ||c + r_m||, the norm
-// stored where the index keeps it for m, else from the decoded vector. The (query, list) pairs of a batch of queries
+// stored where the index keeps it for m, else (4-bit codes) a sum of
+// codeword and centroid products, or (8-bit) from the decoded vector. The (query, list) pairs of a batch of queries
 // are regrouped by list, in rounds of probe rank (each query's nearest list
 // in the first): a list is scanned once a round for every group of up to
 // kGroup queries of the batch that probe it, by the flat index's kernels
@@ -40,6 +41,11 @@ struct ListSearch {
     bool l2 = true;
     bool relative_norms = false;             // L2: norms are ||r_m||^2 (see above)
     const float* centroid_tables = nullptr;  // relative norms: nlist x levels x K, or null (computed per list)
+    // Cosine, 4-bit codes, centroid tables kept: ||c + r_m||^2 = ||c||^2 + 2 <c, r_m> + ||r_m||^2 as
+    // sums of table entries (IndexIVFDPQ::products); null: by decoding.
+    const float* codeword_norms = nullptr;
+    const float* cross_products = nullptr;
+    const float* centroid_norms = nullptr;  // nlist: ||c||^2
     int levels = 0;          // prefix scanned
     int norm_slot = -1;      // L2 (or cosine, where kept): the norm column of prefix `levels`
     int rerank_levels = 0;   // > levels: re-score rerank_k candidates with this many levels

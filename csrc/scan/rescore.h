@@ -54,15 +54,7 @@ class Rescorer {
     float exact_norm(size_t id) {
         if (stored_ >= 0) return store_.norm_float(id, stored_);
         store_.get_code(id, code_.data());
-        if (cross_) {  // sum_l ||c_l||^2 + 2 sum_{l < l2} <c_l, c_l2>, in this order
-            float own = 0, cross = 0;
-            for (int l2 = 0; l2 < M_; l2++) {
-                own += own_[l2 * 16 + code_[l2]];
-                const float* t = cross_ + size_t(l2) * (l2 - 1) / 2 * 256 + code_[l2];
-                for (int l = 0; l < l2; l++) cross += t[l * 256 + code_[l] * 16];
-            }
-            return own + 2.f * cross;
-        }
+        if (cross_) return prefix_norm_from_products(own_, cross_, code_.data(), M_);
         const int d = codec_.d();
         const float* c0 = codec_.codeword(0, code_[0]);
         for (int j = 0; j < d; j++) r_[j] = c0[j];
