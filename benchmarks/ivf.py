@@ -8,11 +8,14 @@ quantizer size nlist and several nprobe:
   IVFPQFastScan       IVF{nlist},PQ{2B}x4fs       (4-bit PQ, fast scan)
   IVF-RQ fast scan    IVF{nlist},RQ{2B-2}x4fs_Nrq2x4 for L2 (2x4-bit norm), RQ{2B}x4fs for IP
   IndexIVFDPQ 4-bit   L2: 2(B-4) levels + a float32 norm; IP: 2B levels
+                      (--nbits 8: B-4 levels + a float32 norm; IP: B levels)
                       (L2 with --norm-origins: both norm kinds, ||r_m||^2 and
                       ||c + r_m||^2, where training picks one; see
                       IndexIVFDPQ.relative_norms)
 
-recall 10@10 against exact search, QPS (median of --runs, --threads OpenMP
+With --flat-peer also faiss.IndexPQ(d, B, 8) (flat, every vector scanned; it
+stores no ids, so the IVF indexes' 8 bytes of ids are a cost it does not pay).
+Recall 10@10 against exact search, QPS (median of --runs, --threads OpenMP
 threads; ratios matter, the machine is shared). With --mmap, the IVFDPQ
 index is written, evicted from the page cache (posix_fadvise) and opened
 with read_index(mmap=True): open time, cold and warm QPS, and the file
@@ -59,6 +62,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip", default="", help="comma-separated method names to skip")
     p.add_argument("--mmap", action="store_true", help="also measure the memory-mapped IVFDPQ index")
+    p.add_argument("--nbits", type=int, default=4, choices=(4, 8), help="IndexIVFDPQ's bits per level")
+    p.add_argument("--flat-peer", action="store_true", help="also the flat faiss.IndexPQ(d, B, 8)")
     p.add_argument("--norm-origins", action="store_true",
                    help="L2: IndexIVFDPQ with either norm (||r_m||^2 relative to the centroid, or ||c + r_m||^2), "
                         "not only the one its training picks")
@@ -87,14 +92,14 @@ def median_qps(search, nq, runs) -> float:
     return queries_per_second(search, nq, faiss.omp_get_max_threads(), runs)
 
 
-def methods(d, nlist, B, metric, norm_origins=False):
+def methods(d, nlist, B, metric, nbits=4, norm_origins=False, flat_peer=False):
     l2 = metric == faiss.METRIC_L2
     rq = f"IVF{nlist},RQ{2 * B - 2}x4fs_Nrq2x4" if l2 else f"IVF{nlist},RQ{2 * B}x4fs"
-    levels = 2 * (B - 4) if l2 else 2 * B
+    levels = (B - 4 if l2 else B) * 8 // nbits
 
     def dpq(relative_norms=None):
         quantizer = faiss.IndexFlatL2(d) if l2 else faiss.IndexFlatIP(d)
-        index = IndexIVFDPQ(quantizer, d, nlist, levels, 4, metric, norm_prefixes=[levels] if l2 else None)
+        index = IndexIVFDPQ(quantizer, d, nlist, levels, nbits, metric, norm_prefixes=[levels] if l2 else None)
         if relative_norms is not None:
             index.relative_norms = relative_norms
         return index
@@ -103,17 +108,22 @@ def methods(d, nlist, B, metric, norm_origins=False):
         "IVFPQFastScan": lambda: faiss.index_factory(d, f"IVF{nlist},PQ{2 * B}x4fs", metric),
         "IVF-RQ fast scan": lambda: faiss.index_factory(d, rq, metric),
     }
+    if flat_peer:
+        out["IndexPQ (flat)"] = lambda: faiss.IndexPQ(d, B, 8, metric)
+    name = f"IndexIVFDPQ {levels}x{nbits}"
     if l2 and norm_origins:
-        out[f"IndexIVFDPQ {levels}x4, norms ||r_m||^2"] = lambda: dpq(True)
-        out[f"IndexIVFDPQ {levels}x4, norms ||c + r_m||^2"] = lambda: dpq(False)
+        out[f"{name}, norms ||r_m||^2"] = lambda: dpq(True)
+        out[f"{name}, norms ||c + r_m||^2"] = lambda: dpq(False)
     else:
-        out[f"IndexIVFDPQ {levels}x4"] = dpq
+        out[name] = dpq
     return out
 
 
 def bytes_of(index) -> int:
     if isinstance(index, IndexIVFDPQ):
         return index.bytes_per_vector
+    if isinstance(index, faiss.IndexPQ):
+        return int(index.code_size)
     return int(faiss.extract_index_ivf(index).code_size)
 
 
@@ -180,7 +190,7 @@ def run(name, x, args, metric):
     rows, mmap_rows = [], []
     for B in [int(v) for v in args.bytes.split(",")]:
         built = {}
-        for label, make in methods(d, nlist, B, metric, args.norm_origins).items():
+        for label, make in methods(d, nlist, B, metric, args.nbits, args.norm_origins, args.flat_peer).items():
             if label.split(" ")[0] in args.skip.split(",") or label in args.skip.split(","):
                 continue
             index = make()
@@ -202,7 +212,7 @@ def run(name, x, args, metric):
             for label, (index, params) in built.items():
                 if isinstance(index, IndexIVFDPQ):
                     index.nprobe = nprobe
-                else:
+                elif not isinstance(index, faiss.IndexPQ):  # the flat peer has no lists
                     faiss.extract_index_ivf(index).nprobe = nprobe
                 searches[label] = (lambda index=index, params=params: index.search(xq, 10, params=params))
             # Timings interleaved run by run, so that a busy moment of the
