@@ -16,6 +16,8 @@
 #include "../scan/reference.h"
 #include "../scratch.h"
 #include "../topk.h"
+#include "lanes.h"
+#include "unit_norm.h"
 
 namespace dpq::ivf {
 
@@ -26,11 +28,6 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 // time with 8-bit codes; shorter ones a query at a time (scan_list).
 constexpr size_t kInterleaveBlocks = 8;
 using scan::kGroup;
-using scan::QuantizedLut;
-using scan::compute_luts;
-using scan::quantize_lut4;
-using scan::quantize_lut8;
-using scan::padded_levels4;
 
 // Where a kept candidate is stored; the heaps rank by (distance, id), as
 // the flat index and a merge of shards do.
@@ -61,171 +58,6 @@ std::vector<ListRef> touch_lists(const ListStore& store, size_t n, const int64_t
     }
     if (!error.empty()) throw std::runtime_error(error);
     return refs;
-}
-
-// Float tables of a batch of queries, and their quantized forms (bias 0:
-// each (query, list) pair adds its own, see Lane).
-struct BatchTables {
-    int lut_levels = 0, K = 0;
-    std::vector<float> luts, qnorms;  // nq x lut_levels x K; ||q||^2 (L2) or 0
-    std::vector<QuantizedLut> qluts;
-    std::vector<uint8_t> lut4;        // nq x padded(m) x 16
-    std::unique_ptr<uint64_t[]> lut8;  // nq x m x 256, lane 0
-    size_t lut4_size = 0, lut8_size = 0;
-
-    const float* lut(size_t q) const { return luts.data() + q * size_t(lut_levels) * K; }
-};
-
-BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const float* x) {
-    BatchTables t;
-    t.lut_levels = std::max(s.levels, s.rerank_levels);
-    t.K = s.codec->K();
-    t.luts.resize(nq * size_t(t.lut_levels) * t.K);
-    t.qnorms.resize(nq);
-    compute_luts(*s.codec, s.l2, nq, x, t.lut_levels, t.luts.data(), t.qnorms.data());
-    t.qluts.resize(nq);
-    if (!quantize) return t;
-    const int m = s.levels;
-    t.lut4_size = t.K == 16 ? size_t(padded_levels4(m)) * 16 : 0;
-    t.lut8_size = t.K == 16 ? 0 : size_t(m) * 256;
-    if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
-    if (t.K == 16) {
-        t.lut4.resize(nq * t.lut4_size);
-        for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
-    } else {
-        t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
-        const float zero = 0.f;
-        for (size_t q = 0; q < nq; q++) {
-            const float* lut = t.lut(q);
-            quantize_lut8(&lut, 1, m, &zero, &t.qluts[q], t.lut8.get() + q * t.lut8_size);
-        }
-    }
-    return t;
-}
-
-// The per-pair term: ||q - c||^2 (L2, relative norms), ||q||^2 - 2 <q, c>
-// (L2, norms ||c + r_m||^2) or -<q, c> (IP).
-float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
-    const int d = s.codec->d();
-    const float* c = s.centroids + list * d;
-    float acc = 0;
-    if (s.relative_norms) {
-        for (int j = 0; j < d; j++) acc += (q[j] - c[j]) * (q[j] - c[j]);
-        return acc;
-    }
-    for (int j = 0; j < d; j++) acc += q[j] * c[j];
-    return s.l2 ? qnorm - 2.f * acc : -acc;
-}
-
-// A batch's room for the tables of (query, list) pairs (relative norms):
-// a kernel group's at a time, and the list's centroid table where the
-// index keeps none.
-struct ListScratch {
-    explicit ListScratch(const BatchTables& t)
-            : table(size_t(t.lut_levels) * t.K), centroid(table), flut(kGroup * table),
-              lut4(kGroup * t.lut4_size), lut8(uninitialized<uint64_t>(kGroup * t.lut8_size)) {}
-    size_t table;  // floats in a pair's table
-    std::vector<float> centroid, flut;
-    std::vector<uint8_t> lut4;
-    std::unique_ptr<uint64_t[]> lut8;
-};
-
-// The L2 table of list `list`'s centroid (-2 <c, c_lk>, the first lut_levels levels).
-const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc) {
-    if (s.centroid_tables) return s.centroid_tables + list * size_t(s.codec->levels()) * t.K;
-    scan::compute_lut(*s.codec, true, s.centroids + list * size_t(s.codec->d()), t.lut_levels, sc.centroid.data());
-    return sc.centroid.data();
-}
-
-// Query q's float table for a list whose centroid table is clut, in slot j of sc.
-const float* pair_table(const BatchTables& t, size_t q, const float* clut, ListScratch& sc, size_t j) {
-    float* out = sc.flut.data() + j * sc.table;
-    const float* lut = t.lut(q);
-    for (size_t e = 0; e < sc.table; e++) out[e] = lut[e] - clut[e];
-    return out;
-}
-
-// ||c + r_M|| of the vector at offset i of list `list` (cosine): the
-// stored float32 ||c + r_M||^2 of norm slot `slot`, or (slot -1) from the
-// codeword and centroid products where the search has them, else by decoding.
-class UnitNorm {
-   public:
-    explicit UnitNorm(const ListSearch& s)
-            : s_(s), lay_{s.codec->levels(), s.codec->nbits()}, code_(s.codec->levels()), v_(s.codec->d()) {}
-    float operator()(const ListRef& L, size_t list, size_t i, int M, int slot) {
-        if (slot >= 0) return std::sqrt(L.norm_column(slot)[i]);
-        lay_.get_code(L.codes, i, code_.data());
-        if (s_.cross_products) {  // centroid tables hold -2 <c, c_lk>
-            const float* ct = s_.centroid_tables + list * size_t(s_.codec->levels()) * 16;
-            float twice_cr = 0;
-            for (int l = 0; l < M; l++) twice_cr -= ct[l * 16 + code_[l]];
-            const float n = s_.centroid_norms[list] + twice_cr +
-                            prefix_norm_from_products(s_.codeword_norms, s_.cross_products, code_.data(), M);
-            return std::sqrt(std::max(n, 0.f));
-        }
-        const int d = s_.codec->d();
-        s_.codec->decode(1, code_.data(), M, v_.data());
-        const float* c = s_.centroids + list * d;
-        float n = 0;
-        for (int j = 0; j < d; j++) n += (v_[j] + c[j]) * (v_[j] + c[j]);
-        return std::sqrt(n);
-    }
-    // Smaller is better: -<q, c + r_M> over that norm (0 for a zero vector).
-    float cosine(float minus_ip, const ListRef& L, size_t list, size_t i, int M, int slot) {
-        const float n = (*this)(L, list, i, M, slot);
-        return n > 0 ? minus_ip / n : 0.f;
-    }
-
-   private:
-    const ListSearch& s_;
-    CodeLayout lay_;
-    std::vector<uint8_t> code_;
-    std::vector<float> v_;
-};
-
-// One query's share of a list scan: its tables for the list.
-struct Lane {
-    size_t q = 0;          // in the batch
-    float bias = 0;
-    const float* lut = nullptr;  // float table
-    QuantizedLut ql;             // the quantized table's, bias included
-    const uint8_t* lut4 = nullptr;
-    const uint64_t* lut8 = nullptr;
-    bool quantized = false;
-};
-
-// A lane on the query's own tables (norms ||c + r_m||^2, or IP); relative
-// norms' lanes get theirs from pair_lane.
-Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias) {
-    Lane ln;
-    ln.q = q;
-    ln.bias = bias;
-    if (s.relative_norms) return ln;
-    ln.lut = t.lut(q);
-    ln.ql = t.qluts[q];
-    ln.quantized = ln.ql.ok && std::isfinite(bias);
-    ln.ql.base += bias;  // what quantizing with this bias would give
-    ln.ql.magnitude += std::fabs(bias);
-    if (!t.lut4.empty()) ln.lut4 = t.lut4.data() + q * t.lut4_size;
-    if (t.lut8) ln.lut8 = t.lut8.get() + q * t.lut8_size;
-    return ln;
-}
-
-// Gives lane ln (relative norms) its pair's tables in slot j of sc, quantized if `quantize`.
-void pair_lane(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize, ListScratch& sc, size_t j,
-               Lane& ln) {
-    ln.lut = pair_table(t, ln.q, clut, sc, j);
-    if (!quantize) return;
-    if (t.K == 16) {
-        uint8_t* out = sc.lut4.data() + j * t.lut4_size;
-        ln.ql = quantize_lut4(ln.lut, s.levels, ln.bias, out);
-        ln.lut4 = out;
-    } else {
-        uint64_t* out = sc.lut8.get() + j * t.lut8_size;
-        quantize_lut8(&ln.lut, 1, s.levels, &ln.bias, &ln.ql, out);
-        ln.lut8 = out;
-    }
-    ln.quantized = ln.ql.ok && std::isfinite(ln.bias);
 }
 
 // Receives a kernel's candidates in one list for a group of lanes,

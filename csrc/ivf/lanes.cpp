@@ -1,0 +1,100 @@
+#include "lanes.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../scratch.h"
+
+namespace dpq::ivf {
+
+using scan::quantize_lut4;
+using scan::quantize_lut8;
+
+BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const float* x) {
+    BatchTables t;
+    t.lut_levels = std::max(s.levels, s.rerank_levels);
+    t.K = s.codec->K();
+    t.luts.resize(nq * size_t(t.lut_levels) * t.K);
+    t.qnorms.resize(nq);
+    scan::compute_luts(*s.codec, s.l2, nq, x, t.lut_levels, t.luts.data(), t.qnorms.data());
+    t.qluts.resize(nq);
+    if (!quantize) return t;
+    const int m = s.levels;
+    t.lut4_size = t.K == 16 ? size_t(scan::padded_levels4(m)) * 16 : 0;
+    t.lut8_size = t.K == 16 ? 0 : size_t(m) * 256;
+    if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
+    if (t.K == 16) {
+        t.lut4.resize(nq * t.lut4_size);
+        for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
+    } else {
+        t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
+        const float zero = 0.f;
+        for (size_t q = 0; q < nq; q++) {
+            const float* lut = t.lut(q);
+            quantize_lut8(&lut, 1, m, &zero, &t.qluts[q], t.lut8.get() + q * t.lut8_size);
+        }
+    }
+    return t;
+}
+
+float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
+    const int d = s.codec->d();
+    const float* c = s.centroids + list * d;
+    float acc = 0;
+    if (s.relative_norms) {
+        for (int j = 0; j < d; j++) acc += (q[j] - c[j]) * (q[j] - c[j]);
+        return acc;
+    }
+    for (int j = 0; j < d; j++) acc += q[j] * c[j];
+    return s.l2 ? qnorm - 2.f * acc : -acc;
+}
+
+ListScratch::ListScratch(const BatchTables& t)
+        : table(size_t(t.lut_levels) * t.K), centroid(table), flut(scan::kGroup * table),
+          lut4(scan::kGroup * t.lut4_size), lut8(uninitialized<uint64_t>(scan::kGroup * t.lut8_size)) {}
+
+const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc) {
+    if (s.centroid_tables) return s.centroid_tables + list * size_t(s.codec->levels()) * t.K;
+    scan::compute_lut(*s.codec, true, s.centroids + list * size_t(s.codec->d()), t.lut_levels, sc.centroid.data());
+    return sc.centroid.data();
+}
+
+const float* pair_table(const BatchTables& t, size_t q, const float* clut, ListScratch& sc, size_t j) {
+    float* out = sc.flut.data() + j * sc.table;
+    const float* lut = t.lut(q);
+    for (size_t e = 0; e < sc.table; e++) out[e] = lut[e] - clut[e];
+    return out;
+}
+
+Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias) {
+    Lane ln;
+    ln.q = q;
+    ln.bias = bias;
+    if (s.relative_norms) return ln;
+    ln.lut = t.lut(q);
+    ln.ql = t.qluts[q];
+    ln.quantized = ln.ql.ok && std::isfinite(bias);
+    ln.ql.base += bias;  // what quantizing with this bias would give
+    ln.ql.magnitude += std::fabs(bias);
+    if (!t.lut4.empty()) ln.lut4 = t.lut4.data() + q * t.lut4_size;
+    if (t.lut8) ln.lut8 = t.lut8.get() + q * t.lut8_size;
+    return ln;
+}
+
+void pair_lane(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize, ListScratch& sc, size_t j,
+               Lane& ln) {
+    ln.lut = pair_table(t, ln.q, clut, sc, j);
+    if (!quantize) return;
+    if (t.K == 16) {
+        uint8_t* out = sc.lut4.data() + j * t.lut4_size;
+        ln.ql = quantize_lut4(ln.lut, s.levels, ln.bias, out);
+        ln.lut4 = out;
+    } else {
+        uint64_t* out = sc.lut8.get() + j * t.lut8_size;
+        quantize_lut8(&ln.lut, 1, s.levels, &ln.bias, &ln.ql, out);
+        ln.lut8 = out;
+    }
+    ln.quantized = ln.ql.ok && std::isfinite(ln.bias);
+}
+
+}  // namespace dpq::ivf

@@ -1,0 +1,27 @@
+#include "unit_norm.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace dpq::ivf {
+
+float UnitNorm::operator()(const ListRef& L, size_t list, size_t i, int M, int slot) {
+    if (slot >= 0) return std::sqrt(L.norm_column(slot)[i]);
+    lay_.get_code(L.codes, i, code_.data());
+    if (s_.cross_products) {  // centroid tables hold -2 <c, c_lk>
+        const float* ct = s_.centroid_tables + list * size_t(s_.codec->levels()) * 16;
+        float twice_cr = 0;
+        for (int l = 0; l < M; l++) twice_cr -= ct[l * 16 + code_[l]];
+        const float n = s_.centroid_norms[list] + twice_cr +
+                        prefix_norm_from_products(s_.codeword_norms, s_.cross_products, code_.data(), M);
+        return std::sqrt(std::max(n, 0.f));
+    }
+    const int d = s_.codec->d();
+    s_.codec->decode(1, code_.data(), M, v_.data());
+    const float* c = s_.centroids + list * d;
+    float n = 0;
+    for (int j = 0; j < d; j++) n += (v_[j] + c[j]) * (v_[j] + c[j]);
+    return std::sqrt(n);
+}
+
+}  // namespace dpq::ivf
