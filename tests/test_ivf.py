@@ -141,27 +141,43 @@ def test_rerank_with_every_candidate_equals_full_prefix(built, data):
     assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
 
 
+@pytest.fixture(scope="module")
+def far(data):
+    """Per nbits: (index, queries) for the data moved 50 from the origin (as image pixels lie), trained and filled."""
+    cache = {}
+
+    def get(nbits):
+        if nbits not in cache:
+            xt, xb, xq = (x + np.float32(50) for x in data)
+            index = IndexIVFDPQ(faiss.IndexFlatL2(xt.shape[1]), xt.shape[1], NLIST, LEVELS, nbits)
+            index.train_params.rounds = 1
+            index.train(xt)
+            index.add(xb)
+            cache[nbits] = index, xq
+        return cache[nbits]
+    return get
+
+
 @pytest.mark.parametrize("nbits", [4, 8])
-def test_far_from_the_origin(data, kernel_runner, tmp_path, nbits):
+def test_far_from_the_origin(far, kernel_runner, tmp_path, nbits):
     """L2 norms relative to the centroid, each (query, list) pair's own quantized table: on vectors far
-    from the origin (as image pixels) the exact k-NN of c + r_m, from every kernel, whether the index
-    keeps its centroids' tables or computes them per list, with and without re-ranking."""
-    xt, xb, xq = (x + np.float32(50) for x in data)
-    d = xt.shape[1]
-    index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, NLIST, LEVELS, nbits)
-    index.train_params.rounds = 1
-    index.train(xt)
-    index.add(xb)
+    from the origin the exact k-NN of c + r_m, from every kernel, whether the index keeps its centroids'
+    tables or computes them per list, with and without re-ranking, with an IDSelector, and range search."""
+    index, xq = far(nbits)
     assert index.relative_norms and index.centroid_table_bytes == NLIST * LEVELS * 2 ** nbits * 4  # chosen by train
     _, probes = index.quantizer.search(xq, 3)
     searches = {
         "scan": (SearchParametersIVFDPQ(nprobe=3, levels=3), 3),
-        "rerank": (SearchParametersIVFDPQ(nprobe=3, levels=1, rerank_levels=LEVELS, rerank_k=len(xb)), LEVELS),
+        "rerank": (SearchParametersIVFDPQ(nprobe=3, levels=1, rerank_levels=LEVELS, rerank_k=index.ntotal), LEVELS),
     }
     for params, m in searches.values():
         D, I = index.search(xq, 10, params=params)
         Dr, Ir = reference(index, xq, 10, m, probes=probes)
         assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+    D, I = index.search(xq, 10, params=SearchParametersIVFDPQ(nprobe=3, sel=faiss.IDSelectorRange(100, 700)))
+    Dr, Ir = reference(index, xq, 10, LEVELS, probes=probes, keep=lambda ids: (ids >= 100) & (ids < 700))
+    assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+    assert_range_equals_reference(index, xq[:6])
     want = {key: kernel_runner("scalar", lambda p=p: index.search(xq, 10, params=p))
             for key, (p, _) in searches.items()}
     for name in core.scan_kernels():
@@ -171,11 +187,14 @@ def test_far_from_the_origin(data, kernel_runner, tmp_path, nbits):
             np.testing.assert_array_equal(got[1], want[key][1])
     kept = {key: index.search(xq, 10, params=p) for key, (p, _) in searches.items()}
     index.max_centroid_table_bytes = 0
-    assert index.centroid_table_bytes == 0
-    for key, (params, _) in searches.items():
-        D, I = index.search(xq, 10, params=params)
-        np.testing.assert_array_equal(D, kept[key][0])
-        np.testing.assert_array_equal(I, kept[key][1])
+    try:
+        assert index.centroid_table_bytes == 0
+        for key, (params, _) in searches.items():
+            D, I = index.search(xq, 10, params=params)
+            np.testing.assert_array_equal(D, kept[key][0])
+            np.testing.assert_array_equal(I, kept[key][1])
+    finally:
+        index.max_centroid_table_bytes = 2 << 30
     with pytest.raises(ValueError, match="max_centroid_table_bytes"):
         index.max_centroid_table_bytes = -1
     pyfaiss_dpq.write_index(index, str(tmp_path / "far.dpq"))
@@ -233,9 +252,8 @@ def test_faiss_search_parameters_ivf_set_nprobe(built, data):
     np.testing.assert_array_equal(got[1], want[1])
 
 
-def test_range_search_equals_reference(built, data):
-    index = built(8, faiss.METRIC_L2)
-    xq = data[2][:6]
+def assert_range_equals_reference(index, xq):
+    """Range search at nprobe 2 returns the reference's hits, up to a float rounding of the radius."""
     _, probes = index.quantizer.search(xq, 2)
     Dk, _ = reference(index, xq, 20, LEVELS, probes=probes)
     radius = float(np.median(Dk[:, 10]))
@@ -249,6 +267,10 @@ def test_range_search_equals_reference(built, data):
         got = set(I[lims[q]:lims[q + 1]].tolist())
         assert set(ids[sure]) <= got <= set(ids[ok | (np.isin(lists, probes[q]) & (dist < radius * (1 + 1e-5)))])
         assert list(I[lims[q]:lims[q + 1]]) == sorted(got)
+
+
+def test_range_search_equals_reference(built, data):
+    assert_range_equals_reference(built(8, faiss.METRIC_L2), data[2][:6])
 
 
 def small_l2_index(xt):
