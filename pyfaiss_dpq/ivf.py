@@ -88,7 +88,8 @@ class IndexIVFDPQ(NativeIndex):
         ``<q - c, codeword>`` instead of ``<q, codeword>``: a finer scan, so fewer candidates re-scored,
         where vectors lie far from the origin (image pixels), at a cost per pair elsewhere. Unless set,
         ``train`` chooses them where the training vectors' residuals from their centroids hold less than
-        1/16 of their energy (image patches: 0.017; unit-norm embeddings: about 0.3-0.5). Settable
+        1/16 of their energy (image patches: 0.017; unit-norm embeddings: about 0.3-0.5) and the centroids'
+        tables fit in ``max_centroid_table_bytes`` (else each scanned list's would be computed). Settable
         (bool, METRIC_L2) while no vector is stored; ``train`` then keeps the choice. False for inner
         product.
         """

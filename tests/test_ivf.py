@@ -214,11 +214,13 @@ def test_relative_norms_chosen_by_training_or_set(data):
         index = IndexIVFDPQ(quantizer, d, NLIST, LEVELS, 4, metric)
         index.train_params.rounds = 0
         return index
-    near, far = make(), make()
+    near, far, capped = make(), make(), make()
     near.train(xt)
     far.train(xt + np.float32(50))
+    capped.max_centroid_table_bytes = NLIST * LEVELS * 16 * 4 - 1  # the tables would not be kept
+    capped.train(xt + np.float32(50))
     assert not near.relative_norms and near.centroid_table_bytes == 0
-    assert far.relative_norms
+    assert far.relative_norms and not capped.relative_norms
     fixed = make()
     fixed.relative_norms = True
     fixed.train(xt)

@@ -245,7 +245,8 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
     }
     if (is_l2() && !relative_norms_set_) {
         std::unique_lock lock(mutex_);
-        relative_norms_ = residual_energy < kRelativeNormsBelow * energy;
+        const size_t table_bytes = nlist_ * size_t(levels()) * codec_.K() * sizeof(float);
+        relative_norms_ = residual_energy < kRelativeNormsBelow * energy && table_bytes <= max_centroid_table_bytes_;
         refresh_centroid_tables();
     }
     if (has_codebooks_) return;

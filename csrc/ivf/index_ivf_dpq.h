@@ -62,8 +62,10 @@ class IndexIVFDPQ : public faiss::Index {
     // each (query, list) pair quantize its own table (search_lists.h): finer
     // where vectors lie far from the origin, a cost per pair elsewhere. Unless
     // set, train() chooses relative norms where the training vectors'
-    // residuals hold less than kRelativeNormsBelow of their energy. False for
-    // inner product.
+    // residuals hold less than kRelativeNormsBelow of their energy and the
+    // centroid tables fit in max_centroid_table_bytes (computing a list's
+    // table per scan, levels x K x d products, would cost more than the finer
+    // scan saves). False for inner product.
     bool relative_norms() const { return relative_norms_; }
     // Fixes the choice (train() keeps it); refused while vectors are stored.
     void set_relative_norms(bool relative);
