@@ -106,7 +106,7 @@ void register_bindings(py::module_& m) {
         out["norm_prefixes"] = ix.norm_spec().prefixes;
         out["cosine"] = ix.cosine();
         out["relative_norms"] = ix.relative_norms();
-        out["centroid_table_bytes"] = ix.centroid_tables() ? ix.nlist() * ix.levels() * ix.codec().K() * 4 : 0;
+        out["centroid_table_bytes"] = ix.centroid_table_bytes();
         out["bytes_per_vector"] = ix.bytes_per_vector();
         out["has_codebooks"] = ix.has_codebooks();
         out["has_centroids"] = ix.has_centroids();

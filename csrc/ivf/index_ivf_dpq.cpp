@@ -116,9 +116,8 @@ void IndexIVFDPQ::refresh_centroid_tables() {
             centroid_norms_[l] = s;
         }
     }
-    const size_t bytes = nlist_ * size_t(levels()) * codec_.K() * sizeof(float);
-    if (!(relative_norms_ || cosine_sums) || bytes > max_centroid_table_bytes_) return;
-    centroid_tables_.resize(bytes / sizeof(float));
+    if (!(relative_norms_ || cosine_sums) || !centroid_tables_fit()) return;
+    centroid_tables_.resize(nlist_ * size_t(levels()) * codec_.K());
     std::vector<float> biases(nlist_);
     scan::compute_luts(codec_, true, nlist_, centroids_.data(), levels(), centroid_tables_.data(), biases.data(),
                        omp_get_max_threads());
@@ -231,22 +230,22 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
     if (has_codebooks_ && (relative_norms_set_ || !is_l2())) return;  // given codebooks: the coarse level only
     std::vector<idx_t> assign(n);
     quantizer_->assign(n, x, assign.data(), 1);
-    std::vector<float> residuals(size_t(n) * d);
+    // Residuals are kept only when the codebooks are trained here.
+    std::vector<float> residuals(has_codebooks_ ? 0 : size_t(n) * d);
     double energy = 0, residual_energy = 0;
     for (idx_t i = 0; i < n; i++) {
         DPQ_CHECK(assign[i] >= 0 && size_t(assign[i]) < nlist_, std::runtime_error,
                   "IndexIVFDPQ.train: the quantizer assigned list %lld", (long long)assign[i]);
         for (int j = 0; j < d; j++) {
             const float v = x[size_t(i) * d + j], r = v - centroids[assign[i] * d + j];
-            residuals[size_t(i) * d + j] = r;
+            if (!residuals.empty()) residuals[size_t(i) * d + j] = r;
             energy += double(v) * v;
             residual_energy += double(r) * r;
         }
     }
     if (is_l2() && !relative_norms_set_) {
         std::unique_lock lock(mutex_);
-        const size_t table_bytes = nlist_ * size_t(levels()) * codec_.K() * sizeof(float);
-        relative_norms_ = residual_energy < kRelativeNormsBelow * energy && table_bytes <= max_centroid_table_bytes_;
+        relative_norms_ = residual_energy < kRelativeNormsBelow * energy && centroid_tables_fit();
         refresh_centroid_tables();
     }
     if (has_codebooks_) return;

@@ -82,6 +82,8 @@ class IndexIVFDPQ : public faiss::Index {
     // compute a list's otherwise (null then), with the same results.
     const float* centroid_tables() const { return centroid_tables_.empty() ? nullptr : centroid_tables_.data(); }
     size_t max_centroid_table_bytes() const { return max_centroid_table_bytes_; }
+    // Bytes the centroid tables kept take (0: none kept).
+    size_t centroid_table_bytes() const { return centroid_tables_.size() * sizeof(float); }
     void set_max_centroid_table_bytes(size_t bytes);
     // Cosine with 4-bit codes: the codewords' norms and cross products, and
     // ||c||^2 of every centroid; empty otherwise.
@@ -182,6 +184,10 @@ class IndexIVFDPQ : public faiss::Index {
     void refresh_coarse();
     // Recomputes centroid_tables, products and centroid_norms (callers hold the unique lock).
     void refresh_centroid_tables();
+    // Whether tables for every centroid fit in max_centroid_table_bytes.
+    bool centroid_tables_fit() const {
+        return nlist_ * size_t(levels()) * codec_.K() * sizeof(float) <= max_centroid_table_bytes_;
+    }
     void require_writable(const char* what) const;
     // Norms (n x stored prefixes) of the prefix reconstructions (plus the
     // centroid unless relative_norms).

@@ -54,7 +54,7 @@ ListScratch::ListScratch(const BatchTables& t)
           lut4(scan::kGroup * t.lut4_size), lut8(uninitialized<uint64_t>(scan::kGroup * t.lut8_size)) {}
 
 const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc) {
-    if (s.centroid_tables) return s.centroid_tables + list * size_t(s.codec->levels()) * t.K;
+    if (const float* kept = kept_centroid_table(s, list)) return kept;
     scan::compute_lut(*s.codec, true, s.centroids + list * size_t(s.codec->d()), t.lut_levels, sc.centroid.data());
     return sc.centroid.data();
 }

@@ -46,7 +46,12 @@ struct ListScratch {
     std::unique_ptr<uint64_t[]> lut8;
 };
 
-// The L2 table of list `list`'s centroid (-2 <c, c_lk>, the first lut_levels levels).
+// The L2 table of list `list`'s centroid (-2 <c, c_lk>) where the index keeps them (else null).
+inline const float* kept_centroid_table(const ListSearch& s, size_t list) {
+    return s.centroid_tables ? s.centroid_tables + list * size_t(s.codec->levels()) * s.codec->K() : nullptr;
+}
+
+// The L2 table of list `list`'s centroid, the first lut_levels levels: kept, or computed into sc.
 const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc);
 
 // Query q's float table for a list whose centroid table is clut, in slot j of sc.

@@ -133,12 +133,12 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
         const size_t n = std::min(group, lanes.size() - g0);
         if (clut)
             for (size_t j = 0; j < n; j++) pair_lane(s, t, clut, fn != nullptr, scratch, j, g[j]);
-        Lane* slow = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
-        for (; slow < g + n; slow++) {
+        Lane* const fast_end = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
+        for (Lane* slow = fast_end; slow < g + n; slow++) {
             ListSink<Owner> sink(owner, s, L, slow, 1, nullptr);
             sink.scan_all(0);
         }
-        const int nq = int(std::count_if(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; }));
+        const int nq = int(fast_end - g);
         if (!nq) continue;
         scan::GroupTables gt;
         gt.nq = nq;

@@ -1,5 +1,7 @@
 #include "unit_norm.h"
 
+#include "lanes.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -9,7 +11,7 @@ float UnitNorm::operator()(const ListRef& L, size_t list, size_t i, int M, int s
     if (slot >= 0) return std::sqrt(L.norm_column(slot)[i]);
     lay_.get_code(L.codes, i, code_.data());
     if (s_.cross_products) {  // centroid tables hold -2 <c, c_lk>
-        const float* ct = s_.centroid_tables + list * size_t(s_.codec->levels()) * 16;
+        const float* ct = kept_centroid_table(s_, list);
         float twice_cr = 0;
         for (int l = 0; l < M; l++) twice_cr -= ct[l * 16 + code_[l]];
         const float n = s_.centroid_norms[list] + twice_cr +
