@@ -454,18 +454,41 @@ PYBIND11_MODULE(_core, m) {
         dpq::scan::decode_exact_norms() = how == "decode";
     }, "How the exact re-score computes prefix norms of 4-bit codes (benchmark seam).");
     m.def("active_scan_kernel", [] { return std::string(dpq::scan::active_kernels().name); });
-    m.def("quantize_lut", [](FloatArray lut, float bias) {
+    // A split of 4-bit tables (kernels.h SplitColumns4) from Python: the source of each extra column.
+    auto split_of = [](const std::vector<int>& src, int sources) {
+        dpq::scan::SplitColumns4 split;
+        DPQ_CHECK(src.size() <= size_t(dpq::scan::kMaxSplitColumns), std::invalid_argument,
+                  "split: at most %d extra columns", dpq::scan::kMaxSplitColumns);
+        for (int v : src) {
+            DPQ_CHECK(v >= 0 && v < sources && (split.n == 0 || v >= split.src[split.n - 1]), std::invalid_argument,
+                      "split: sources in [0, %d), in increasing order", sources);
+            split.src[split.n++] = uint8_t(v);
+        }
+        return split;
+    };
+    m.def("plan_split", [](FloatArray luts) {
+        DPQ_CHECK(luts.ndim() == 3 && luts.shape(0) >= 1 && luts.shape(0) <= dpq::scan::kGroup && luts.shape(2) == 16 &&
+                          luts.shape(1) >= 1 && luts.shape(1) <= 255,
+                  std::invalid_argument, "plan_split: luts must have shape (nq <= 4, m <= 255, 16)");
+        const float* p[dpq::scan::kGroup];
+        for (py::ssize_t q = 0; q < luts.shape(0); q++) p[q] = luts.data(q);
+        const dpq::scan::SplitColumns4 split = dpq::scan::plan_split4(p, int(luts.shape(0)), int(luts.shape(1)));
+        return std::vector<int>(split.src, split.src + split.n);
+    }, "The extra columns (their sources) that 4-bit scans give a group of query tables.");
+    m.def("quantize_lut", [split_of](FloatArray lut, float bias, const std::vector<int>& split) {
         DPQ_CHECK(lut.ndim() == 2 && (lut.shape(1) == 16 || lut.shape(1) == 256) && lut.shape(0) >= 1 &&
                           lut.shape(0) <= 255,
                   std::invalid_argument, "quantize_lut: lut must have shape (m, 16) or (m, 256), 1 <= m <= 255");
         const int m = int(lut.shape(0));
+        DPQ_CHECK(split.empty() || lut.shape(1) == 16, std::invalid_argument, "quantize_lut: a split is for 4-bit tables");
         dpq::scan::QuantizedLut q;
         py::array out;
         if (lut.shape(1) == 16) {
-            std::vector<uint8_t> t(size_t(dpq::scan::padded_levels4(m)) * 16);
-            q = dpq::scan::quantize_lut4(lut.data(), m, bias, t.data());
-            py::array_t<uint8_t> a({size_t(m), size_t(16)});
-            std::copy(t.begin(), t.begin() + m * 16, a.mutable_data());
+            const dpq::scan::SplitColumns4 sp = split_of(split, m);
+            std::vector<uint8_t> t(dpq::scan::lut4_bytes(m, sp));
+            q = dpq::scan::quantize_lut4(lut.data(), m, bias, sp, t.data());
+            py::array_t<uint8_t> a({size_t(m + sp.n), size_t(16)});
+            std::copy(t.begin(), t.begin() + (m + sp.n) * 16, a.mutable_data());
             out = a;
         } else {
             std::vector<uint64_t> t(size_t(m) * 256, 0);
@@ -479,22 +502,27 @@ PYBIND11_MODULE(_core, m) {
         p["ok"] = q.ok, p["base"] = q.base, p["inv_scale"] = q.inv_scale, p["err"] = q.err, p["rel"] = q.rel;
         p["magnitude"] = q.magnitude;
         return py::make_tuple(out, p);
-    });
-    m.def("quantized_sums", [](const std::string& kernel, ByteArray blocks, int m, py::array lut) {
+    }, py::arg("lut"), py::arg("bias"), py::arg("split") = std::vector<int>());
+    m.def("quantized_sums", [split_of](const std::string& kernel, ByteArray blocks, int m, py::array lut,
+                                       const std::vector<int>& split) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);
-        DPQ_CHECK(blocks.ndim() == 2 && lut.ndim() >= 2 && m >= 1 && m <= 255 && lut.shape(0) == m,
-                  std::invalid_argument, "quantized_sums: blocks (nblocks, block_bytes) and lut (m, ...) expected");
+        const py::ssize_t columns = m + py::ssize_t(split.size());
+        DPQ_CHECK(blocks.ndim() == 2 && lut.ndim() >= 2 && m >= 1 && m <= 255 && lut.shape(0) == columns,
+                  std::invalid_argument,
+                  "quantized_sums: blocks (nblocks, block_bytes) and lut (m + len(split), ...) expected");
         const size_t nb = size_t(blocks.shape(0)), bb = size_t(blocks.shape(1));
-        if (lut.shape(1) == 16) {  // 4-bit: lut (m, 16) uint8
+        if (lut.shape(1) == 16) {  // 4-bit: lut (m + len(split), 16) uint8
             auto t = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut);
             DPQ_CHECK(bb >= size_t(m) * 16 && bb % 16 == 0, std::invalid_argument,
                       "quantized_sums: blocks too short for m levels");
-            std::vector<uint8_t> padded(size_t(dpq::scan::padded_levels4(m)) * 16, 0);
-            std::copy(t.data(), t.data() + m * 16, padded.begin());
+            const dpq::scan::SplitColumns4 sp = split_of(split, m);
+            std::vector<uint8_t> padded(dpq::scan::lut4_bytes(m, sp), 0);
+            std::copy(t.data(), t.data() + columns * 16, padded.begin());
             py::array_t<uint16_t> out(nb * 32);
-            ks.sums4(blocks.data(), bb, nb, m, padded.data(), out.mutable_data());
+            ks.sums4(blocks.data(), bb, nb, m, padded.data(), sp, out.mutable_data());
             return py::array(out);
         }
+        DPQ_CHECK(split.empty(), std::invalid_argument, "quantized_sums: a split is for 4-bit tables");
         // 8-bit: lut (m, 256, 4) uint16, lane q = query q
         auto t = py::array_t<uint16_t, py::array::c_style | py::array::forcecast>::ensure(lut);
         DPQ_CHECK(lut.ndim() == 3 && lut.shape(1) == 256 && lut.shape(2) == 4, std::invalid_argument,
@@ -505,7 +533,7 @@ PYBIND11_MODULE(_core, m) {
         py::array_t<uint16_t> out({nb * 32, size_t(4)});
         ks.sums8(blocks.data(), bb, nb, m, packed.data(), reinterpret_cast<uint64_t*>(out.mutable_data()));
         return py::array(out);
-    });
+    }, py::arg("kernel"), py::arg("blocks"), py::arg("m"), py::arg("lut"), py::arg("split") = std::vector<int>());
 
     m.def("exact_block4", [](const std::string& kernel, ByteArray block, int m, FloatArray lut, FloatArray init) {
         const dpq::scan::KernelSet& ks = dpq::scan::kernels_named(kernel);

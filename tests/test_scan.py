@@ -153,6 +153,12 @@ def test_scalar_sums_follow_the_code_layout(nbits):
         lut = rng.integers(0, 256, (m, 16), dtype=np.uint8)
         expected = lut[np.arange(m), codes].sum(1)
         np.testing.assert_array_equal(core.quantized_sums("scalar", blocks, m, lut), expected)
+        # Split columns (kernels.h SplitColumns4): column m + j looks up level split[j]'s codes again.
+        split = [0, 0, 3]
+        extra = rng.integers(0, 256, (len(split), 16), dtype=np.uint8)
+        expected = expected + extra[np.arange(len(split)), codes[:, split]].sum(1)
+        np.testing.assert_array_equal(core.quantized_sums("scalar", blocks, m, np.vstack([lut, extra]), split),
+                                      expected)
     else:
         lut = rng.integers(0, 65535 // m + 1, (m, 256, 4)).astype(np.uint16)
         expected = lut[np.arange(m), codes].astype(np.int64).sum(1)
@@ -169,6 +175,11 @@ def test_quantized_sums_are_bit_exact(fast_kernel, levels):
         lut4 = rng.integers(0, 256, (m, 16), dtype=np.uint8)
         np.testing.assert_array_equal(core.quantized_sums(fast_kernel, blocks4, m, lut4),
                                       core.quantized_sums("scalar", blocks4, m, lut4), err_msg=f"4-bit m={m}")
+        for split in ([0], sorted(rng.integers(0, m, 1 + m % 5).tolist())):  # odd and even column counts
+            lut = rng.integers(0, 256, (m + len(split), 16), dtype=np.uint8)
+            np.testing.assert_array_equal(core.quantized_sums(fast_kernel, blocks4, m, lut, split),
+                                          core.quantized_sums("scalar", blocks4, m, lut, split),
+                                          err_msg=f"4-bit m={m} split={split}")
         blocks8 = rng.integers(0, 256, (5, levels * 32), dtype=np.uint8)
         lut8 = rng.integers(0, 65535 // m + 1, (m, 256, 4)).astype(np.uint16)
         np.testing.assert_array_equal(core.quantized_sums(fast_kernel, blocks8, m, lut8),
@@ -235,6 +246,73 @@ def test_quantization_error_is_within_its_bound(K, spread):
         assert np.abs(approx - exact.astype(np.float64)).max() <= bound
 
 
+def residual_like_lut(rng, m, spread):
+    """4-bit tables whose first levels span far more than the rest, as a residual code's do."""
+    return (rng.standard_normal((m, 16)) * spread * np.exp(-np.arange(m) / 3)[:, None] + 3).astype(np.float32)
+
+
+def test_split_plan_widens_only_the_widest_levels():
+    """plan_split (tables.h plan_split4): levels spanning more than twice the
+    mean span get the fewest extra columns that bring them under it, within a
+    budget of max(1, m / 4); levels alike get none."""
+    rng = np.random.default_rng(3)
+    flat = rng.uniform(-1, 1, (2, 24, 16)).astype(np.float32)
+    assert core.plan_split(flat) == []
+    luts = np.stack([residual_like_lut(rng, 24, 1.0) for _ in range(3)])
+    split = core.plan_split(luts)
+    assert 0 < len(split) <= 24 // 4 and split == sorted(split) and split[0] == 0
+    spans = np.ptp(luts, axis=2).max(0)
+    width = 1 + np.bincount(split, minlength=24)
+    if len(split) < 6:  # within budget: every column spans at most twice the mean span
+        assert (spans / width <= 2 * spans.mean() * (1 + 1e-6)).all()
+    assert width[np.argmax(spans)] == width.max()
+    one = residual_like_lut(rng, 3, 1.0)[None]
+    assert len(core.plan_split(one)) <= 1  # the budget is at least one column
+    with pytest.raises(ValueError, match="plan_split"):
+        core.plan_split(np.zeros((5, 3, 16), np.float32))
+
+
+@pytest.mark.parametrize("spread", [1e-3, 1.0, 1e4])
+def test_split_tables_sum_to_the_unsplit_values_within_the_bound(spread):
+    """A split level's columns sum to its quantized value at the finer step,
+    and approximations stay within err + rel * A (tables.h)."""
+    rng = np.random.default_rng(11)
+    for m in (2, 7, 24, 40):
+        lut = residual_like_lut(rng, m, spread)
+        bias = np.float32(rng.standard_normal() * spread)
+        split = core.plan_split(lut[None])
+        q, p = core.quantize_lut(lut, float(bias), split)
+        _, whole = core.quantize_lut(lut, float(bias))
+        assert q.shape == (m + len(split), 16) and p["ok"]
+        assert p["err"] <= whole["err"] * (1 + 1e-6)  # finer (or equal) steps
+        values = q[:m].astype(np.int64)
+        for j, level in enumerate(split):
+            values[level] += q[m + j]
+        codes = rng.integers(0, 16, (4000, m))
+        codes[:16, :] = np.arange(16)[:, None]
+        exact = np.full(len(codes), bias, np.float32)
+        for level in range(m):
+            exact = exact + lut[level, codes[:, level]]
+        approx = np.float64(p["base"]) + values[np.arange(m), codes].sum(1) * p["inv_scale"]
+        assert np.abs(approx - exact.astype(np.float64)).max() <= p["err"] + p["rel"] * p["magnitude"]
+
+
+@pytest.mark.parametrize("m", [1, 3, 8, 24, 40])
+def test_table_quantization_is_bit_exact(kernel_runner, fast_kernel, m):
+    """Every kernel's stats4 and quantize4 (the 4-bit tables' minima and
+    maxima, and their quantized columns, split or not) equal the scalar
+    reference's bit for bit."""
+    rng = np.random.default_rng(m)
+    for spread in (1e-3, 1.0, 1e5):
+        lut = residual_like_lut(rng, m, spread)
+        bias = float(rng.standard_normal() * spread)
+        for split in ([], core.plan_split(lut[None]), sorted(rng.integers(0, m, min(m, 5)).tolist())):
+            want = kernel_runner("scalar", lambda: core.quantize_lut(lut, bias, split))
+            got = kernel_runner(fast_kernel, lambda: core.quantize_lut(lut, bias, split))
+            np.testing.assert_array_equal(got[0], want[0], err_msg=f"spread={spread} split={split}")
+            assert got[1] == want[1]
+
+
 def test_non_finite_tables_are_reported():
     _, p = core.quantize_lut(np.array([[np.inf] + [0.0] * 15], np.float32), 0.0)
     assert not p["ok"]
@@ -264,6 +342,28 @@ def test_fast_search_matches_exact_numpy_reference(kernel_runner, fast_kernel, c
     Dref, Iref = exact_search(recons, vectors[2], 10, metric)
     D, I = kernel_runner(fast_kernel, lambda: search_all(index, vectors[2], 10, levels=m))
     assert_same_knn(D, I, Dref, Iref)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_search_with_split_columns_equals_scalar_and_numpy(kernel_runner, fast_kernel, codebooks, vectors, metric):
+    """A first level spanning 24x the others' makes the 4-bit scan split its
+    table over two columns (tables.h plan_split4); the kernels' results still
+    equal the scalar reference's bit for bit and the exact k-NN of the codes."""
+    books = codebooks[4].copy()
+    books[0] *= 24
+    index = IndexDPQ(D, LEVELS, 4, metric)
+    index.codebooks = books
+    index.add(vectors[1] * 3)
+    xq = vectors[2] * 3
+    lut = -np.einsum("qd,lkd->qlk", xq, books).astype(np.float32)  # each query's tables, up to their scale
+    assert all(core.plan_split(lut[q:q + 1])[:1] == [0] for q in range(len(xq)))
+    for m in (2, LEVELS):
+        ref = kernel_runner("scalar", lambda: search_all(index, xq, 10, levels=m))
+        got = kernel_runner(fast_kernel, lambda: search_all(index, xq, 10, levels=m))
+        np.testing.assert_array_equal(got[1], ref[1], err_msg=f"ids, m={m}")
+        np.testing.assert_array_equal(got[0], ref[0], err_msg=f"distances, m={m}")
+        recons = np.stack([index.reconstruct_prefix(i, m) for i in range(index.ntotal)])
+        assert_same_knn(*got, *exact_search(recons, xq, 10, metric))
 
 
 @pytest.mark.parametrize("nthreads", [2, 3])

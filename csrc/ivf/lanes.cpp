@@ -7,7 +7,6 @@
 
 namespace dpq::ivf {
 
-using scan::quantize_lut4;
 using scan::quantize_lut8;
 
 BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const float* x) {
@@ -20,12 +19,16 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
     t.qluts.resize(nq);
     if (!quantize) return t;
     const int m = s.levels;
-    t.lut4_size = t.K == 16 ? size_t(scan::padded_levels4(m)) * 16 : 0;
+    t.lut4_size = t.K == 16 ? scan::max_lut4_bytes(m) : 0;
     t.lut8_size = t.K == 16 ? 0 : size_t(m) * 256;
     if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
     if (t.K == 16) {
+        // One split for the batch: any of its queries may share a kernel group.
+        std::vector<const float*> luts(nq);
+        for (size_t q = 0; q < nq; q++) luts[q] = t.lut(q);
+        const std::vector<float> zero(nq, 0.f);
         t.lut4.resize(nq * t.lut4_size);
-        for (size_t q = 0; q < nq; q++) t.qluts[q] = quantize_lut4(t.lut(q), m, 0.f, t.lut4.data() + q * t.lut4_size);
+        t.split = scan::quantize_luts4(luts.data(), int(nq), m, zero.data(), t.lut4.data(), t.lut4_size, t.qluts.data());
     } else {
         t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
         const float zero = 0.f;
@@ -81,20 +84,31 @@ Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias) 
     return ln;
 }
 
-void pair_lane(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize, ListScratch& sc, size_t j,
-               Lane& ln) {
-    ln.lut = pair_table(t, ln.q, clut, sc, j);
-    if (!quantize) return;
-    if (t.K == 16) {
-        uint8_t* out = sc.lut4.data() + j * t.lut4_size;
-        ln.ql = quantize_lut4(ln.lut, s.levels, ln.bias, out);
-        ln.lut4 = out;
-    } else {
-        uint64_t* out = sc.lut8.get() + j * t.lut8_size;
-        quantize_lut8(&ln.lut, 1, s.levels, &ln.bias, &ln.ql, out);
-        ln.lut8 = out;
+scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize,
+                               ListScratch& sc, Lane* lanes, size_t n) {
+    const float* luts[scan::kGroup];
+    float biases[scan::kGroup];
+    scan::QuantizedLut ql[scan::kGroup];
+    for (size_t j = 0; j < n; j++) {
+        luts[j] = lanes[j].lut = pair_table(t, lanes[j].q, clut, sc, j);
+        biases[j] = lanes[j].bias;
     }
-    ln.quantized = ln.ql.ok && std::isfinite(ln.bias);
+    scan::SplitColumns4 split;
+    if (!quantize) return split;
+    if (t.K == 16) split = scan::quantize_luts4(luts, int(n), s.levels, biases, sc.lut4.data(), t.lut4_size, ql);
+    for (size_t j = 0; j < n; j++) {
+        Lane& ln = lanes[j];
+        if (t.K == 16) {
+            ln.ql = ql[j];
+            ln.lut4 = sc.lut4.data() + j * t.lut4_size;
+        } else {
+            uint64_t* out = sc.lut8.get() + j * t.lut8_size;
+            quantize_lut8(&ln.lut, 1, s.levels, &ln.bias, &ln.ql, out);
+            ln.lut8 = out;
+        }
+        ln.quantized = ln.ql.ok && std::isfinite(ln.bias);
+    }
+    return split;
 }
 
 }  // namespace dpq::ivf

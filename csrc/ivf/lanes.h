@@ -21,9 +21,10 @@ struct BatchTables {
     int lut_levels = 0, K = 0;
     std::vector<float> luts, qnorms;  // nq x lut_levels x K; ||q||^2 (L2) or 0
     std::vector<scan::QuantizedLut> qluts;
-    std::vector<uint8_t> lut4;         // nq x padded(m) x 16
+    std::vector<uint8_t> lut4;         // nq x lut4_size
     std::unique_ptr<uint64_t[]> lut8;  // nq x m x 256, lane 0
-    size_t lut4_size = 0, lut8_size = 0;
+    size_t lut4_size = 0, lut8_size = 0;  // a query's (at most, with the split's columns)
+    scan::SplitColumns4 split;            // of every query's lut4
 
     const float* lut(size_t q) const { return luts.data() + q * size_t(lut_levels) * K; }
 };
@@ -69,11 +70,13 @@ struct Lane {
 };
 
 // A lane on the query's own tables (norms ||c + r_m||^2, or IP); relative
-// norms' lanes get theirs from pair_lane.
+// norms' lanes get theirs from pair_lanes.
 Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias);
 
-// Gives lane ln (relative norms) its pair's tables in slot j of sc, quantized if `quantize`.
-void pair_lane(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize, ListScratch& sc, size_t j,
-               Lane& ln);
+// Gives lanes[0..n) (relative norms; n <= kGroup, a kernel group) their
+// pairs' tables in sc, quantized if `quantize`; returns the split of their
+// 4-bit tables.
+scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize,
+                               ListScratch& sc, Lane* lanes, size_t n);
 
 }  // namespace dpq::ivf

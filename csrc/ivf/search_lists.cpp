@@ -131,8 +131,7 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
     for (size_t g0 = 0; g0 < lanes.size(); g0 += group) {
         Lane* g = lanes.data() + g0;
         const size_t n = std::min(group, lanes.size() - g0);
-        if (clut)
-            for (size_t j = 0; j < n; j++) pair_lane(s, t, clut, fn != nullptr, scratch, j, g[j]);
+        const scan::SplitColumns4 split = clut ? pair_lanes(s, t, clut, fn != nullptr, scratch, g, n) : t.split;
         Lane* const fast_end = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
         for (Lane* slow = fast_end; slow < g + n; slow++) {
             ListSink<Owner> sink(owner, s, L, slow, 1, nullptr);
@@ -142,6 +141,7 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
         if (!nq) continue;
         scan::GroupTables gt;
         gt.nq = nq;
+        gt.split = split;
         for (int q = 0; q < nq; q++) {
             gt.inv_scale[q] = g[q].ql.inv_scale;
             gt.lut4[q] = g[q].lut4;

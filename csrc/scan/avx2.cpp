@@ -86,6 +86,28 @@ struct Avx2 {
     static Floats fbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
     static Floats fmadd(Floats a, Floats b, Floats c) { return _mm256_fmadd_ps(a, b, c); }
     static Floats fadd(Floats a, Floats b) { return _mm256_add_ps(a, b); }
+    static Floats fsub(Floats a, Floats b) { return _mm256_sub_ps(a, b); }
+    static Floats fmul(Floats a, Floats b) { return _mm256_mul_ps(a, b); }
+    static Floats fmin(Floats a, Floats b) { return _mm256_min_ps(a, b); }
+    static Floats fmax(Floats a, Floats b) { return _mm256_max_ps(a, b); }
+    static float hmin(Floats a) {
+        __m128 x = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        x = _mm_min_ps(x, _mm_movehl_ps(x, x));
+        return _mm_cvtss_f32(_mm_min_ss(x, _mm_shuffle_ps(x, x, 1)));
+    }
+    static float hmax(Floats a) {
+        __m128 x = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+        return _mm_cvtss_f32(_mm_max_ss(x, _mm_shuffle_ps(x, x, 1)));
+    }
+    // Signed 32 -> unsigned 16 -> unsigned 8, saturating (values fit 16 bits signed).
+    static void store_bytes16(const Floats* y, int sub, uint8_t* out) {
+        const __m256i s = _mm256_set1_epi32(sub);
+        const __m256i a = _mm256_sub_epi32(_mm256_cvttps_epi32(y[0]), s), b = _mm256_sub_epi32(_mm256_cvttps_epi32(y[1]), s);
+        const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);  // 16 x u16, in order
+        const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+    }
 
     // ---- exact 4-bit distances: a level's 16 floats in two registers,
     // picked by bit 3 of the code

@@ -85,6 +85,17 @@ struct Avx512 {
     static Floats fbroadcast(const float* p) { return _mm512_set1_ps(*p); }
     static Floats fmadd(Floats a, Floats b, Floats c) { return _mm512_fmadd_ps(a, b, c); }
     static Floats fadd(Floats a, Floats b) { return _mm512_add_ps(a, b); }
+    static Floats fsub(Floats a, Floats b) { return _mm512_sub_ps(a, b); }
+    static Floats fmul(Floats a, Floats b) { return _mm512_mul_ps(a, b); }
+    static Floats fmin(Floats a, Floats b) { return _mm512_min_ps(a, b); }
+    static Floats fmax(Floats a, Floats b) { return _mm512_max_ps(a, b); }
+    static float hmin(Floats a) { return _mm512_reduce_min_ps(a); }
+    static float hmax(Floats a) { return _mm512_reduce_max_ps(a); }
+    static void store_bytes16(const Floats* y, int sub, uint8_t* out) {
+        const __m512i v = _mm512_max_epi32(_mm512_sub_epi32(_mm512_cvttps_epi32(y[0]), _mm512_set1_epi32(sub)),
+                                           _mm512_setzero_si512());
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtusepi32_epi8(v));
+    }
 
     // ---- exact 4-bit distances: a level's 16 floats in one register
     using Table16 = __m512;

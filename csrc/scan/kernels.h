@@ -46,13 +46,25 @@ struct Blocks {
     int columns() const { return m + (ncodes != nullptr); }
 };
 
+// 4-bit tables: columns past the sources (the m levels, then the norm
+// codes' if Blocks::ncodes) that look up a source's codes again, each with
+// its own share of that source's table values (tables.h: plan_split4).
+// Column sources + j reads the codes of source src[j] (m: the norm codes).
+constexpr int kMaxSplitColumns = 16;
+struct SplitColumns4 {
+    int n = 0;
+    uint8_t src[kMaxSplitColumns] = {};
+};
+
 // Quantized tables of a query group. Lanes q >= nq are unused.
 struct GroupTables {
     int nq = 0;
     // Columns: the m levels, then the norm codes' table if Blocks::ncodes.
-    // nbits = 4: per query, columns padded with zero tables to a multiple of
-    // 4, 16 bytes each (tables.h: quantize_lut4). Sums4Fn takes the same layout.
+    // nbits = 4: per query, those and the split's columns, padded with zero
+    // tables to a multiple of 4, 16 bytes each (tables.h: quantize_lut4).
+    // Sums4Fn takes the same layout.
     const uint8_t* lut4[kGroup] = {};
+    SplitColumns4 split;
     // nbits = 8: columns x 256 entries, 16-bit lane q of entry (l, c) is query q's
     // quantized table value (tables.h: quantize_lut8).
     const uint64_t* lut8 = nullptr;
@@ -71,10 +83,12 @@ struct Thresholds {
 using ScanFn = void (*)(const Blocks&, const GroupTables&, Thresholds&, BlockSink&);
 // Raw quantized sums, the kernels' bit-exact test seam:
 //   nbits 4: out[b * 32 + s] = sum_{l < m} lut4[l * 16 + code_l(b, s)]
+//                              + sum_{j < split.n} lut4[(m + j) * 16 + code_{split.src[j]}(b, s)]
+//            (split.src[j] < m: no norm codes)
 //   nbits 8: out[b * 32 + s] = sum_{l < m} lut8[l * 256 + code_l(b, s)]  (mod 2^64; its 16-bit
 //            lane q is query q's sum while no lane's sum reaches 2^16; scans keep them below 2^15)
 using Sums4Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
-                         const uint8_t* lut4, uint16_t* out);
+                         const uint8_t* lut4, const SplitColumns4& split, uint16_t* out);
 using Sums8Fn = void (*)(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m,
                          const uint64_t* lut8, uint64_t* out);
 
@@ -93,6 +107,17 @@ using Exact4Fn = void (*)(const uint8_t* block, int m, const float* lut, const f
 using DotsFn = void (*)(const float* X, size_t nx, const float* panels, size_t n, int d, float* out,
                         size_t out_stride);
 
+// Quantizing 4-bit tables (tables.h), whose levels are 16 floats t[l * 16 + k]
+// (an inverted file quantizes one per (query, list) pair probed):
+//   Stats4Fn:    lo[l] = min_k t, hi[l] = max_k t, for l < m;
+//   Quantize4Fn: v = trunc(min((t - lo[l]) * scale + 0.5, 255 width[l])) (no
+//                fused multiply-add), laid out over level l's width[l]
+//                columns: column l holds min(v, 255), its extra columns (the
+//                next ones from column m on) v - 255 i clamped to [0, 255].
+// Finite tables: every kernel's equal the scalar reference's bit for bit.
+using Stats4Fn = void (*)(const float* t, int m, float* lo, float* hi);
+using Quantize4Fn = void (*)(const float* t, int m, const float* lo, float scale, const int* width, uint8_t* out);
+
 struct KernelSet {
     const char* name;
     ScanFn scan4, scan8;  // null for the scalar reference (it scans float tables)
@@ -100,6 +125,8 @@ struct KernelSet {
     Sums8Fn sums8;
     Exact4Fn exact4;
     DotsFn dots;
+    Stats4Fn stats4;
+    Quantize4Fn quantize4;
 };
 
 // One per ISA, each defined in its own translation unit with its own flags.

@@ -115,7 +115,6 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     const int m = spec.levels, cols = spec.columns(), K = spec.codec->K();
     const size_t lut_size = size_t(lut_levels(spec)) * K;
     const bool four = spec.codec->nbits() == 4;
-    const size_t lut4_bytes = size_t(padded_levels4(cols)) * 16;
     Group g;
     g.q0 = q0;
     g.queries.resize(nq);
@@ -145,10 +144,11 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     // Tables out of float range (a query's quantization not ok): the reference scans this group.
     QuantizedLut ql[kGroup];
     if (four) {
-        g.lut4 = uninitialized<uint8_t>(nq * lut4_bytes);
+        const size_t bytes = max_lut4_bytes(cols);
+        g.lut4 = uninitialized<uint8_t>(nq * bytes);
+        g.tables.split = quantize_luts4(src, nq, cols, biases, g.lut4.get(), bytes, ql);
         for (int q = 0; q < nq; q++) {
-            g.tables.lut4[q] = g.lut4.get() + q * lut4_bytes;
-            ql[q] = quantize_lut4(src[q], cols, biases[q], g.lut4.get() + q * lut4_bytes);
+            g.tables.lut4[q] = g.lut4.get() + q * bytes;
             g.quantized = g.quantized && ql[q].ok;
         }
     } else {

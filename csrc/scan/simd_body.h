@@ -20,6 +20,8 @@
 namespace dpq::scan {
 namespace {
 
+constexpr float kHalf = 0.5f;
+
 // ------------------------------------------------------------ 4-bit codes
 //
 // Level l of a block is 16 bytes: slot j in the low nibble of byte j, slot
@@ -54,10 +56,11 @@ inline uint32_t unfold_mask(uint32_t mk) {
     return slots;
 }
 
-// nc: the block's norm codes (a level's 16 bytes, table m), or null.
+// nc: the block's norm codes (a level's 16 bytes, table m), or null; then
+// the split's extra columns (kernels.h), each the codes of a level or nc.
 template <class Isa, int NQ>
-inline void accumulate4(const uint8_t* blk, int m, const uint8_t* nc, const uint8_t* const* luts,
-                        typename Isa::Acc4* acc) {
+inline void accumulate4(const uint8_t* blk, int m, const uint8_t* nc, const SplitColumns4& split,
+                        const uint8_t* const* luts, typename Isa::Acc4* acc) {
     using Bytes = typename Isa::Bytes;
     constexpr int S = Isa::kColumns;
     for (int q = 0; q < NQ; q++) acc[q] = {Isa::zero(), Isa::zero()};
@@ -80,19 +83,29 @@ inline void accumulate4(const uint8_t* blk, int m, const uint8_t* nc, const uint
         step(Isa::load_columns(blk + 16 * l), l);
         l += S;
     }
-    // The last levels that fill no register, and the norm codes: at most S columns.
+    // The columns of no whole register of levels: the last levels, the norm
+    // codes and the extra columns, S at a time from anywhere.
     const uint8_t* rest[S];
-    int n = 0;
-    for (; l + n < m; n++) rest[n] = blk + 16 * (l + n);
-    if (nc) rest[n++] = nc;
-    if (n) step(Isa::load_columns(rest, n), l);
+    int n = 0, col = l;
+    auto add = [&](const uint8_t* p) {
+        rest[n++] = p;
+        if (n == S) {
+            step(Isa::load_columns(rest, S), col);
+            col += S;
+            n = 0;
+        }
+    };
+    for (; l < m; l++) add(blk + 16 * l);
+    if (nc) add(nc);
+    for (int j = 0; j < split.n; j++) add(split.src[j] < m ? blk + 16 * split.src[j] : nc);
+    if (n) step(Isa::load_columns(rest, n), col);
 }
 
 template <class Isa, int NQ>
 void scan4_group(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& sink) {
     for (size_t b = bl.b0; b < bl.b1; b++) {
         typename Isa::Acc4 acc[NQ];
-        accumulate4<Isa, NQ>(bl.codes + b * bl.block_bytes, bl.m, bl.block_ncodes(b), t.lut4, acc);
+        accumulate4<Isa, NQ>(bl.codes + b * bl.block_bytes, bl.m, bl.block_ncodes(b), t.split, t.lut4, acc);
         if (bl.norms) {
             const typename Isa::Norms4 nv = Isa::load_norms4(bl.block_norms(b), bl.norm_factor);
             for (int q = 0; q < NQ; q++)
@@ -117,10 +130,11 @@ void scan4(const Blocks& bl, const GroupTables& t, Thresholds& th, BlockSink& si
 }
 
 template <class Isa>
-void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint8_t* lut4, uint16_t* out) {
+void sums4(const uint8_t* codes, size_t block_bytes, size_t nblocks, int m, const uint8_t* lut4,
+           const SplitColumns4& split, uint16_t* out) {
     for (size_t b = 0; b < nblocks; b++) {
         typename Isa::Acc4 acc;
-        accumulate4<Isa, 1>(codes + b * block_bytes, m, nullptr, &lut4, &acc);
+        accumulate4<Isa, 1>(codes + b * block_bytes, m, nullptr, split, &lut4, &acc);
         alignas(64) uint16_t z[32];
         Isa::store_folded(acc, z);
         for (int p = 0; p < 32; p++) out[b * 32 + fold_slot(p)] = z[p];
@@ -351,10 +365,49 @@ void dots(const float* X, size_t nx, const float* panels, size_t n, int d, float
     }
 }
 
+// ------------------------------------------------------------ quantizing 4-bit tables
+//
+// A level's 16 floats are 16 / kFloats registers. The trait gives fsub,
+// fmul, fmin, fmax (as _mm_min_ps: the second operand where either is
+// NaN), hmin and hmax (over the lanes), and store_bytes16(y, sub, out):
+// out[k] = trunc(y_k) - sub clamped to [0, 255], k < 16, for the registers y.
+
+template <class Isa>
+void stats4(const float* t, int m, float* lo, float* hi) {
+    constexpr int V = 16 / Isa::kFloats;
+    for (int l = 0; l < m; l++) {
+        typename Isa::Floats mn = Isa::fload(t + 16 * l), mx = mn;
+        for (int v = 1; v < V; v++) {
+            const typename Isa::Floats x = Isa::fload(t + 16 * l + v * Isa::kFloats);
+            mn = Isa::fmin(mn, x);
+            mx = Isa::fmax(mx, x);
+        }
+        lo[l] = Isa::hmin(mn);
+        hi[l] = Isa::hmax(mx);
+    }
+}
+
+template <class Isa>
+void quantize4(const float* t, int m, const float* lo, float scale, const int* width, uint8_t* out) {
+    using Floats = typename Isa::Floats;
+    constexpr int V = 16 / Isa::kFloats;
+    const Floats sc = Isa::fbroadcast(&scale), half = Isa::fbroadcast(&kHalf);
+    for (int l = 0, next = m; l < m; l++) {
+        const float qmax = float(255 * width[l]);
+        const Floats lv = Isa::fbroadcast(lo + l), top = Isa::fbroadcast(&qmax);
+        Floats y[V];
+        for (int v = 0; v < V; v++)
+            y[v] = Isa::fmin(Isa::fadd(Isa::fmul(Isa::fsub(Isa::fload(t + 16 * l + v * Isa::kFloats), lv), sc), half),
+                             top);
+        Isa::store_bytes16(y, 0, out + 16 * l);
+        for (int i = 1; i < width[l]; i++) Isa::store_bytes16(y, 255 * i, out + 16 * next++);
+    }
+}
+
 // The kernel set of an ISA whose 8-bit scan is scan8.
 template <class Isa>
 constexpr KernelSet kernel_set(const char* name, ScanFn scan8) {
-    return {name, scan4<Isa>, scan8, sums4<Isa>, sums8_blocks, exact4<Isa>, dots<Isa>};
+    return {name, scan4<Isa>, scan8, sums4<Isa>, sums8_blocks, exact4<Isa>, dots<Isa>, stats4<Isa>, quantize4<Isa>};
 }
 
 }  // namespace

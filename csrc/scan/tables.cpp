@@ -19,54 +19,73 @@ struct LevelStats {
     bool finite = true;
 };
 
-// K is 16 or 256: the minima and maxima run in kStatLanes independent
-// lanes, which vectorize (one running minimum is a chain of dependent
-// scalar instructions, and was most of quantize_lut8's time).
+// K = 256: the minima and maxima run in kStatLanes independent lanes,
+// which vectorize (one running minimum is a chain of dependent scalar
+// instructions, and was most of quantize_lut8's time). K = 16: the scan
+// kernels' stats4.
 constexpr int kStatLanes = 8;
 
-constexpr int kMaxLevels = 255;  // codec.h
+// Levels of a code (codec.h), and one more column: the norm codes' table.
+constexpr int kMaxSources = 256;
 
-LevelStats level_stats(const float* lut, int m, int K, float bias, float* lo) {
+// Per level: lo[l] = min_k, span[l] = max_k - lo[l] (span may be null);
+// range is the largest span.
+LevelStats level_stats(const float* lut, int m, int K, float bias, float* lo, float* span) {
+    float hi[kMaxSources];
+    if (K == 16) {
+        active_kernels().stats4(lut, m, lo, hi);
+    } else {
+        for (int l = 0; l < m; l++) {
+            const float* t = lut + size_t(l) * K;
+            float mn[kStatLanes], mx[kStatLanes];
+            for (int j = 0; j < kStatLanes; j++) mn[j] = mx[j] = t[j];
+            for (int k = kStatLanes; k < K; k += kStatLanes)
+                for (int j = 0; j < kStatLanes; j++) {
+                    mn[j] = std::min(mn[j], t[k + j]);
+                    mx[j] = std::max(mx[j], t[k + j]);
+                }
+            lo[l] = *std::min_element(mn, mn + kStatLanes);
+            hi[l] = *std::max_element(mx, mx + kStatLanes);
+        }
+    }
     LevelStats s;
     s.magnitude = std::fabs(bias);
     for (int l = 0; l < m; l++) {
-        const float* t = lut + size_t(l) * K;
-        float mn[kStatLanes], mx[kStatLanes];
-        for (int j = 0; j < kStatLanes; j++) mn[j] = mx[j] = t[j];
-        for (int k = kStatLanes; k < K; k += kStatLanes)
-            for (int j = 0; j < kStatLanes; j++) {
-                mn[j] = std::min(mn[j], t[k + j]);
-                mx[j] = std::max(mx[j], t[k + j]);
-            }
-        const float lo_l = *std::min_element(mn, mn + kStatLanes), hi = *std::max_element(mx, mx + kStatLanes);
-        lo[l] = lo_l;
-        s.lo_sum += lo_l;
-        s.range = std::max(s.range, hi - lo_l);
-        s.magnitude += std::max(std::fabs(lo_l), std::fabs(hi));
+        if (span) span[l] = hi[l] - lo[l];
+        s.lo_sum += lo[l];
+        s.range = std::max(s.range, hi[l] - lo[l]);
+        s.magnitude += std::max(std::fabs(lo[l]), std::fabs(hi[l]));
     }
     s.finite = std::isfinite(s.magnitude) && std::isfinite(s.range) && std::isfinite(bias);
     return s;
 }
 
-// One query's quantization: per-level minima (lo, m of them) and the scale
-// to [0, qmax] (tables.h); not ok when its tables are not finite.
-QuantizedLut lut_scale(const float* lut, int m, int K, float bias, int qmax, float* lo) {
-    const LevelStats s = level_stats(lut, m, K, bias, lo);
+// One query's quantization (tables.h) of m sources, the widest spanning
+// `range` over `qmax` steps (a split source spans more, over as many more
+// steps); not ok when its tables are not finite.
+QuantizedLut lut_scale(const LevelStats& s, int m, float bias, float range, int qmax) {
     QuantizedLut r;
     r.ok = s.finite;
     if (!r.ok) return r;
     r.base = bias + s.lo_sum;
     r.magnitude = s.magnitude;
     r.rel = 4.f * float(m + 8) * std::ldexp(1.f, -24);
-    r.scale = s.range > 0 ? float(qmax) / s.range : 0.f;
-    r.inv_scale = s.range > 0 ? s.range / float(qmax) : 0.f;
-    r.err = s.range > 0 ? float(m) * (0.5f + float(qmax) * std::ldexp(1.f, -20)) * r.inv_scale : 0.f;
+    r.scale = range > 0 ? float(qmax) / range : 0.f;
+    r.inv_scale = range > 0 ? range / float(qmax) : 0.f;
+    r.err = range > 0 ? float(m) * (0.5f + float(qmax) * std::ldexp(1.f, -20)) * r.inv_scale : 0.f;
     return r;
 }
 
 // An entry's quantized value: x - lo >= 0, so adding 0.5 and truncating rounds to nearest.
 inline int32_t quantized(float x, float lo, float scale, float qmax) {
-    return int32_t(std::min(qmax, (x - lo) * scale + 0.5f));
+    const float y = (x - lo) * scale + 0.5f;
+    return int32_t(y < qmax ? y : qmax);
+}
+
+// Columns per source of a split (1 + its extra columns).
+void split_widths(int sources, const SplitColumns4& split, int* width) {
+    std::fill(width, width + sources, 1);
+    for (int j = 0; j < split.n; j++) width[split.src[j]]++;
 }
 
 }  // namespace
@@ -149,14 +168,100 @@ int32_t QuantizedLut::admit_sum(float T) const {
     return int32_t(std::min(std::floor(double(room) * double(scale)), 65535.0));
 }
 
-QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out) {
-    std::fill(out, out + size_t(padded_levels4(m)) * 16, uint8_t(0));
-    float lo[kMaxLevels];  // on the stack: the inverted file quantizes a table per (query, list) pair
-    const QuantizedLut r = lut_scale(lut, m, 16, bias, 255, lo);
+namespace {
+
+// The extra columns for sources of these spans (plan_split4).
+SplitColumns4 plan_spans(const float* span, int sources) {
+    float mean = 0;
+    for (int l = 0; l < sources; l++) mean += span[l];
+    mean /= float(sources);
+    if (!(*std::max_element(span, span + sources) > kSplitWhenAbove * mean)) return SplitColumns4();
+    const float target = kSplitTo * mean;  // a column's span at most
+    // Sums of every column stay below 2^16: at most 256 columns of 255.
+    const int budget = std::min({kMaxSplitColumns, std::max(1, sources / 4), 256 - sources});
+    int width[kMaxSources], extra = 0;
+    for (int l = 0; l < sources; l++) {
+        // The fewest columns that bring the source's span per column to the target.
+        width[l] = span[l] > target ? int(std::min(std::ceil(span[l] / target), float(kMaxSplitColumns + 1))) : 1;
+        extra += width[l] - 1;
+    }
+    if (extra > budget) {  // too many: the budget's columns, each to the widest source per column
+        std::fill(width, width + sources, 1);
+        for (extra = 0; extra < budget; extra++) {
+            int w = 0;
+            for (int l = 1; l < sources; l++)
+                if (span[l] * float(width[w]) > span[w] * float(width[l])) w = l;
+            width[w]++;
+        }
+    }
+    // Extra columns in source order: a kernel reads codes in that order.
+    SplitColumns4 split;
+    for (int l = 0; l < sources; l++)
+        for (int i = 1; i < width[l]; i++) split.src[split.n++] = uint8_t(l);
+    return split;
+}
+
+// quantize_lut4 given the table's level_stats (lo, span).
+QuantizedLut quantize_stats4(const float* lut, int sources, float bias, const LevelStats& st, const float* lo,
+                             const float* span, const SplitColumns4& split, uint8_t* out) {
+    const size_t used = size_t(sources + split.n) * 16;
+    std::fill(out + used, out + lut4_bytes(sources, split), uint8_t(0));  // pad columns
+    int width[kMaxSources];
+    split_widths(sources, split, width);
+    float range = 0;  // the span of one column's 255 steps
+    int widest = 1;
+    for (int l = 0; l < sources; l++) {
+        range = std::max(range, span[l] / float(width[l]));
+        widest = std::max(widest, width[l]);
+    }
+    const QuantizedLut r = lut_scale(st, sources, bias, range * float(widest), 255 * widest);
     if (!r.ok) return r;
-    for (int l = 0; l < m; l++)
-        for (int k = 0; k < 16; k++) out[l * 16 + k] = uint8_t(quantized(lut[l * 16 + k], lo[l], r.scale, 255.f));
+    // A source's value v over its w columns: column i (0: its own, then its
+    // extra columns in order) holds what v has above 255 i, at most 255.
+    active_kernels().quantize4(lut, sources, lo, r.scale, width, out);
     return r;
+}
+
+}  // namespace
+
+SplitColumns4 plan_split4(const float* const* luts, int nq, int sources) {
+    float span[kMaxSources] = {}, lo[kMaxSources], one[kMaxSources];
+    for (int q = 0; q < nq; q++) {
+        level_stats(luts[q], sources, 16, 0.f, lo, one);
+        for (int l = 0; l < sources; l++) span[l] = std::max(span[l], one[l]);
+    }
+    return plan_spans(span, sources);
+}
+
+QuantizedLut quantize_lut4(const float* lut, int sources, float bias, const SplitColumns4& split, uint8_t* out) {
+    float lo[kMaxSources], span[kMaxSources];
+    const LevelStats st = level_stats(lut, sources, 16, bias, lo, span);
+    return quantize_stats4(lut, sources, bias, st, lo, span, split, out);
+}
+
+SplitColumns4 quantize_luts4(const float* const* luts, int nq, int sources, const float* biases, uint8_t* out,
+                             size_t stride, QuantizedLut* ql) {
+    // A kernel group's stats on the stack (the inverted file quantizes a
+    // group per list scanned), a batch's on the heap.
+    const size_t n = size_t(nq) * sources;
+    float group_stats[2 * kGroup * kMaxSources];
+    LevelStats group_st[kGroup];
+    std::vector<float> batch_stats(nq > kGroup ? 2 * n : 0);
+    std::vector<LevelStats> batch_st(nq > kGroup ? nq : 0);
+    float* lo = nq > kGroup ? batch_stats.data() : group_stats;
+    float* span = lo + n;
+    LevelStats* st = nq > kGroup ? batch_st.data() : group_st;
+    float widest[kMaxSources] = {};
+    for (int q = 0; q < nq; q++) {
+        float* sp = span + size_t(q) * sources;
+        st[q] = level_stats(luts[q], sources, 16, biases[q], lo + size_t(q) * sources, sp);
+        for (int l = 0; l < sources; l++) widest[l] = std::max(widest[l], sp[l]);
+    }
+    const SplitColumns4 split = plan_spans(widest, sources);
+    for (int q = 0; q < nq; q++)
+        ql[q] = quantize_stats4(luts[q], sources, biases[q], st[q], lo + size_t(q) * sources,
+                                span + size_t(q) * sources, split, out + q * stride);
+    return split;
 }
 
 namespace {
@@ -176,10 +281,11 @@ void write_lanes8(const float* const* row, const float* low, const float* scale,
 
 bool quantize_lut8(const float* const* luts, int nq, int m, const float* biases, QuantizedLut* out, uint64_t* table) {
     const int qmax = 32767 / m;
-    float lo[kLanes8 * kMaxLevels];
+    float lo[kLanes8 * kMaxSources];
     bool ok = true;
     for (int q = 0; q < nq; q++) {
-        out[q] = lut_scale(luts[q], m, 256, biases[q], qmax, lo + size_t(q) * m);
+        const LevelStats st = level_stats(luts[q], m, 256, biases[q], lo + size_t(q) * m, nullptr);
+        out[q] = lut_scale(st, m, biases[q], st.range, qmax);
         ok = ok && out[q].ok;
     }
     if (!ok) return false;

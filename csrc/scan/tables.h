@@ -6,16 +6,18 @@
 //
 // Quantized tables (for the SIMD scans) keep, per level, lut - min_k lut
 // scaled by one global factor and rounded:
-//   q[l][k] = round((lut[l][k] - lo_l) * scale),  0 <= q <= qmax,
-//   scale = qmax / max_l (max_k lut[l][k] - lo_l),
+//   q[l][k] = round((lut[l][k] - lo_l) * scale),  0 <= q <= qmax w_l,
+//   scale = qmax / max_l ((max_k lut[l][k] - lo_l) / w_l),
 // with qmax = 255 for 4-bit codes (byte shuffles) and floor(32767 / m) for
 // 8-bit codes (16-bit lanes whose sums never carry and keep their top bit
-// free for the threshold test, simd_body.h). A code's approximate distance
+// free for the threshold test, simd_body.h). w_l = 1, except for 4-bit
+// levels split over w_l columns (plan_split4), whose values the columns
+// share (each at most 255, summing to q). A code's approximate distance
 //   approx = base + qsum / scale (+ ||r_m||^2),  base = bias + sum_l lo_l
 // differs from the float-table distance (as the scalar reference sums it) by
 //   |approx - exact| <= err + rel * (A + ||r_m||^2)
-//   err = m * (0.5 + qmax * 2^-20) / scale   (rounding of every entry, plus
-//                                              float error in computing it)
+//   err = m * (0.5 + qmax max_l w_l 2^-20) / scale   (rounding of every
+//                                   entry, plus float error in computing it)
 //   rel = 4 (m + 8) 2^-24,  A = |bias| + sum_l max_k |lut[l][k]|
 // where the rel term bounds the float rounding of both sums (each at most
 // (m + 14) 2^-24 (A + norm); rel is twice that or more).
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "../codec.h"
+#include "kernels.h"
 
 namespace dpq::scan {
 
@@ -60,6 +63,8 @@ std::string active_lut_kernel();
 void compute_luts_with(const std::string& kernel, const Codec& codec, bool l2, size_t nq, const float* x, int levels,
                        float* luts, float* biases);
 
+inline int padded_levels4(int m) { return (m + 3) / 4 * 4; }
+
 struct QuantizedLut {
     float base = 0;       // bias + sum_l lo_l
     float scale = 0;      // quantized units per distance unit (0: every table is flat)
@@ -91,15 +96,46 @@ struct QuantizedLut {
     }
 };
 
-// 4-bit tables: out holds round_up(m, 4) x 16 bytes, levels >= m zero.
-QuantizedLut quantize_lut4(const float* lut, int m, float bias, uint8_t* out);
+// 4-bit tables of `sources` columns (the levels, then any norm codes'
+// table) and the extra columns of `split` (kernels.h: SplitColumns4): out
+// holds lut4_bytes(sources, split) bytes, the columns past the last zero.
+// With splits, one step scale serves every level and err counts one
+// rounding per source, however many columns it spans.
+QuantizedLut quantize_lut4(const float* lut, int sources, float bias, const SplitColumns4& split, uint8_t* out);
+
+// The split shared by the 4-bit tables luts[0..nq) of `sources` columns
+// (16 entries each), which a kernel group scans together. Sources whose
+// entries span far more than the others' (the first levels of a residual
+// code, the norm codes) would set the one quantization step of every
+// column; each of their extra columns halves, thirds, ... their span, so
+// that the step (and the admission slack, the candidates re-scored) shrinks
+// at the cost of one more lookup per extra column.
+//   Where the widest source spans more than kSplitWhenAbove x the mean span
+//   (of every source, the largest over the tables), each source gets the
+//   fewest columns that each span at most kSplitTo x the mean; if that takes
+//   more than max(1, sources / 4) extra columns, that many go one by one to
+//   the widest source per column.
+// Measured (IndexIVFDPQ, 1 thread, 2026-12-02): image patches (level 0's
+// span about 5x the mean) 1.25x / 1.08x the QPS of no split at nprobe 8 /
+// 32; 200k synthetic vectors (3-3.6x the mean) 0.93-0.95x with splits from
+// 2x the mean, unchanged from 4x.
+constexpr float kSplitWhenAbove = 4.f, kSplitTo = 2.f;
+SplitColumns4 plan_split4(const float* const* luts, int nq, int sources);
+// The tables luts[0..nq) quantized with their plan_split4 split, which it
+// returns: query q's into out + q * stride (lut4_bytes(sources, split)
+// bytes used; stride at least max_lut4_bytes(sources)), ql[q] its quantization.
+SplitColumns4 quantize_luts4(const float* const* luts, int nq, int sources, const float* biases, uint8_t* out,
+                             size_t stride, QuantizedLut* ql);
+inline size_t lut4_bytes(int sources, const SplitColumns4& split) {
+    return size_t(padded_levels4(sources + split.n)) * 16;
+}
+// The most bytes lut4_bytes gives for `sources` columns (buffers sized before a plan).
+inline size_t max_lut4_bytes(int sources) { return size_t(padded_levels4(sources + kMaxSplitColumns)) * 16; }
 // 8-bit tables of up to kLanes8 queries: the 64-bit entry table[l * 256 + k]
 // (l < m) holds query q's value in its 16-bit lane q (little-endian), zero
 // in lanes q >= nq. out[q] is query q's quantization; returns false, leaving
 // the table undefined, when some query's tables are not finite.
 constexpr int kLanes8 = 4;
 bool quantize_lut8(const float* const* luts, int nq, int m, const float* biases, QuantizedLut* out, uint64_t* table);
-
-inline int padded_levels4(int m) { return (m + 3) / 4 * 4; }
 
 }  // namespace dpq::scan
