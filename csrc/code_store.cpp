@@ -48,6 +48,19 @@ float CodeStore::norm_value(size_t i, int j, const NormQuantizer& q) const {
     return q.table(j)[column_.get(norms_[j].data(), i)];
 }
 
+void CodeStore::norm_values(size_t i0, size_t n, int j, const NormQuantizer& q, float* out) const {
+    const uint8_t* col = norms_[j].data();
+    if (!spec_.quantized()) {
+        std::memcpy(out, col + 4 * i0, 4 * n);
+    } else if (column_.bits == 8) {
+        const float* t = q.table(j);
+        for (size_t i = 0; i < n; i++) out[i] = t[col[i0 + i]];
+    } else {
+        const float* t = q.table(j);
+        for (size_t i = 0; i < n; i++) out[i] = t[column_.get(col, i0 + i)];
+    }
+}
+
 void CodeStore::compact(const std::vector<bool>& keep) {
     CodeStore out(layout_.levels, layout_.nbits, spec_);
     size_t kept = 0;

@@ -31,6 +31,8 @@ class CodeStore {
     // The norm kept for vector i at stored slot j: the float32, or its
     // code's centroid.
     float norm_value(size_t i, int j, const NormQuantizer& q) const;
+    // norm_value of vectors [i0, i0 + n) into out (a scan's chunk at once).
+    void norm_values(size_t i0, size_t n, int j, const NormQuantizer& q, float* out) const;
     // The float32 norm of vector i at slot j (kind kFloat32 only).
     float norm_float(size_t i, int j) const {
         float v;

@@ -453,6 +453,8 @@ PYBIND11_MODULE(_core, m) {
             throw std::invalid_argument("set_exact_norms: 'table' or 'decode', got '" + how + "'");
         dpq::scan::decode_exact_norms() = how == "decode";
     }, "How the exact re-score computes prefix norms of 4-bit codes (benchmark seam).");
+    m.def("set_split_columns", [](bool on) { return dpq::scan::split_columns_enabled().exchange(on); },
+          py::arg("on"), "Whether 4-bit scans split wide levels over extra columns (benchmark seam); returns the previous.");
     m.def("active_scan_kernel", [] { return std::string(dpq::scan::active_kernels().name); });
     // A split of 4-bit tables (kernels.h SplitColumns4) from Python: the source of each extra column.
     auto split_of = [](const std::vector<int>& src, int sources) {

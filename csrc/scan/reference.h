@@ -66,6 +66,8 @@ struct ScanNorms {
     const NormQuantizer* quantizer = nullptr;
     int slot = -1;
     float at(size_t i) const { return slot < 0 ? 0.f : store->norm_value(i, slot, *quantizer); }
+    // at(i) of vectors [i0, i0 + n) (slot >= 0).
+    void values(size_t i0, size_t n, float* out) const { store->norm_values(i0, n, slot, *quantizer, out); }
 };
 
 // Distances of every vector of blocks [b0, b1) at prefix m:

@@ -239,13 +239,18 @@ class Collector : public BlockSink {
     void accept(int q, size_t b, uint32_t slots) final {
         const QueryTables& t = group_.queries[q];
         const size_t i0 = b * kBlockSize;
+        const float* norms = chunk_.norms ? chunk_.block_norms(b) : nullptr;
         bool moved = false;
         exact_distances(
                 layout_, spec_.store->block(b), slots & stored_slots(b, n_), spec_.levels, t.scan_lut, group_.exact4,
-                [&](size_t s) { return t.bias + spec_.np.scan.at(i0 + s); },
+                [&](size_t s) { return t.bias + (norms ? norms[s] : spec_.np.scan.at(i0 + s)); },
                 [&](size_t s, float d) { moved |= self().offer(q, d, int64_t(i0 + s)); });
         if (moved) refresh(q);
     }
+
+    // The blocks the kernel scans next: their float norms (the scan's, at(i)
+    // of each vector) where it tests floats.
+    void set_chunk(const Blocks& bl) { chunk_ = bl; }
 
     // The float reference scan of blocks [c0, c1) for every query of the group.
     void scan_reference(size_t c0, size_t c1, std::vector<float>& buf) {
@@ -279,6 +284,7 @@ class Collector : public BlockSink {
     const Group& group_;
     const CodeLayout& layout_;
     size_t n_;
+    Blocks chunk_;
 };
 
 class KnnCollector final : public Collector<KnnCollector> {
@@ -368,13 +374,14 @@ void scan_blocks(const Job& spec, const KernelSet& ks, const std::vector<Group>&
         bl.b1 = std::min(b1, c0 + chunk);
         if (decode) {  // norm codes the kernel cannot look up: their centroids, once per chunk
             norms.resize((bl.b1 - c0) * kBlockSize);
-            for (size_t j = 0; j < norms.size(); j++) norms[j] = np.scan.at(c0 * kBlockSize + j);
+            np.scan.values(c0 * kBlockSize, norms.size(), norms.data());
             bl.norms = norms.data();
             bl.norms_b0 = c0;
         }
         for (size_t g = 0; g < groups.size(); g++) {
             if (groups[g].quantized) {
                 bl.norm_factor = groups[g].queries[0].qlut.norm_factor();
+                cols[g].set_chunk(bl);
                 fn(bl, groups[g].tables, cols[g].thresholds, cols[g]);
             } else {
                 cols[g].scan_reference(bl.b0, bl.b1, buf);

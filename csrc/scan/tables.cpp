@@ -175,7 +175,9 @@ SplitColumns4 plan_spans(const float* span, int sources) {
     float mean = 0;
     for (int l = 0; l < sources; l++) mean += span[l];
     mean /= float(sources);
-    if (!(*std::max_element(span, span + sources) > kSplitWhenAbove * mean)) return SplitColumns4();
+    if (!split_columns_enabled().load(std::memory_order_relaxed) ||
+        !(*std::max_element(span, span + sources) > kSplitWhenAbove * mean))
+        return SplitColumns4();
     const float target = kSplitTo * mean;  // a column's span at most
     // Sums of every column stay below 2^16: at most 256 columns of 255.
     const int budget = std::min({kMaxSplitColumns, std::max(1, sources / 4), 256 - sources});
@@ -223,6 +225,11 @@ QuantizedLut quantize_stats4(const float* lut, int sources, float bias, const Le
 }
 
 }  // namespace
+
+std::atomic<bool>& split_columns_enabled() {
+    static std::atomic<bool> on{true};
+    return on;
+}
 
 SplitColumns4 plan_split4(const float* const* luts, int nq, int sources) {
     float span[kMaxSources] = {}, lo[kMaxSources], one[kMaxSources];

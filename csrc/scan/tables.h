@@ -23,6 +23,7 @@
 // (m + 14) 2^-24 (A + norm); rel is twice that or more).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -115,11 +116,14 @@ QuantizedLut quantize_lut4(const float* lut, int sources, float bias, const Spli
 //   fewest columns that each span at most kSplitTo x the mean; if that takes
 //   more than max(1, sources / 4) extra columns, that many go one by one to
 //   the widest source per column.
-// Measured (IndexIVFDPQ, 1 thread, 2026-12-02): image patches (level 0's
-// span about 5x the mean) 1.25x / 1.08x the QPS of no split at nprobe 8 /
-// 32; 200k synthetic vectors (3-3.6x the mean) 0.93-0.95x with splits from
-// 2x the mean, unchanged from 4x.
+// benchmarks/splits.py measures both ways: on image patches (level 0's span
+// about 5x the mean) 1.2-1.5x the QPS of no split; 200k synthetic vectors
+// (2.6-3.6x the mean) are not split (splitting them from 2x the mean cost
+// 5-7%).
 constexpr float kSplitWhenAbove = 4.f, kSplitTo = 2.f;
+// Whether plan_split4 splits at all (default true): a benchmark seam
+// (benchmarks/splits.py measures searches both ways).
+std::atomic<bool>& split_columns_enabled();
 SplitColumns4 plan_split4(const float* const* luts, int nq, int sources);
 // The tables luts[0..nq) quantized with their plan_split4 split, which it
 // returns: query q's into out + q * stride (lut4_bytes(sources, split)
