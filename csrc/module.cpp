@@ -453,8 +453,17 @@ PYBIND11_MODULE(_core, m) {
             throw std::invalid_argument("set_exact_norms: 'table' or 'decode', got '" + how + "'");
         dpq::scan::decode_exact_norms() = how == "decode";
     }, "How the exact re-score computes prefix norms of 4-bit codes (benchmark seam).");
-    m.def("set_split_columns", [](bool on) { return dpq::scan::split_columns_enabled().exchange(on); },
-          py::arg("on"), "Whether 4-bit scans split wide levels over extra columns (benchmark seam); returns the previous.");
+    m.def("set_split_columns", [](const std::string& mode) {
+        using dpq::scan::SplitMode;
+        static const char* names[] = {"auto", "always", "never"};  // by SplitMode value
+        int i = 0;
+        while (i < 3 && mode != names[i]) i++;
+        DPQ_CHECK(i < 3, std::invalid_argument, "set_split_columns: 'auto', 'always' or 'never', got '%s'",
+                  mode.c_str());
+        return std::string(names[int(dpq::scan::split_mode().exchange(SplitMode(i)))]);
+    }, py::arg("mode"),
+          "When 4-bit scans split wide levels over extra columns: 'auto' (where they re-score many "
+          "candidates), 'always' or 'never' (test and benchmark seam); returns the previous mode.");
     m.def("active_scan_kernel", [] { return std::string(dpq::scan::active_kernels().name); });
     // A split of 4-bit tables (kernels.h SplitColumns4) from Python: the source of each extra column.
     auto split_of = [](const std::vector<int>& src, int sources) {

@@ -205,6 +205,50 @@ def test_far_from_the_origin(far, kernel_runner, tmp_path, nbits):
     np.testing.assert_array_equal(I, kept["scan"][1])
 
 
+@pytest.fixture
+def split_mode():
+    """Sets when 4-bit scans split their tables (scan/tables.h SplitMode), restoring the setting."""
+    previous = []
+
+    def set_mode(mode):
+        previous.append(core.set_split_columns(mode))
+    yield set_mode
+    for mode in reversed(previous):
+        core.set_split_columns(mode)
+
+
+def test_split_tables_change_no_result(far, built, data, split_mode):
+    """4-bit tables split over extra columns (always), never, or once the scan admits many candidates
+    (auto): the same results, bit for bit, with norms relative to the centroid (each pair's tables; some
+    of the far data's split), and with the batch's tables (inner product, a level made wide enough to
+    split); and those of the reference."""
+    xt, xb, xq = data
+    wide = IndexIVFDPQ(faiss.IndexFlatIP(xt.shape[1]), xt.shape[1], NLIST, LEVELS, 4, faiss.METRIC_INNER_PRODUCT)
+    wide.train_params.rounds = 1
+    wide.train(xt)
+    books = wide.codebooks.copy()
+    books[0] *= 24  # a first level far wider than the others: its tables split
+    wide.codebooks = books
+    wide.add(xb)
+    assert core.plan_split(-np.einsum("qd,lkd->qlk", xq[:4], books).astype(np.float32))[:1] == [0]
+    cases = [far(4), (wide, xq), (built(4, faiss.METRIC_INNER_PRODUCT), xq)]
+    assert cases[0][0].relative_norms
+    with pytest.raises(ValueError, match="'auto', 'always' or 'never'"):
+        core.set_split_columns("sometimes")
+    for index, xq in cases:
+        params = SearchParametersIVFDPQ(nprobe=3)
+        got = {}
+        for mode in ("never", "always", "auto"):
+            split_mode(mode)
+            got[mode] = index.search(xq, 10, params=params)
+        for mode in ("always", "auto"):
+            np.testing.assert_array_equal(got[mode][0], got["never"][0], err_msg=mode)
+            np.testing.assert_array_equal(got[mode][1], got["never"][1], err_msg=mode)
+        _, probes = index.quantizer.search(xq, 3)
+        Dr, Ir = reference(index, xq, 10, LEVELS, probes=probes)
+        assert_same_knn(*got["always"], Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
+
+
 def test_relative_norms_chosen_by_training_or_set(data):
     xt, xb, xq = data
     d = xt.shape[1]

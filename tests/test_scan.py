@@ -344,11 +344,21 @@ def test_fast_search_matches_exact_numpy_reference(kernel_runner, fast_kernel, c
     assert_same_knn(D, I, Dref, Iref)
 
 
+@pytest.fixture
+def split_always():
+    """4-bit scans split their tables from the start (tables.h SplitMode), whatever they admit."""
+    previous = core.set_split_columns("always")
+    yield
+    core.set_split_columns(previous)
+
+
 @pytest.mark.parametrize("metric", METRICS)
-def test_search_with_split_columns_equals_scalar_and_numpy(kernel_runner, fast_kernel, codebooks, vectors, metric):
+def test_search_with_split_columns_equals_scalar_and_numpy(kernel_runner, fast_kernel, codebooks, vectors, metric,
+                                                           split_always):
     """A first level spanning 24x the others' makes the 4-bit scan split its
     table over two columns (tables.h plan_split4); the kernels' results still
-    equal the scalar reference's bit for bit and the exact k-NN of the codes."""
+    equal the scalar reference's bit for bit, the exact k-NN of the codes and
+    the results without splits."""
     books = codebooks[4].copy()
     books[0] *= 24
     index = IndexDPQ(D, LEVELS, 4, metric)
@@ -364,6 +374,13 @@ def test_search_with_split_columns_equals_scalar_and_numpy(kernel_runner, fast_k
         np.testing.assert_array_equal(got[0], ref[0], err_msg=f"distances, m={m}")
         recons = np.stack([index.reconstruct_prefix(i, m) for i in range(index.ntotal)])
         assert_same_knn(*got, *exact_search(recons, xq, 10, metric))
+        previous = core.set_split_columns("never")
+        try:
+            unsplit = kernel_runner(fast_kernel, lambda: search_all(index, xq, 10, levels=m))
+        finally:
+            core.set_split_columns(previous)
+        np.testing.assert_array_equal(unsplit[1], got[1])
+        np.testing.assert_array_equal(unsplit[0], got[0])
 
 
 @pytest.mark.parametrize("nthreads", [2, 3])

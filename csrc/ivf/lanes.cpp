@@ -9,6 +9,21 @@ namespace dpq::ivf {
 
 using scan::quantize_lut8;
 
+namespace {
+
+// The batch's 4-bit tables, bias 0, one split for all (any of its queries
+// may share a kernel group).
+void quantize4(const ListSearch& s, BatchTables& t, bool split) {
+    const size_t nq = t.qluts.size();
+    std::vector<const float*> luts(nq);
+    for (size_t q = 0; q < nq; q++) luts[q] = t.lut(q);
+    const std::vector<float> zero(nq, 0.f);
+    t.split = scan::quantize_luts4(luts.data(), int(nq), s.levels, zero.data(), t.lut4.data(), t.lut4_size,
+                                   t.qluts.data(), split);
+}
+
+}  // namespace
+
 BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const float* x) {
     BatchTables t;
     t.lut_levels = std::max(s.levels, s.rerank_levels);
@@ -23,12 +38,10 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
     t.lut8_size = t.K == 16 ? 0 : size_t(m) * 256;
     if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
     if (t.K == 16) {
-        // One split for the batch: any of its queries may share a kernel group.
-        std::vector<const float*> luts(nq);
-        for (size_t q = 0; q < nq; q++) luts[q] = t.lut(q);
-        const std::vector<float> zero(nq, 0.f);
         t.lut4.resize(nq * t.lut4_size);
-        t.split = scan::quantize_luts4(luts.data(), int(nq), m, zero.data(), t.lut4.data(), t.lut4_size, t.qluts.data());
+        const bool split = scan::split_now(scan::AdmissionRate());  // SplitMode::kAlways
+        quantize4(s, t, split);
+        t.split_decided = split || scan::split_mode().load() == scan::SplitMode::kNever;
     } else {
         t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
         const float zero = 0.f;
@@ -38,6 +51,11 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
         }
     }
     return t;
+}
+
+void split_tables(const ListSearch& s, BatchTables& t) {
+    quantize4(s, t, true);
+    t.split_decided = true;
 }
 
 float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
@@ -85,7 +103,7 @@ Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias) 
 }
 
 scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize,
-                               ListScratch& sc, Lane* lanes, size_t n) {
+                               bool split_them, ListScratch& sc, Lane* lanes, size_t n) {
     const float* luts[scan::kGroup];
     float biases[scan::kGroup];
     scan::QuantizedLut ql[scan::kGroup];
@@ -95,7 +113,8 @@ scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const 
     }
     scan::SplitColumns4 split;
     if (!quantize) return split;
-    if (t.K == 16) split = scan::quantize_luts4(luts, int(n), s.levels, biases, sc.lut4.data(), t.lut4_size, ql);
+    if (t.K == 16)
+        split = scan::quantize_luts4(luts, int(n), s.levels, biases, sc.lut4.data(), t.lut4_size, ql, split_them);
     for (size_t j = 0; j < n; j++) {
         Lane& ln = lanes[j];
         if (t.K == 16) {

@@ -25,12 +25,16 @@ struct BatchTables {
     std::unique_ptr<uint64_t[]> lut8;  // nq x m x 256, lane 0
     size_t lut4_size = 0, lut8_size = 0;  // a query's (at most, with the split's columns)
     scan::SplitColumns4 split;            // of every query's lut4
+    bool split_decided = false;           // lut4 split, or never to be (scan::AdmissionRate)
 
     const float* lut(size_t q) const { return luts.data() + q * size_t(lut_levels) * K; }
 };
 
 // quantize: also the quantized tables the fast kernels read.
 BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const float* x);
+// Re-quantizes the batch's 4-bit tables (norms ||c + r_m||^2, or IP) with
+// their split, once the search admits many candidates (scan::AdmissionRate).
+void split_tables(const ListSearch& s, BatchTables& t);
 
 // The per-pair term: ||q - c||^2 (L2, relative norms), ||q||^2 - 2 <q, c>
 // (L2, norms ||c + r_m||^2) or -<q, c> (IP).
@@ -74,9 +78,9 @@ struct Lane {
 Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias);
 
 // Gives lanes[0..n) (relative norms; n <= kGroup, a kernel group) their
-// pairs' tables in sc, quantized if `quantize`; returns the split of their
-// 4-bit tables.
+// pairs' tables in sc, quantized if `quantize` (4-bit: split if `split`);
+// returns the split of their 4-bit tables.
 scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const float* clut, bool quantize,
-                               ListScratch& sc, Lane* lanes, size_t n);
+                               bool split, ListScratch& sc, Lane* lanes, size_t n);
 
 }  // namespace dpq::ivf

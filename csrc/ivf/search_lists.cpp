@@ -67,9 +67,11 @@ std::vector<ListRef> touch_lists(const ListStore& store, size_t n, const int64_t
 template <class Owner>
 class ListSink final : public scan::BlockSink {
    public:
-    ListSink(Owner& owner, const ListSearch& s, const ListRef& L, const Lane* lanes, int nq, scan::Exact4Fn exact4)
+    // rate: counts the slots admitted (a fast kernel's sink), or null.
+    ListSink(Owner& owner, const ListSearch& s, const ListRef& L, const Lane* lanes, int nq, scan::Exact4Fn exact4,
+             scan::AdmissionRate* rate)
             : owner_(owner), L_(L), lay_{s.codec->levels(), s.codec->nbits()}, m_(s.levels),
-              norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), exact4_(exact4) {
+              norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), exact4_(exact4), rate_(rate) {
         for (int q = 0; q < nq; q++) refresh(q);
     }
 
@@ -78,6 +80,7 @@ class ListSink final : public scan::BlockSink {
     void accept(int q, size_t b, uint32_t slots) override {
         const Lane& ln = lanes_[q];
         const size_t i0 = b * kBlockSize;
+        if (rate_) rate_->admitted += size_t(__builtin_popcount(slots & scan::stored_slots(b, L_.n)));
         bool moved = false;
         scan::exact_distances(
                 lay_, L_.codes + b * lay_.block_bytes(), slots & scan::stored_slots(b, L_.n), m_, ln.lut, exact4_,
@@ -104,14 +107,16 @@ class ListSink final : public scan::BlockSink {
     const float* norms_;
     const Lane* lanes_;
     scan::Exact4Fn exact4_;
+    scan::AdmissionRate* rate_;
 };
 
 // Scans list `list` for `lanes` (all probing it), kGroup lanes at a time
 // (8-bit codes of short lists: one): the quantized ones of a group through
-// the fast kernel, the rest through the reference.
+// the fast kernel (counted in `rate`), the rest through the reference.
 template <class Owner>
 void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, const BatchTables& t, const ListRef& L,
-               size_t list, std::vector<Lane>& lanes, std::vector<uint64_t>& group_lut8, ListScratch& scratch) {
+               size_t list, std::vector<Lane>& lanes, std::vector<uint64_t>& group_lut8, ListScratch& scratch,
+               scan::AdmissionRate& rate) {
     if (L.n == 0) return;
     const bool four = s.codec->nbits() == 4;
     const scan::ScanFn fn = four ? ks.scan4 : ks.scan8;
@@ -131,10 +136,11 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
     for (size_t g0 = 0; g0 < lanes.size(); g0 += group) {
         Lane* g = lanes.data() + g0;
         const size_t n = std::min(group, lanes.size() - g0);
-        const scan::SplitColumns4 split = clut ? pair_lanes(s, t, clut, fn != nullptr, scratch, g, n) : t.split;
+        const scan::SplitColumns4 split =
+                clut ? pair_lanes(s, t, clut, fn != nullptr, scan::split_now(rate), scratch, g, n) : t.split;
         Lane* const fast_end = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
         for (Lane* slow = fast_end; slow < g + n; slow++) {
-            ListSink<Owner> sink(owner, s, L, slow, 1, nullptr);
+            ListSink<Owner> sink(owner, s, L, slow, 1, nullptr, nullptr);
             sink.scan_all(0);
         }
         const int nq = int(fast_end - g);
@@ -157,8 +163,9 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
             gt.lut8 = group_lut8.data();
         }
         bl.norm_factor = g[0].ql.norm_factor();
-        ListSink<Owner> sink(owner, s, L, g, nq, ks.exact4);
+        ListSink<Owner> sink(owner, s, L, g, nq, ks.exact4, &rate);
         fn(bl, gt, sink.thresholds, sink);
+        rate.scanned += size_t(nq) * L.n;
     }
 }
 
@@ -182,7 +189,11 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1 && nbatch > 1)
     for (size_t bi = 0; bi < nbatch; bi++) {
         const size_t q0 = bi * size, nb = std::min(size, nq - q0);
-        const BatchTables t = make_tables(s, quantize, nb, x + q0 * d);
+        BatchTables t = make_tables(s, quantize, nb, x + q0 * d);
+        // The batch's fast scans from round 1 on (in round 0 every query
+        // starts with no threshold and admits much, whatever the data):
+        // its 4-bit tables split once this is high.
+        scan::AdmissionRate rate;
         auto owner = make(nb, t);
         // Pairs in rounds of probe rank (0; 1-2; 3-6; 7-14; ...), each round's
         // by list: every query meets its nearest list first and its threshold
@@ -211,13 +222,15 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
         for (size_t i = 0; i < pairs.size();) {
             const int64_t l = pairs[i].list;
             const int round = pairs[i].round;
+            if (round == 0) rate = scan::AdmissionRate();
+            if (!t.split_decided && !t.lut4.empty() && scan::split_now(rate)) split_tables(s, t);
             lanes.clear();
             for (; i < pairs.size() && pairs[i].list == l && pairs[i].round == round; i++) {
                 const size_t q = pairs[i].q;
                 lanes.push_back(make_lane(s, t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
             }
             owner.set_list(size_t(l), refs[size_t(l)]);
-            scan_list(owner, s, ks, t, refs[size_t(l)], size_t(l), lanes, group_lut8, scratch);
+            scan_list(owner, s, ks, t, refs[size_t(l)], size_t(l), lanes, group_lut8, scratch, rate);
         }
         finish(q0, owner, t, scratch);
     }

@@ -89,6 +89,13 @@ struct Group {
     GroupTables tables;
     bool quantized = false;  // scanned by the fast kernel, else by the reference
     Exact4Fn exact4 = nullptr;  // re-scores the kernel's candidates (reference.h)
+    // 4-bit: what lut4 is quantized from (the scan tables, with the norm
+    // codes' where the kernel looks them up), kept to split them later.
+    std::vector<float> with_norms;
+    const float* sources[kGroup] = {};
+    int columns = 0;
+    size_t lut4_stride = 0;
+    bool split_decided = false;  // tables split, or never to be
 };
 
 // Float tables of queries [q0, q0 + nq), computed in one pass.
@@ -123,9 +130,8 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     g.exact4 = ks.exact4;
     // With a norm column, the tables to quantize are the m levels' and the
     // norm centroids of prefix m.
-    std::vector<float> with_norms;
-    if (g.quantized && spec.np.column) with_norms.resize(size_t(nq) * cols * K);
-    const float* src[kGroup] = {};
+    if (g.quantized && spec.np.column) g.with_norms.resize(size_t(nq) * cols * K);
+    const float** src = g.sources;
     for (int q = 0; q < nq; q++) {
         QueryTables& t = g.queries[q];
         t.lut = luts + q * lut_size;
@@ -133,7 +139,7 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
         t.bias = biases[q];
         src[q] = t.scan_lut;
         if (g.quantized && spec.np.column) {
-            float* w = with_norms.data() + size_t(q) * cols * K;
+            float* w = g.with_norms.data() + size_t(q) * cols * K;
             std::copy(t.scan_lut, t.scan_lut + size_t(m) * K, w);
             const float* nt = spec.norms->table(spec.np.scan.slot);
             std::copy(nt, nt + K, w + size_t(m) * K);
@@ -144,11 +150,14 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
     // Tables out of float range (a query's quantization not ok): the reference scans this group.
     QuantizedLut ql[kGroup];
     if (four) {
-        const size_t bytes = max_lut4_bytes(cols);
-        g.lut4 = uninitialized<uint8_t>(nq * bytes);
-        g.tables.split = quantize_luts4(src, nq, cols, biases, g.lut4.get(), bytes, ql);
+        g.columns = cols;
+        g.lut4_stride = max_lut4_bytes(cols);
+        g.lut4 = uninitialized<uint8_t>(nq * g.lut4_stride);
+        const bool split = split_now(AdmissionRate());  // SplitMode::kAlways
+        g.split_decided = split || split_mode().load() == SplitMode::kNever;
+        g.tables.split = quantize_luts4(src, nq, cols, biases, g.lut4.get(), g.lut4_stride, ql, split);
         for (int q = 0; q < nq; q++) {
-            g.tables.lut4[q] = g.lut4.get() + q * bytes;
+            g.tables.lut4[q] = g.lut4.get() + q * g.lut4_stride;
             g.quantized = g.quantized && ql[q].ok;
         }
     } else {
@@ -161,6 +170,21 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
         g.tables.inv_scale[q] = ql[q].inv_scale;
     }
     return g;
+}
+
+// Re-quantizes a 4-bit group's tables with their split (tables.h:
+// AdmissionRate); its collector must then refresh its thresholds.
+void split_tables(Group& g) {
+    const int nq = int(g.queries.size());
+    QuantizedLut ql[kGroup];
+    float biases[kGroup];
+    for (int q = 0; q < nq; q++) biases[q] = g.queries[q].bias;
+    g.tables.split = quantize_luts4(g.sources, nq, g.columns, biases, g.lut4.get(), g.lut4_stride, ql, true);
+    for (int q = 0; q < nq; q++) {
+        g.queries[q].qlut = ql[q];
+        g.tables.inv_scale[q] = ql[q].inv_scale;
+    }
+    g.split_decided = true;
 }
 
 // Queries [q0, q0 + nq) of x: their float tables in one pass over the
@@ -239,6 +263,7 @@ class Collector : public BlockSink {
     void accept(int q, size_t b, uint32_t slots) final {
         const QueryTables& t = group_.queries[q];
         const size_t i0 = b * kBlockSize;
+        admission.admitted += size_t(__builtin_popcount(slots & stored_slots(b, n_)));
         const float* norms = chunk_.norms ? chunk_.block_norms(b) : nullptr;
         bool moved = false;
         exact_distances(
@@ -251,6 +276,14 @@ class Collector : public BlockSink {
     // The blocks the kernel scans next: their float norms (the scan's, at(i)
     // of each vector) where it tests floats.
     void set_chunk(const Blocks& bl) { chunk_ = bl; }
+
+    // Slots the kernel scanned and admitted (scan_blocks counts the first).
+    AdmissionRate admission;
+
+    // Thresholds for the group's tables as they are now (after split_tables).
+    void refresh_all() {
+        for (size_t q = 0; q < group_.queries.size(); q++) refresh(int(q));
+    }
 
     // The float reference scan of blocks [c0, c1) for every query of the group.
     void scan_reference(size_t c0, size_t c1, std::vector<float>& buf) {
@@ -275,9 +308,6 @@ class Collector : public BlockSink {
     void refresh(int q) {
         const float T = self().bound_of(q);
         group_.queries[q].qlut.thresholds_for(T, thresholds.qthr[q], thresholds.fthr[q]);
-    }
-    void refresh_all() {
-        for (size_t q = 0; q < group_.queries.size(); q++) refresh(int(q));
     }
 
     const Job& spec_;
@@ -349,9 +379,11 @@ class RangeCollector final : public Collector<RangeCollector> {
     Rescorer rescorer_;
 };
 
+// adapt: the groups are this scan's alone, and split their 4-bit tables
+// once they admit many candidates (tables.h: AdmissionRate).
 template <class C>
-void scan_blocks(const Job& spec, const KernelSet& ks, const std::vector<Group>& groups, std::vector<C>& cols,
-                 size_t b0, size_t b1) {
+void scan_blocks(const Job& spec, const KernelSet& ks, std::vector<Group>& groups, std::vector<C>& cols, size_t b0,
+                 size_t b1, bool adapt) {
     if (b0 >= b1) return;
     const CodeStore& store = *spec.store;
     const CodeLayout& lay = store.layout();
@@ -383,6 +415,13 @@ void scan_blocks(const Job& spec, const KernelSet& ks, const std::vector<Group>&
                 bl.norm_factor = groups[g].queries[0].qlut.norm_factor();
                 cols[g].set_chunk(bl);
                 fn(bl, groups[g].tables, cols[g].thresholds, cols[g]);
+                if (adapt && lay.nbits == 4 && !groups[g].split_decided) {
+                    cols[g].admission.scanned += (bl.b1 - bl.b0) * kBlockSize * groups[g].queries.size();
+                    if (split_now(cols[g].admission)) {
+                        split_tables(groups[g]);
+                        cols[g].refresh_all();
+                    }
+                }
             } else {
                 cols[g].scan_reference(bl.b0, bl.b1, buf);
             }
@@ -409,12 +448,12 @@ void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
 #pragma omp parallel for schedule(dynamic, 1) if (nt > 1)
             for (size_t i = 0; i < nbatch; i++) {
                 const size_t q0 = b0 + i * size;
-                const Batch batch = make_batch(spec, ks, tables, q0, std::min(size, b0 + tables.nq - q0));
-                const std::vector<Group>& groups = batch.groups;
+                Batch batch = make_batch(spec, ks, tables, q0, std::min(size, b0 + tables.nq - q0));
+                std::vector<Group>& groups = batch.groups;
                 std::vector<C> cols;
                 cols.reserve(groups.size());
                 for (const Group& g : groups) cols.push_back(make(g));
-                scan_blocks(spec, ks, groups, cols, 0, nb);
+                scan_blocks(spec, ks, groups, cols, 0, nb, true);
                 for (size_t g = 0; g < groups.size(); g++) finish(groups[g], cols[g]);
             }
         }
@@ -423,8 +462,9 @@ void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
     // Fewer queries than threads: every thread scans a slice of the
     // database for all of them; slices merge in order (ids ascending).
     const TableBlock tables = make_tables(spec, x, 0, nq, nt);
-    const Batch batch = make_batch(spec, ks, tables, 0, nq);
-    const std::vector<Group>& groups = batch.groups;
+    // The threads share the groups: their tables stay as made.
+    Batch batch = make_batch(spec, ks, tables, 0, nq);
+    std::vector<Group>& groups = batch.groups;
     std::vector<C> cols;
     cols.reserve(groups.size());
     for (const Group& g : groups) cols.push_back(make(g));
@@ -434,7 +474,7 @@ void run(const Job& spec, size_t nq, const float* x, Make make, Finish finish) {
         std::vector<C> local;
         local.reserve(groups.size());
         for (const Group& g : groups) local.push_back(make(g));
-        scan_blocks(spec, ks, groups, local, nb * t / T, nb * (t + 1) / T);
+        scan_blocks(spec, ks, groups, local, nb * t / T, nb * (t + 1) / T, false);
 #pragma omp for ordered schedule(static, 1)
         for (size_t i = 0; i < T; i++) {
 #pragma omp ordered

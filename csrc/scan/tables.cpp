@@ -175,9 +175,6 @@ SplitColumns4 plan_spans(const float* span, int sources) {
     float mean = 0;
     for (int l = 0; l < sources; l++) mean += span[l];
     mean /= float(sources);
-    if (!split_columns_enabled().load(std::memory_order_relaxed) ||
-        !(*std::max_element(span, span + sources) > kSplitWhenAbove * mean))
-        return SplitColumns4();
     const float target = kSplitTo * mean;  // a column's span at most
     // Sums of every column stay below 2^16: at most 256 columns of 255.
     const int budget = std::min({kMaxSplitColumns, std::max(1, sources / 4), 256 - sources});
@@ -226,9 +223,9 @@ QuantizedLut quantize_stats4(const float* lut, int sources, float bias, const Le
 
 }  // namespace
 
-std::atomic<bool>& split_columns_enabled() {
-    static std::atomic<bool> on{true};
-    return on;
+std::atomic<SplitMode>& split_mode() {
+    static std::atomic<SplitMode> mode{SplitMode::kAuto};
+    return mode;
 }
 
 SplitColumns4 plan_split4(const float* const* luts, int nq, int sources) {
@@ -247,7 +244,7 @@ QuantizedLut quantize_lut4(const float* lut, int sources, float bias, const Spli
 }
 
 SplitColumns4 quantize_luts4(const float* const* luts, int nq, int sources, const float* biases, uint8_t* out,
-                             size_t stride, QuantizedLut* ql) {
+                             size_t stride, QuantizedLut* ql, bool split_them) {
     // A kernel group's stats on the stack (the inverted file quantizes a
     // group per list scanned), a batch's on the heap.
     const size_t n = size_t(nq) * sources;
@@ -264,7 +261,7 @@ SplitColumns4 quantize_luts4(const float* const* luts, int nq, int sources, cons
         st[q] = level_stats(luts[q], sources, 16, biases[q], lo + size_t(q) * sources, sp);
         for (int l = 0; l < sources; l++) widest[l] = std::max(widest[l], sp[l]);
     }
-    const SplitColumns4 split = plan_spans(widest, sources);
+    const SplitColumns4 split = split_them ? plan_spans(widest, sources) : SplitColumns4();
     for (int q = 0; q < nq; q++)
         ql[q] = quantize_stats4(luts[q], sources, biases[q], st[q], lo + size_t(q) * sources,
                                 span + size_t(q) * sources, split, out + q * stride);

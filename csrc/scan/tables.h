@@ -107,29 +107,50 @@ QuantizedLut quantize_lut4(const float* lut, int sources, float bias, const Spli
 // The split shared by the 4-bit tables luts[0..nq) of `sources` columns
 // (16 entries each), which a kernel group scans together. Sources whose
 // entries span far more than the others' (the first levels of a residual
-// code, the norm codes) would set the one quantization step of every
-// column; each of their extra columns halves, thirds, ... their span, so
-// that the step (and the admission slack, the candidates re-scored) shrinks
-// at the cost of one more lookup per extra column.
-//   Where the widest source spans more than kSplitWhenAbove x the mean span
-//   (of every source, the largest over the tables), each source gets the
-//   fewest columns that each span at most kSplitTo x the mean; if that takes
-//   more than max(1, sources / 4) extra columns, that many go one by one to
-//   the widest source per column.
-// benchmarks/splits.py measures both ways: on image patches (level 0's span
-// about 5x the mean) 1.2-1.5x the QPS of no split; 200k synthetic vectors
-// (2.6-3.6x the mean) are not split (splitting them from 2x the mean cost
-// 5-7%).
-constexpr float kSplitWhenAbove = 4.f, kSplitTo = 2.f;
-// Whether plan_split4 splits at all (default true): a benchmark seam
-// (benchmarks/splits.py measures searches both ways).
-std::atomic<bool>& split_columns_enabled();
+// code, the norm codes) set the one quantization step of every column; each
+// of their extra columns halves, thirds, ... their span, so that the step
+// (and the admission slack, the candidates re-scored) shrinks, at the cost
+// of one more lookup per extra column. Each source gets the fewest columns
+// that each span at most kSplitTo x the mean span of the sources (the
+// largest over the tables); if that takes more than max(1, sources / 4)
+// extra columns, that many go one by one to the widest source per column.
+constexpr float kSplitTo = 2.f;
 SplitColumns4 plan_split4(const float* const* luts, int nq, int sources);
-// The tables luts[0..nq) quantized with their plan_split4 split, which it
-// returns: query q's into out + q * stride (lut4_bytes(sources, split)
-// bytes used; stride at least max_lut4_bytes(sources)), ql[q] its quantization.
+
+// Splits pay only where the scan re-scores many of the slots it scans (the
+// slack is wide against the gaps between distances); elsewhere the extra
+// lookups are a pure cost. So a scan starts with unsplit tables and splits
+// them once it has scanned kAdmissionSample slots and admitted more than
+// kSplitWhenAdmitting of them. Measured (benchmarks/splits.py): image
+// patches admit about 12% of the slots an IVF search scans and split
+// tables are 1.1-1.4x faster there (flat and IVF); synthetic unit vectors
+// admit 1.1-1.4% (1M, IVF), and splitting them cost up to 17% (flat, 32
+// levels).
+constexpr double kSplitWhenAdmitting = 0.04;
+constexpr size_t kAdmissionSample = 4096;
+struct AdmissionRate {
+    size_t scanned = 0, admitted = 0;
+    bool high() const {
+        return scanned >= kAdmissionSample && double(admitted) > kSplitWhenAdmitting * double(scanned);
+    }
+};
+
+// When scans split their tables: kAuto (by their AdmissionRate, the
+// default), kAlways or kNever. A test and benchmark seam.
+enum class SplitMode { kAuto, kAlways, kNever };
+std::atomic<SplitMode>& split_mode();
+// Whether a scan whose admissions so far are `rate` splits its tables now.
+inline bool split_now(const AdmissionRate& rate) {
+    const SplitMode mode = split_mode().load(std::memory_order_relaxed);
+    return mode == SplitMode::kAlways || (mode == SplitMode::kAuto && rate.high());
+}
+
+// The tables luts[0..nq) quantized, with their plan_split4 split if `split`
+// (else none); returns the split: query q's into out + q * stride
+// (lut4_bytes(sources, split) bytes used; stride at least
+// max_lut4_bytes(sources)), ql[q] its quantization.
 SplitColumns4 quantize_luts4(const float* const* luts, int nq, int sources, const float* biases, uint8_t* out,
-                             size_t stride, QuantizedLut* ql);
+                             size_t stride, QuantizedLut* ql, bool split);
 inline size_t lut4_bytes(int sources, const SplitColumns4& split) {
     return size_t(padded_levels4(sources + split.n)) * 16;
 }
