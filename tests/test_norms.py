@@ -270,3 +270,32 @@ def test_norm_codes_far_from_the_origin(data, nbits, norms):
         assert_same_knn(D, I, Dref, Iref, atol=atol)
         D, I = index.search(xq, 10, params=SearchParametersDPQ(levels=m, shortlist=20))
         np.testing.assert_allclose(D, exact_distances(recons, xq, I), rtol=1e-4, atol=atol)
+
+
+def test_split_norm_column_changes_no_result(kernel_runner, data):
+    """Far from the origin the 4-bit norm codes' table spans far more than the
+    levels' (their ||r||^2 ~ 2e6): with split table columns (tables.h
+    plan_split4, forced on) the kernels look the norm codes up again in extra
+    columns, and return what the scalar reference and an unsplit scan return."""
+    from pyfaiss_dpq._native import core
+
+    fast = [k for k in ("avx2", "avx512") if k in pyfaiss_dpq.supported_simd_levels()]
+    if not fast:
+        pytest.skip("this CPU has no SIMD scan kernel")
+    xt, xb, xq = (x + np.float32(300) for x in data)
+    index = IndexDPQ(24, 4, 4, faiss.METRIC_L2, norms="4bit")
+    index.train(xt)
+    index.add(xb)
+    p = SearchParametersDPQ(levels=4, shortlist=40)
+    previous = core.set_split_columns("never")
+    try:
+        unsplit = kernel_runner(fast[-1], lambda: index.search(xq, 10, params=p))
+        core.set_split_columns("always")
+        ref = kernel_runner("scalar", lambda: index.search(xq, 10, params=p))
+        for kernel in fast:
+            got = kernel_runner(kernel, lambda: index.search(xq, 10, params=p))
+            for a, b, c in zip(got, ref, unsplit):
+                np.testing.assert_array_equal(a, b, err_msg=kernel)
+                np.testing.assert_array_equal(a, c, err_msg=kernel)
+    finally:
+        core.set_split_columns(previous)
