@@ -41,7 +41,7 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
         t.lut4.resize(nq * t.lut4_size);
         const bool split = scan::split_now(scan::AdmissionRate());  // SplitMode::kAlways
         quantize4(s, t, split);
-        t.split_decided = split || scan::split_mode().load() == scan::SplitMode::kNever;
+        t.split_applied = split;
     } else {
         t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
         const float zero = 0.f;
@@ -55,7 +55,7 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
 
 void split_tables(const ListSearch& s, BatchTables& t) {
     quantize4(s, t, true);
-    t.split_decided = true;
+    t.split_applied = true;
 }
 
 float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {

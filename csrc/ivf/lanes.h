@@ -25,7 +25,7 @@ struct BatchTables {
     std::unique_ptr<uint64_t[]> lut8;  // nq x m x 256, lane 0
     size_t lut4_size = 0, lut8_size = 0;  // a query's (at most, with the split's columns)
     scan::SplitColumns4 split;            // of every query's lut4
-    bool split_decided = false;           // lut4 split, or never to be (scan::AdmissionRate)
+    bool split_applied = false;           // lut4 quantized with its split (scan::AdmissionRate)
 
     const float* lut(size_t q) const { return luts.data() + q * size_t(lut_levels) * K; }
 };

@@ -110,13 +110,27 @@ class ListSink final : public scan::BlockSink {
     scan::AdmissionRate* rate_;
 };
 
-// Scans list `list` for `lanes` (all probing it), kGroup lanes at a time
-// (8-bit codes of short lists: one): the quantized ones of a group through
-// the fast kernel (counted in `rate`), the rest through the reference.
+// The admissions of a batch's fast scans, and whether its 4-bit tables
+// are split: once either count is high (scan/tables.h AdmissionRate), for
+// the rest of the batch.
+struct Admissions {
+    scan::AdmissionRate first, later;  // first probe round, the others
+    bool split = scan::split_now(scan::AdmissionRate());  // SplitMode::kAlways
+    scan::AdmissionRate& of(int round) { return round == 0 ? first : later; }
+    void update(int round) {
+        split = split || scan::split_now(of(round), round == 0 ? scan::kSplitWhenAdmittingFirst
+                                                               : scan::kSplitWhenAdmitting);
+    }
+};
+
+// Scans list `list` for `lanes` (all probing it, in probe round `round`),
+// kGroup lanes at a time (8-bit codes of short lists: one): the quantized
+// ones of a group through the fast kernel (counted in `adm`), the rest
+// through the reference.
 template <class Owner>
 void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, const BatchTables& t, const ListRef& L,
                size_t list, std::vector<Lane>& lanes, std::vector<uint64_t>& group_lut8, ListScratch& scratch,
-               scan::AdmissionRate& rate) {
+               Admissions& adm, int round) {
     if (L.n == 0) return;
     const bool four = s.codec->nbits() == 4;
     const scan::ScanFn fn = four ? ks.scan4 : ks.scan8;
@@ -136,8 +150,8 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
     for (size_t g0 = 0; g0 < lanes.size(); g0 += group) {
         Lane* g = lanes.data() + g0;
         const size_t n = std::min(group, lanes.size() - g0);
-        const scan::SplitColumns4 split =
-                clut ? pair_lanes(s, t, clut, fn != nullptr, scan::split_now(rate), scratch, g, n) : t.split;
+        adm.update(round);
+        const scan::SplitColumns4 split = clut ? pair_lanes(s, t, clut, fn != nullptr, adm.split, scratch, g, n) : t.split;
         Lane* const fast_end = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
         for (Lane* slow = fast_end; slow < g + n; slow++) {
             ListSink<Owner> sink(owner, s, L, slow, 1, nullptr, nullptr);
@@ -163,9 +177,9 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
             gt.lut8 = group_lut8.data();
         }
         bl.norm_factor = g[0].ql.norm_factor();
-        ListSink<Owner> sink(owner, s, L, g, nq, ks.exact4, &rate);
+        ListSink<Owner> sink(owner, s, L, g, nq, ks.exact4, &adm.of(round));
         fn(bl, gt, sink.thresholds, sink);
-        rate.scanned += size_t(nq) * L.n;
+        adm.of(round).scanned += size_t(nq) * L.n;
     }
 }
 
@@ -190,10 +204,7 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
     for (size_t bi = 0; bi < nbatch; bi++) {
         const size_t q0 = bi * size, nb = std::min(size, nq - q0);
         BatchTables t = make_tables(s, quantize, nb, x + q0 * d);
-        // The batch's fast scans from round 1 on (in round 0 every query
-        // starts with no threshold and admits much, whatever the data):
-        // its 4-bit tables split once this is high.
-        scan::AdmissionRate rate;
+        Admissions adm;
         auto owner = make(nb, t);
         // Pairs in rounds of probe rank (0; 1-2; 3-6; 7-14; ...), each round's
         // by list: every query meets its nearest list first and its threshold
@@ -222,15 +233,15 @@ void run(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
         for (size_t i = 0; i < pairs.size();) {
             const int64_t l = pairs[i].list;
             const int round = pairs[i].round;
-            if (round == 0) rate = scan::AdmissionRate();
-            if (!t.split_decided && !t.lut4.empty() && scan::split_now(rate)) split_tables(s, t);
+            adm.update(round);
+            if (adm.split && !t.split_applied && !t.lut4.empty()) split_tables(s, t);
             lanes.clear();
             for (; i < pairs.size() && pairs[i].list == l && pairs[i].round == round; i++) {
                 const size_t q = pairs[i].q;
                 lanes.push_back(make_lane(s, t, q, bias_of(s, x + (q0 + q) * d, t.qnorms[q], size_t(l))));
             }
             owner.set_list(size_t(l), refs[size_t(l)]);
-            scan_list(owner, s, ks, t, refs[size_t(l)], size_t(l), lanes, group_lut8, scratch, rate);
+            scan_list(owner, s, ks, t, refs[size_t(l)], size_t(l), lanes, group_lut8, scratch, adm, round);
         }
         finish(q0, owner, t, scratch);
     }
