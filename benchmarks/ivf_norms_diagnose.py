@@ -44,15 +44,9 @@ def parse_args() -> argparse.Namespace:
 
 def stored(index):
     """(ids, list numbers, r_m) of every stored vector, r_m in float64."""
-    ids, lists, codes = [], [], []
-    for l in range(index.nlist):
-        ids.append(index.list_ids(l))
-        codes.append(index.list_codes(l))
-        lists.append(np.full(len(ids[-1]), l))
-    codes = np.concatenate(codes)
+    ids, lists, codes = index.list_contents()
     books = index.codebooks.astype(np.float64)
-    r = books[np.arange(index.levels), codes].sum(1)
-    return np.concatenate(ids), np.concatenate(lists), r
+    return ids, lists, books[np.arange(index.levels), codes].sum(1)
 
 
 def norm_code_values(norms: np.ndarray) -> np.ndarray:

@@ -209,6 +209,21 @@ class IndexIVFDPQ(NativeIndex):
         """Level indices of list ``list_no``'s vectors, shape (n, levels), uint8."""
         return core.ivf_list_codes(self, as_int(list_no, "list_no"))
 
+    def list_contents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every stored vector, list by list, in list order.
+
+        Returns
+        -------
+        ids : ndarray of int64, shape (ntotal,)
+        list_nos : ndarray of int64, shape (ntotal,)
+            The list holding each vector.
+        codes : ndarray of uint8, shape (ntotal, levels)
+        """
+        ids = [self.list_ids(l) for l in range(self.nlist)]
+        list_nos = [np.full(len(i), l, np.int64) for l, i in enumerate(ids)]
+        codes = [self.list_codes(l) for l in range(self.nlist)]
+        return np.concatenate(ids), np.concatenate(list_nos), np.concatenate(codes)
+
     def verify(self) -> None:
         """Check every list now (a memory-mapped index's per-list checksums); raises on corruption."""
         core.ivf_verify(self)

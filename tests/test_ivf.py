@@ -31,19 +31,9 @@ def built(data):
     return get
 
 
-def stored(index):
-    """(ids, list numbers, codes) of every stored vector, list by list."""
-    ids, lists, codes = [], [], []
-    for l in range(index.nlist):
-        ids.append(index.list_ids(l))
-        codes.append(index.list_codes(l))
-        lists.append(np.full(len(ids[-1]), l))
-    return np.concatenate(ids), np.concatenate(lists), np.concatenate(codes)
-
-
 def reconstructions(index, m):
     """c + r_m of every stored vector (float64), with its id and list."""
-    ids, lists, codes = stored(index)
+    ids, lists, codes = index.list_contents()
     C = index.codebooks.astype(np.float64)
     rec = index.centroids.astype(np.float64)[lists]
     for l in range(m):
@@ -335,6 +325,11 @@ def test_add_with_ids_remove_reconstruct(data):
     index.add_with_ids(xb, ids)
     assert index.ntotal == len(xb)
     assert sorted(np.concatenate([index.list_ids(l) for l in range(4)])) == sorted(ids)
+    stored_ids, list_nos, codes = index.list_contents()
+    assert sorted(stored_ids) == sorted(ids) and codes.shape == (len(ids), index.levels)
+    for l in range(4):  # list by list, in list order
+        np.testing.assert_array_equal(stored_ids[list_nos == l], index.list_ids(l))
+        np.testing.assert_array_equal(codes[list_nos == l], index.list_codes(l))
     # Every stored vector reconstructs to its centroid plus its codewords.
     sid, lists, rec = reconstructions(index, 3)
     for j in range(0, len(sid), 97):
