@@ -39,9 +39,8 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
     if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
     if (t.K == 16) {
         t.lut4.resize(nq * t.lut4_size);
-        const bool split = scan::split_now(scan::AdmissionRate());  // SplitMode::kAlways
-        quantize4(s, t, split);
-        t.split_applied = split;
+        t.split_applied = scan::split_from_start();
+        quantize4(s, t, t.split_applied);
     } else {
         t.lut8 = uninitialized<uint64_t>(nq * t.lut8_size);
         const float zero = 0.f;

@@ -80,10 +80,11 @@ class ListSink final : public scan::BlockSink {
     void accept(int q, size_t b, uint32_t slots) override {
         const Lane& ln = lanes_[q];
         const size_t i0 = b * kBlockSize;
-        if (rate_) rate_->admitted += size_t(__builtin_popcount(slots & scan::stored_slots(b, L_.n)));
+        const uint32_t stored = slots & scan::stored_slots(b, L_.n);
+        if (rate_) rate_->admitted += size_t(__builtin_popcount(stored));
         bool moved = false;
         scan::exact_distances(
-                lay_, L_.codes + b * lay_.block_bytes(), slots & scan::stored_slots(b, L_.n), m_, ln.lut, exact4_,
+                lay_, L_.codes + b * lay_.block_bytes(), stored, m_, ln.lut, exact4_,
                 [&](size_t s) { return ln.bias + (norms_ ? norms_[i0 + s] : 0.f); },
                 [&](size_t s, float d) { moved |= owner_.offer(ln.q, d, i0 + s); });
         if (moved) refresh(q);
@@ -115,7 +116,7 @@ class ListSink final : public scan::BlockSink {
 // the rest of the batch.
 struct Admissions {
     scan::AdmissionRate first, later;  // first probe round, the others
-    bool split = scan::split_now(scan::AdmissionRate());  // SplitMode::kAlways
+    bool split = scan::split_from_start();
     scan::AdmissionRate& of(int round) { return round == 0 ? first : later; }
     void update(int round) {
         split = split || scan::split_now(of(round), round == 0 ? scan::kSplitWhenAdmittingFirst

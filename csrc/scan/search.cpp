@@ -95,7 +95,7 @@ struct Group {
     const float* sources[kGroup] = {};
     int columns = 0;
     size_t lut4_stride = 0;
-    bool split_decided = false;  // tables split, or never to be
+    bool split_applied = false;  // lut4 quantized with its split
 };
 
 // Float tables of queries [q0, q0 + nq), computed in one pass.
@@ -153,9 +153,8 @@ Group make_group(const Job& spec, const KernelSet& ks, const float* luts, const 
         g.columns = cols;
         g.lut4_stride = max_lut4_bytes(cols);
         g.lut4 = uninitialized<uint8_t>(nq * g.lut4_stride);
-        const bool split = split_now(AdmissionRate());  // SplitMode::kAlways
-        g.split_decided = split || split_mode().load() == SplitMode::kNever;
-        g.tables.split = quantize_luts4(src, nq, cols, biases, g.lut4.get(), g.lut4_stride, ql, split);
+        g.split_applied = split_from_start();
+        g.tables.split = quantize_luts4(src, nq, cols, biases, g.lut4.get(), g.lut4_stride, ql, g.split_applied);
         for (int q = 0; q < nq; q++) {
             g.tables.lut4[q] = g.lut4.get() + q * g.lut4_stride;
             g.quantized = g.quantized && ql[q].ok;
@@ -184,7 +183,7 @@ void split_tables(Group& g) {
         g.queries[q].qlut = ql[q];
         g.tables.inv_scale[q] = ql[q].inv_scale;
     }
-    g.split_decided = true;
+    g.split_applied = true;
 }
 
 // Queries [q0, q0 + nq) of x: their float tables in one pass over the
@@ -263,11 +262,12 @@ class Collector : public BlockSink {
     void accept(int q, size_t b, uint32_t slots) final {
         const QueryTables& t = group_.queries[q];
         const size_t i0 = b * kBlockSize;
-        admission.admitted += size_t(__builtin_popcount(slots & stored_slots(b, n_)));
+        const uint32_t stored = slots & stored_slots(b, n_);
+        admission.admitted += size_t(__builtin_popcount(stored));
         const float* norms = chunk_.norms ? chunk_.block_norms(b) : nullptr;
         bool moved = false;
         exact_distances(
-                layout_, spec_.store->block(b), slots & stored_slots(b, n_), spec_.levels, t.scan_lut, group_.exact4,
+                layout_, spec_.store->block(b), stored, spec_.levels, t.scan_lut, group_.exact4,
                 [&](size_t s) { return t.bias + (norms ? norms[s] : spec_.np.scan.at(i0 + s)); },
                 [&](size_t s, float d) { moved |= self().offer(q, d, int64_t(i0 + s)); });
         if (moved) refresh(q);
@@ -415,7 +415,7 @@ void scan_blocks(const Job& spec, const KernelSet& ks, std::vector<Group>& group
                 bl.norm_factor = groups[g].queries[0].qlut.norm_factor();
                 cols[g].set_chunk(bl);
                 fn(bl, groups[g].tables, cols[g].thresholds, cols[g]);
-                if (adapt && lay.nbits == 4 && !groups[g].split_decided) {
+                if (adapt && lay.nbits == 4 && !groups[g].split_applied) {
                     cols[g].admission.scanned += (bl.b1 - bl.b0) * kBlockSize * groups[g].queries.size();
                     if (split_now(cols[g].admission)) {
                         split_tables(groups[g]);

@@ -142,6 +142,8 @@ struct AdmissionRate {
 // default), kAlways or kNever. A test and benchmark seam.
 enum class SplitMode { kAuto, kAlways, kNever };
 std::atomic<SplitMode>& split_mode();
+// Whether a scan splits its tables before it has admitted anything.
+inline bool split_from_start() { return split_mode().load(std::memory_order_relaxed) == SplitMode::kAlways; }
 // Whether a scan whose admissions so far are `rate` splits its tables now.
 inline bool split_now(const AdmissionRate& rate, double above = kSplitWhenAdmitting) {
     const SplitMode mode = split_mode().load(std::memory_order_relaxed);
