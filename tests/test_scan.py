@@ -289,6 +289,7 @@ def test_split_tables_sum_to_the_unsplit_values_within_the_bound(spread):
         lut = residual_like_lut(rng, m, spread)
         bias = np.float32(rng.standard_normal() * spread)
         split = core.plan_split(lut[None])
+        assert split or m < 24  # the long tables' first levels are split
         q, p = core.quantize_lut(lut, float(bias), split)
         _, whole = core.quantize_lut(lut, float(bias))
         assert q.shape == (m + len(split), 16) and p["ok"]
