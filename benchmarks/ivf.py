@@ -12,6 +12,10 @@ quantizer size nlist and several nprobe:
                       (L2 with --norm-origins: both norm kinds, ||r_m||^2 and
                       ||c + r_m||^2, where training picks one; see
                       IndexIVFDPQ.relative_norms)
+                      (L2 with --norms float32,8bit,4bit: one index per norm
+                      storage, the levels the rest of B holds: 8bit 2B-2
+                      levels + a 1-byte norm code, 4bit 2B-1 + half a byte;
+                      --shortlist: their re-scored candidates, 0 the default)
 
 With --flat-peer also faiss.IndexPQ(d, B, 8) (flat, every vector scanned; it
 stores no ids, so the IVF indexes' 8 bytes of ids are a cost it does not pay).
@@ -23,6 +27,7 @@ pages resident while searching against the bytes of the lists probed.
 
     python benchmarks/ivf.py --data synthetic --n 1000000 --mmap
     python benchmarks/ivf.py --data patches --norm-origins
+    python benchmarks/ivf.py --data patches --metric l2 --norms float32,8bit,4bit
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--norm-origins", action="store_true",
                    help="L2: IndexIVFDPQ with either norm (||r_m||^2 relative to the centroid, or ||c + r_m||^2), "
                         "not only the one its training picks")
+    p.add_argument("--norms", default="float32", help="L2: comma-separated IndexIVFDPQ norm storages")
+    p.add_argument("--shortlist", default="0", help="comma-separated shortlists of quantized norms (0: default)")
     p.add_argument("--mmap-nq", type=int, default=50, help="queries of the mmap measurement (few: few lists touched)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="write the rows here")
@@ -92,14 +99,21 @@ def median_qps(search, nq, runs) -> float:
     return queries_per_second(search, nq, faiss.omp_get_max_threads(), runs)
 
 
-def methods(d, nlist, B, metric, nbits=4, norm_origins=False, flat_peer=False):
+NORM_BITS = {"float32": 32, "8bit": 8, "4bit": 4}
+
+
+def methods(d, nlist, B, metric, nbits=4, norm_origins=False, flat_peer=False, norms=("float32",)):
     l2 = metric == faiss.METRIC_L2
     rq = f"IVF{nlist},RQ{2 * B - 2}x4fs_Nrq2x4" if l2 else f"IVF{nlist},RQ{2 * B}x4fs"
-    levels = (B - 4 if l2 else B) * 8 // nbits
 
-    def dpq(relative_norms=None):
+    def levels_for(kind):
+        return (B * 8 - (NORM_BITS[kind] if l2 else 0)) // nbits
+
+    def dpq(relative_norms=None, kind="float32"):
         quantizer = faiss.IndexFlatL2(d) if l2 else faiss.IndexFlatIP(d)
-        index = IndexIVFDPQ(quantizer, d, nlist, levels, nbits, metric, norm_prefixes=[levels] if l2 else None)
+        levels = levels_for(kind)
+        index = IndexIVFDPQ(quantizer, d, nlist, levels, nbits, metric, norms=kind if l2 else None,
+                            norm_prefixes=[levels] if l2 else None)
         if relative_norms is not None:
             index.relative_norms = relative_norms
         return index
@@ -110,10 +124,13 @@ def methods(d, nlist, B, metric, nbits=4, norm_origins=False, flat_peer=False):
     }
     if flat_peer:
         out["IndexPQ (flat)"] = lambda: faiss.IndexPQ(d, B, 8, metric)
-    name = f"IndexIVFDPQ {levels}x{nbits}"
+    name = f"IndexIVFDPQ {levels_for('float32')}x{nbits}"
     if l2 and norm_origins:
         out[f"{name}, norms ||r_m||^2"] = lambda: dpq(True)
         out[f"{name}, norms ||c + r_m||^2"] = lambda: dpq(False)
+    elif l2:
+        for kind in norms:
+            out[f"IndexIVFDPQ {levels_for(kind)}x{nbits}, {kind} norm"] = lambda kind=kind: dpq(kind=kind)
     else:
         out[name] = dpq
     return out
@@ -190,7 +207,8 @@ def run(name, x, args, metric):
     rows, mmap_rows = [], []
     for B in [int(v) for v in args.bytes.split(",")]:
         built = {}
-        for label, make in methods(d, nlist, B, metric, args.nbits, args.norm_origins, args.flat_peer).items():
+        for label, make in methods(d, nlist, B, metric, args.nbits, args.norm_origins, args.flat_peer,
+                                   args.norms.split(",")).items():
             if label.split(" ")[0] in args.skip.split(",") or label in args.skip.split(","):
                 continue
             index = make()
@@ -203,6 +221,11 @@ def run(name, x, args, metric):
             print(f"  {label}: {bytes_of(index)} B, trained in {t1 - t0:.0f} s, added in {t2 - t1:.0f} s{origin}",
                   flush=True)
             built[label] = (index, None)
+            if isinstance(index, IndexIVFDPQ) and index.norms in ("8bit", "4bit"):
+                shortlists = [int(v) for v in args.shortlist.split(",")]
+                built.pop(label)
+                for sl in shortlists:
+                    built[f"{label}, shortlist {sl or 'default'}"] = (index, SearchParametersIVFDPQ(shortlist=sl))
             if isinstance(index, IndexIVFDPQ) and metric == faiss.METRIC_INNER_PRODUCT:
                 # The same index searched at a prefix (3/4 of the levels): fewer bytes read.
                 m = 3 * index.levels // 4

@@ -140,14 +140,7 @@ PYBIND11_MODULE(_core, m) {
     // (the constructor checks what is given: NormSpec::check).
     m.def("new_index", [](int d, int levels, int nbits, int metric, const std::string& norms,
                           std::optional<std::vector<int>> prefixes, bool cosine) {
-        dpq::NormKind kind;
-        if (norms == "none") kind = dpq::NormKind::kNone;
-        else if (norms == "float32") kind = dpq::NormKind::kFloat32;
-        else if (norms == "8bit") kind = dpq::NormKind::kBits8;
-        else if (norms == "4bit") kind = dpq::NormKind::kBits4;
-        else DPQ_CHECK(false, std::invalid_argument, "IndexDPQ: norms must be 'none', 'float32', '8bit' or '4bit', got '%s'",
-                       norms.c_str());
-        dpq::NormSpec spec = dpq::NormSpec::all(kind, levels);
+        dpq::NormSpec spec = dpq::NormSpec::all(dpq::norm_kind_from_name(norms, "IndexDPQ"), levels);
         if (prefixes) spec.prefixes = std::move(*prefixes);
         return wrap_owned(std::make_unique<IndexDPQ>(d, levels, nbits, metric_from_int(metric), spec, cosine));
     });

@@ -19,6 +19,12 @@ std::string norm_kind_name(NormKind kind) {
     return "unknown(" + std::to_string(int(kind)) + ")";
 }
 
+NormKind norm_kind_from_name(const std::string& name, const std::string& who) {
+    for (NormKind k : {NormKind::kNone, NormKind::kFloat32, NormKind::kBits8, NormKind::kBits4})
+        if (norm_kind_name(k) == name) return k;
+    throw std::invalid_argument(who + ": norms must be 'none', 'float32', '8bit' or '4bit', got '" + name + "'");
+}
+
 int norm_bits(NormKind kind) {
     switch (kind) {
         case NormKind::kFloat32: return 32;
@@ -96,11 +102,11 @@ void NormQuantizer::train(size_t n, int levels, const float* norms) {
 void NormQuantizer::set_centroids(const std::vector<float>& c) {
     const int K = spec_.K();
     if (!spec_.quantized() || c.size() != spec_.prefixes.size() * size_t(K))
-        throw std::invalid_argument("IndexDPQ: norm centroids must have shape (" +
+        throw std::invalid_argument("norm centroids must have shape (" +
                                     std::to_string(spec_.prefixes.size()) + ", " + std::to_string(K) + ")");
     for (size_t i = 0; i < c.size(); i++) {
-        if (!std::isfinite(c[i])) throw std::invalid_argument("IndexDPQ: norm centroids contain NaN or infinity");
-        if (i % K && c[i] < c[i - 1]) throw std::invalid_argument("IndexDPQ: norm centroids must be ascending");
+        if (!std::isfinite(c[i])) throw std::invalid_argument("norm centroids contain NaN or infinity");
+        if (i % K && c[i] < c[i - 1]) throw std::invalid_argument("norm centroids must be ascending");
     }
     centroids_ = c;
 }

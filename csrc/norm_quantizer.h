@@ -18,6 +18,8 @@ namespace dpq {
 enum class NormKind : int32_t { kNone = 0, kFloat32 = 1, kBits8 = 2, kBits4 = 3 };
 
 std::string norm_kind_name(NormKind kind);
+// The kind norm_kind_name calls `name`; std::invalid_argument naming `who` otherwise.
+NormKind norm_kind_from_name(const std::string& name, const std::string& who);
 // Bits a stored norm takes: 0, 32, 8 or 4.
 int norm_bits(NormKind kind);
 

@@ -18,7 +18,9 @@ namespace dpq {
 // 3: records the cosine flag (IndexDPQ and IndexIVFDPQ files).
 // 4: IndexIVFDPQ's L2 norms are ||r_m||^2, relative to the centroid (a flag);
 //    IndexDPQ files are as in 3.
-constexpr uint32_t kFormatVersion = 4;
+// 5: IndexIVFDPQ's L2 norms may be 4- or 8-bit codes (their kind and
+//    centroids); IndexDPQ files are as in 3.
+constexpr uint32_t kFormatVersion = 5;
 constexpr uint32_t kOldestFormatVersion = 1;  // still read
 
 std::vector<uint8_t> serialize(const IndexDPQ& index);

@@ -29,9 +29,20 @@ class IndexIVFDPQ(NativeIndex):
     d, nlist, levels, nbits, metric
         As ``faiss.IndexIVFPQ(quantizer, d, nlist, M, nbits, metric)``:
         ``nbits`` 4 or 8, ``metric`` ``METRIC_L2`` or ``METRIC_INNER_PRODUCT``.
+    norms : {'float32', '8bit', '4bit'}, optional
+        L2: how the prefix norms ``||r_m||^2`` are kept. ``'float32'`` (the
+        default; 4 bytes a prefix) ranks with them exactly. ``'8bit'`` and
+        ``'4bit'`` keep a 1-D k-means code (1 byte, half a byte) of
+        ``||r_m||^2`` less its own terms (one quantizer per prefix for every
+        list, trained by ``train``; always relative to the centroid): the scan
+        ranks with the code (4-bit norms of 4-bit levels, 8-bit of 8-bit: one
+        more table lookup) and its best ``SearchParametersIVFDPQ.shortlist``
+        are re-scored with the exact norm computed from the code, so returned
+        distances are exact. Cosine: ``'float32'`` where ``norm_prefixes`` are
+        declared, else ``'none'``.
     norm_prefixes : sequence of int, optional
         L2: the prefixes m whose norms ``||r_m||^2`` (relative to the list's
-        centroid; see ``relative_norms``) are kept (float32, 4 bytes each);
+        centroid; see ``relative_norms``) are kept, as ``norms`` says;
         searches scan one of these. Default: every prefix.
         A cosine index keeps none by default; those declared here spare its
         re-score computing ``||c + r_m||`` at those prefixes (4-bit codes:
@@ -56,15 +67,19 @@ class IndexIVFDPQ(NativeIndex):
     """
 
     def __init__(self, quantizer, d: int, nlist: int, levels: int, nbits: int = 8,
-                 metric: int = faiss.METRIC_L2, norm_prefixes=None, cosine: bool = False):
+                 metric: int = faiss.METRIC_L2, norms: str | None = None, norm_prefixes=None,
+                 cosine: bool = False):
         if not isinstance(quantizer, faiss.Index):
             raise TypeError(f"quantizer must be a faiss.Index, got {type(quantizer).__name__}")
         d, nlist, levels = as_int(d, "d"), as_int(nlist, "nlist"), as_int(levels, "levels")
         nbits, metric = as_int(nbits, "nbits"), as_int(metric, "metric")
         if nlist < 1:
             raise ValueError(f"nlist must be >= 1, got {nlist}")
-        prefixes = _norm_prefixes(norm_prefixes)  # C++ checks them
-        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, prefixes, as_bool(cosine, "cosine"))
+        if norms is not None and not isinstance(norms, str):
+            raise TypeError(f"norms must be a str or None, got {type(norms).__name__}")
+        prefixes = _norm_prefixes(norm_prefixes)  # C++ checks them and norms
+        self.this = core.ivf_new(quantizer, d, nlist, levels, nbits, metric, norms, prefixes,
+                                 as_bool(cosine, "cosine"))
         self.referenced_objects = [quantizer]
         self._register()
 
@@ -77,6 +92,17 @@ class IndexIVFDPQ(NativeIndex):
     nbits = property(lambda self: self._info()["nbits"], doc="Bits per level code, 4 or 8 (read-only).")
     norm_prefixes = property(lambda self: tuple(self._info()["norm_prefixes"]),
                              doc="Prefixes whose norms are kept (L2), ascending (read-only).")
+    norms = property(lambda self: self._info()["norms"],
+                     doc="How prefix norms are kept: 'none', 'float32', '8bit' or '4bit' (read-only).")
+
+    @property
+    def norm_centroids(self) -> np.ndarray:
+        """Quantized norms: the centroids of each stored prefix's code, (prefixes, 16 or 256), ascending per
+        row; empty until trained (read-only)."""
+        c = np.asarray(self._info()["norm_centroids"], dtype=np.float32)
+        k = {"8bit": 256, "4bit": 16}.get(self.norms, 0)
+        return c.reshape(-1, k) if k and c.size else c.reshape(0, k)
+
     cosine = property(lambda self: self._info()["cosine"],
                       doc="Whether the index compares directions (unit vectors, cosine similarity; read-only).")
     @property
@@ -104,7 +130,7 @@ class IndexIVFDPQ(NativeIndex):
         doc="RAM kept for the centroids' lookup tables (relative norms: nlist x levels x K floats, up to "
             "``max_centroid_table_bytes``; 0 where they would take more). Not stored in files (read-only).")
     bytes_per_vector = property(lambda self: self._info()["bytes_per_vector"],
-                                doc="Stored bytes per vector: codes plus float32 norms (ids apart, 8 bytes).")
+                                doc="Stored bytes per vector: codes plus norms, rounded up (ids apart, 8 bytes).")
     read_only = property(lambda self: not self._info()["writable"], doc="True for a memory-mapped index.")
     coarse_search = property(
         lambda self: self._info()["coarse_search"],

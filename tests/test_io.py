@@ -239,7 +239,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 def test_one_format_version_number():
     from pyfaiss_dpq._native import core
 
-    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 4
+    assert dpq_io.FORMAT_VERSION == core.FORMAT_VERSION == 5
     assert core.OLDEST_FORMAT_VERSION == 1
 
 

@@ -59,18 +59,23 @@ void register_bindings(py::module_& m) {
         if (!p) throw py::error_already_set();
         return abi::check_search_parameters_ivf(p, nprobe, max_codes);
     });
+    // norms: None (L2: "float32"; cosine: "float32" where prefixes are
+    // declared), or as IndexDPQ's; prefixes: None for every prefix (L2) or none (cosine).
     m.def("ivf_new", [](py::handle quantizer, int d, size_t nlist, int levels, int nbits, int metric,
-                        std::optional<std::vector<int>> prefixes, bool cosine) {
+                        std::optional<std::string> norms, std::optional<std::vector<int>> prefixes, bool cosine) {
         faiss::Index* q = swig::unwrap_index(quantizer.ptr());
         if (!q) throw py::error_already_set();
         DPQ_CHECK(!prefixes || metric == faiss::METRIC_L2 || cosine, std::invalid_argument,
                   "IndexIVFDPQ: norm_prefixes serve METRIC_L2 and cosine indexes (inner product keeps no norms)");
-        // L2: every prefix's norm unless declared; cosine: none unless declared.
         NormSpec spec;
         if (metric == faiss::METRIC_L2) spec = NormSpec::all(NormKind::kFloat32, levels);
         if (prefixes) {
             spec.kind = prefixes->empty() && metric != faiss::METRIC_L2 ? NormKind::kNone : NormKind::kFloat32;
             spec.prefixes = std::move(*prefixes);
+        }
+        if (norms) {  // the constructor checks the kind against the metric
+            spec.kind = norm_kind_from_name(*norms, "IndexIVFDPQ");
+            if (!prefixes) spec.prefixes = NormSpec::all(spec.kind, levels).prefixes;
         }
         DPQ_CHECK(metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT, std::invalid_argument,
                   "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", metric);
@@ -104,6 +109,8 @@ void register_bindings(py::module_& m) {
         out["levels"] = ix.levels();
         out["nbits"] = ix.nbits();
         out["norm_prefixes"] = ix.norm_spec().prefixes;
+        out["norms"] = norm_kind_name(ix.norm_spec().kind);
+        out["norm_centroids"] = ix.norm_quantizer().centroids();
         out["cosine"] = ix.cosine();
         out["relative_norms"] = ix.relative_norms();
         out["centroid_table_bytes"] = ix.centroid_table_bytes();

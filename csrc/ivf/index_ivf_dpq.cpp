@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -38,8 +39,9 @@ const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels
               "IndexIVFDPQ: metric must be METRIC_L2 or METRIC_INNER_PRODUCT, got %d", int(metric));
     norms.check(levels);
     if (metric == faiss::METRIC_L2)
-        DPQ_CHECK(norms.kind == NormKind::kFloat32, std::invalid_argument,
-                  "IndexIVFDPQ: METRIC_L2 keeps float32 norms (of at least one prefix), got norms='%s'",
+        DPQ_CHECK(norms.kind != NormKind::kNone, std::invalid_argument,
+                  "IndexIVFDPQ: METRIC_L2 keeps norms (float32, 8bit or 4bit, of at least one prefix), got "
+                  "norms='%s'",
                   norm_kind_name(norms.kind).c_str());
     else
         DPQ_CHECK(inner_product_may_keep(norms.kind, cosine), std::invalid_argument,
@@ -54,9 +56,13 @@ const NormSpec& checked(faiss::Index* quantizer, int d, size_t nlist, int levels
 IndexIVFDPQ::IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int levels, int nbits,
                          faiss::MetricType metric, const NormSpec& norms, bool cosine)
         : faiss::Index(d, metric), quantizer_(quantizer), nlist_(nlist), codec_(d, levels, nbits),
-          norms_(checked(quantizer, d, nlist, levels, nbits, metric, norms, cosine)), cosine_(cosine),
-          lists_(std::make_unique<ivf::RamLists>(nlist, CodeLayout{levels, nbits}, int(norms.prefixes.size()))) {
+          norms_(checked(quantizer, d, nlist, levels, nbits, metric, norms, cosine)), norm_quantizer_(norms_),
+          cosine_(cosine),
+          lists_(std::make_unique<ivf::RamLists>(nlist, CodeLayout{levels, nbits}, norm_column(),
+                                                 int(norms.prefixes.size()))) {
     search_levels = levels;
+    // Codes of ||r_m||^2 (one quantizer for every list) need relative norms.
+    relative_norms_ = relative_norms_set_ = norms_.quantized();
     is_trained = false;
 }
 
@@ -89,6 +95,9 @@ void IndexIVFDPQ::set_relative_norms(bool relative) {
     std::unique_lock lock(mutex_);
     DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ: cannot change what norms mean while vectors are stored");
     DPQ_CHECK(!relative || is_l2(), std::invalid_argument, "IndexIVFDPQ: only METRIC_L2 keeps relative norms");
+    DPQ_CHECK(relative || !norms_.quantized(), std::invalid_argument,
+              "IndexIVFDPQ: quantized norms (norms='%s') are always relative to the centroid",
+              norm_kind_name(norms_.kind).c_str());
     relative_norms_ = relative;
     relative_norms_set_ = true;
     refresh_centroid_tables();
@@ -106,8 +115,8 @@ void IndexIVFDPQ::refresh_centroid_tables() {
     centroid_norms_.clear();
     if (!has_codebooks_ || !has_centroids()) return;
     const bool cosine_sums = cosine_ && codec_.K() == 16;
+    if (cosine_sums || norms_.quantized()) products_ = CodewordProducts(codec_);
     if (cosine_sums) {
-        products_ = CodewordProducts(codec_);
         centroid_norms_.resize(nlist_);
         for (size_t l = 0; l < nlist_; l++) {
             const float* c = centroids_.data() + l * d;
@@ -141,6 +150,7 @@ void IndexIVFDPQ::set_codebooks(const float* C) {
     check_finite(idx_t(levels()) * codec_.K(), d, C, "IndexIVFDPQ.codebooks");
     codec_.set_codebooks(C);
     has_codebooks_ = true;
+    norm_quantizer_.reset();  // its terms depend on the codewords
     refresh_centroid_tables();
     is_trained = has_centroids();
 }
@@ -155,8 +165,15 @@ void IndexIVFDPQ::set_centroids(const float* c) {
     is_trained = has_codebooks_;
 }
 
+void IndexIVFDPQ::set_norm_centroids(const std::vector<float>& c) {
+    std::unique_lock lock(mutex_);
+    DPQ_CHECK(ntotal == 0, std::runtime_error, "IndexIVFDPQ: cannot replace norm centroids while vectors are stored");
+    norm_quantizer_.set_centroids(c);
+}
+
 size_t IndexIVFDPQ::bytes_per_vector() const {
-    return (size_t(levels()) * nbits() + 7) / 8 + norms_.prefixes.size() * sizeof(float);
+    // As IndexDPQ's: 4-bit codes and 4-bit norms share bytes in the lists' blocks.
+    return (size_t(levels()) * nbits() + norms_.prefixes.size() * norm_bits(norms_.kind) + 7) / 8;
 }
 
 void IndexIVFDPQ::set_lists(std::unique_ptr<ivf::ListStore> lists) {
@@ -227,11 +244,12 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
         quantizer_->reconstruct_n(0, idx_t(nlist_), centroids.data());
     }
     set_centroids(centroids.data());
-    if (has_codebooks_ && (relative_norms_set_ || !is_l2())) return;  // given codebooks: the coarse level only
+    // Given codebooks: the coarse level only (and the norm codes).
+    if (has_codebooks_ && (relative_norms_set_ || !is_l2()) && !norms_.quantized()) return;
     std::vector<idx_t> assign(n);
     quantizer_->assign(n, x, assign.data(), 1);
-    // Residuals are kept only when the codebooks are trained here.
-    std::vector<float> residuals(has_codebooks_ ? 0 : size_t(n) * d);
+    // Residuals are kept only when the codebooks or norm codes are trained here.
+    std::vector<float> residuals(has_codebooks_ && !norms_.quantized() ? 0 : size_t(n) * d);
     double energy = 0, residual_energy = 0;
     for (idx_t i = 0; i < n; i++) {
         DPQ_CHECK(assign[i] >= 0 && size_t(assign[i]) < nlist_, std::runtime_error,
@@ -248,11 +266,24 @@ void IndexIVFDPQ::train(idx_t n, const float* x) {
         relative_norms_ = residual_energy < kRelativeNormsBelow * energy && centroid_tables_fit();
         refresh_centroid_tables();
     }
-    if (has_codebooks_) return;
-    DPQ_CHECK(n >= codec_.K(), std::invalid_argument,
-              "IndexIVFDPQ.train: need at least %d training vectors (K codewords per level), got %lld", codec_.K(),
-              (long long)n);
-    set_codebooks(train_codebooks(size_t(n), d, residuals.data(), levels(), nbits(), *train_params).data());
+    if (!has_codebooks_) {
+        DPQ_CHECK(n >= codec_.K(), std::invalid_argument,
+                  "IndexIVFDPQ.train: need at least %d training vectors (K codewords per level), got %lld",
+                  codec_.K(), (long long)n);
+        set_codebooks(train_codebooks(size_t(n), d, residuals.data(), levels(), nbits(), *train_params).data());
+    }
+    train_norm_codes(size_t(n), residuals.data());
+}
+
+void IndexIVFDPQ::train_norm_codes(size_t n, const float* residuals) {
+    if (!norms_.quantized()) return;
+    // Enough samples for 256 one-dimensional centroids, as IndexDPQ's.
+    const size_t ns = std::min<size_t>(n, 65536);
+    std::vector<uint8_t> codes(ns * levels());
+    codec_.encode(ns, residuals, codes.data(), beam_size);
+    const std::vector<float> terms = norms_of(ns, nullptr, codes.data(), true);
+    std::unique_lock lock(mutex_);
+    norm_quantizer_.train(ns, levels(), terms.data());
 }
 
 void IndexIVFDPQ::train_with_queries(idx_t n, const float* x, idx_t, const float*) { train(n, x); }
@@ -264,8 +295,10 @@ void IndexIVFDPQ::train_ex(idx_t n, const void* x, faiss::NumericType t) {
 
 // ---------------------------------------------------------------- adding
 
-std::vector<float> IndexIVFDPQ::norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const {
-    const int L = levels(), slots = int(norms_.prefixes.size());
+std::vector<float> IndexIVFDPQ::norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes,
+                                         bool every_level) const {
+    const int L = levels(), K = codec_.K(), slots = every_level ? L : int(norms_.prefixes.size());
+    const bool own_terms = norms_.quantized();
     std::vector<float> out(n * slots);
     if (!slots) return out;
 #pragma omp parallel if (n > 1000)
@@ -279,14 +312,16 @@ std::vector<float> IndexIVFDPQ::norms_of(size_t n, const int64_t* list_nos, cons
                 const float* c = centroids_.data() + size_t(list_nos[i]) * d;
                 std::copy(c, c + d, v.begin());
             }
+            float own = 0;
             for (int l = 0; l < L; l++) {
                 const float* w = codec_.codeword(l, codes[i * L + l]);
                 for (int j = 0; j < d; j++) v[j] += w[j];
-                const int s = norms_.slot(l + 1);
+                if (own_terms) own += products_.norms[size_t(l) * K + codes[i * L + l]];
+                const int s = every_level ? l : norms_.slot(l + 1);
                 if (s < 0) continue;
                 float nn = 0;
                 for (int j = 0; j < d; j++) nn += v[j] * v[j];
-                out[i * slots + s] = nn;
+                out[i * slots + s] = nn - own;
             }
         }
     }
@@ -308,13 +343,25 @@ void IndexIVFDPQ::add_codes(idx_t n, const int64_t* list_nos, const uint8_t* cod
     // Bucket by list, then lists fill in parallel.
     const ivf::Buckets by_list = ivf::bucket_rows(size_t(n), list_nos, nlist_);
     std::vector<uint8_t> c(size_t(n) * L);
-    std::vector<float> nm(size_t(n) * slots);
+    std::vector<uint32_t> nm(size_t(n) * slots);  // float32 bits or codes
     std::vector<int64_t> id(n);
     std::unique_lock lock(mutex_);
+    if (norms_.quantized() && !norm_quantizer_.trained() && n > 0) {
+        // Codebooks and centroids set directly: the first vectors added train the norm codes.
+        const std::vector<float> terms = norms_of(size_t(n), list_nos, codes, true);
+        norm_quantizer_.train(size_t(n), L, terms.data());
+    }
     for (idx_t j = 0; j < n; j++) {
         const size_t i = by_list.order[j];
         std::copy_n(codes + i * L, L, c.data() + j * L);
-        std::copy_n(norms.data() + i * slots, slots, nm.data() + j * slots);
+        for (int s = 0; s < slots; s++) {
+            const float v = norms[i * slots + s];
+            uint32_t& e = nm[j * slots + s];
+            if (norms_.quantized())
+                e = norm_quantizer_.encode(s, v);
+            else
+                std::memcpy(&e, &v, 4);
+        }
         id[j] = ids ? ids[i] : ntotal + idx_t(i);
     }
     auto& ram = static_cast<ivf::RamLists&>(*lists_);
@@ -513,10 +560,11 @@ void IndexIVFDPQ::check_compatible_for_merge(const faiss::Index& other_in) const
     DPQ_CHECK(other, std::invalid_argument, "IndexIVFDPQ.merge_from: the other index is not an IndexIVFDPQ");
     DPQ_CHECK(other->d == d && other->metric_type == metric_type && other->nlist_ == nlist_ &&
                       other->levels() == levels() && other->nbits() == nbits() && other->norms_ == norms_ &&
-                      other->cosine_ == cosine_ && other->relative_norms_ == relative_norms_,
+                      other->cosine_ == cosine_ && other->relative_norms_ == relative_norms_ &&
+                      other->norm_quantizer_.centroids() == norm_quantizer_.centroids(),
               std::invalid_argument,
-              "IndexIVFDPQ.merge_from: d, metric, cosine, nlist, levels, nbits or norms (or what they are relative "
-              "to) differ");
+              "IndexIVFDPQ.merge_from: d, metric, cosine, nlist, levels, nbits or norms (their kind, prefixes, "
+              "codes, or what they are relative to) differ");
     DPQ_CHECK(other->codec_.codebooks() == codec_.codebooks() && other->centroids_ == centroids_,
               std::invalid_argument, "IndexIVFDPQ.merge_from: the codebooks or centroids differ");
 }
@@ -626,6 +674,11 @@ ivf::ListSearch IndexIVFDPQ::list_search(const Plan& plan, const scan::IdFilter*
         s.cross_products = products_.cross.data();
         s.centroid_norms = centroid_norms_.data();
     }
+    if (norms_.quantized()) {
+        s.norm_codes = &norm_quantizer_;
+        s.codeword_norms = products_.norms.data();
+        s.cross_products = products_.cross.empty() ? nullptr : products_.cross.data();
+    }
     s.levels = plan.levels;
     s.norm_slot = norms_.slot(plan.levels);
     s.rerank_levels = plan.rerank_levels;
@@ -671,7 +724,8 @@ void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::Ran
     std::shared_lock lock(mutex_);
     const std::vector<int64_t> probes = probe(n, x, plan);
     const SelectorFilter filter(plan.sel);
-    const ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
+    ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
+    if (norms_.quantized()) s.norm_slot = -1;  // a norm-free scan bounds the distance below (search_lists.h)
     const std::vector<scan::RangeHits> hits = ivf::range(s, size_t(n), x, probes.data(), plan.nprobe, radius);
     fill_range_result(hits, result);
 }

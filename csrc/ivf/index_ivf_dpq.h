@@ -5,9 +5,11 @@
 // declared vtable, and a copy of its centroids keeps the per-list terms
 // exact whatever the quantizer returns. Each vector is coded as the
 // residual from its list's centroid (the centroid is level 0), so one lookup
-// table per query serves all its lists (search_lists.h). L2 keeps float32
-// norms ||r_m||^2 of the declared prefixes (files before format 4:
-// ||c + r_m||^2, still read and searched); inner product keeps none.
+// table per query serves all its lists (search_lists.h). L2 keeps the norms
+// ||r_m||^2 of the declared prefixes, as float32 (files before format 4:
+// ||c + r_m||^2, still read and searched) or as 4- or 8-bit codes of their
+// cross terms (norm_quantizer.h; the scan ranks with them and re-scores its
+// best exactly); inner product keeps none.
 #pragma once
 
 #include <atomic>
@@ -37,8 +39,9 @@ struct SearchParametersIVFDPQ : faiss::SearchParametersIVF {
 class IndexIVFDPQ : public faiss::Index {
    public:
     // quantizer: null (set_quantizer later) or d-dimensional, empty (train() fills it by k-means) or
-    // holding nlist centroids. Not owned unless own_quantizer. norms: kind
-    // kFloat32 (L2) or kNone (IP). cosine (IP): as IndexDPQ's (index_dpq.h),
+    // holding nlist centroids. Not owned unless own_quantizer. norms: L2
+    // kFloat32, kBits8 or kBits4 (codes: relative norms, always); IP kNone.
+    // cosine (IP): as IndexDPQ's (index_dpq.h),
     // over c + r_m: inputs scaled to unit norm, searches rank by
     // <q, c + r_m> / ||c + r_m||, reconstructions projected onto the sphere;
     // it may keep float32 norms ||c + r_m||^2 (its re-score reads them
@@ -56,6 +59,13 @@ class IndexIVFDPQ : public faiss::Index {
     int nbits() const { return codec_.nbits(); }
     const Codec& codec() const { return codec_; }
     const NormSpec& norm_spec() const { return norms_; }
+    // Quantized norm kinds: one 1-D quantizer per stored prefix, trained by
+    // train() (or, with codebooks and centroids set directly, on the first
+    // vectors added) on ||r_m||^2 - sum_{l<m} ||c_l||^2.
+    const NormQuantizer& norm_quantizer() const { return norm_quantizer_; }
+    // Refused while vectors are stored (a file's, or another index's).
+    void set_norm_centroids(const std::vector<float>& c);
+    NormColumn norm_column() const { return NormColumn{norm_bits(norms_.kind)}; }
     bool cosine() const { return cosine_; }
     // L2: whether the stored norms are ||r_m||^2, relative to the centroid,
     // or ||c + r_m||^2 (as every file before format 4). Relative norms make
@@ -67,7 +77,8 @@ class IndexIVFDPQ : public faiss::Index {
     // table per scan, levels x K x d products, would cost more than the finer
     // scan saves). False for inner product.
     bool relative_norms() const { return relative_norms_; }
-    // Fixes the choice (train() keeps it); refused while vectors are stored.
+    // Fixes the choice (train() keeps it); refused while vectors are stored,
+    // and false refused for quantized norms.
     void set_relative_norms(bool relative);
     // Mean ||x - c||^2 / mean ||x||^2 below which train() picks relative
     // norms: their tables' entries then span under a quarter of the query's
@@ -85,8 +96,9 @@ class IndexIVFDPQ : public faiss::Index {
     // Bytes the centroid tables kept take (0: none kept).
     size_t centroid_table_bytes() const { return centroid_tables_.size() * sizeof(float); }
     void set_max_centroid_table_bytes(size_t bytes);
-    // Cosine with 4-bit codes: the codewords' norms and cross products, and
-    // ||c||^2 of every centroid; empty otherwise.
+    // Cosine with 4-bit codes, and quantized norms: the codewords' norms and
+    // (4-bit codes) cross products; cosine with 4-bit codes: ||c||^2 of
+    // every centroid. Empty otherwise.
     const CodewordProducts& products() const { return products_; }
     const std::vector<float>& centroid_norms() const { return centroid_norms_; }
     std::atomic<size_t> nprobe{1};
@@ -189,9 +201,13 @@ class IndexIVFDPQ : public faiss::Index {
         return nlist_ * size_t(levels()) * codec_.K() * sizeof(float) <= max_centroid_table_bytes_;
     }
     void require_writable(const char* what) const;
-    // Norms (n x stored prefixes) of the prefix reconstructions (plus the
-    // centroid unless relative_norms).
-    std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes) const;
+    // Norms of the prefix reconstructions (plus the centroid unless
+    // relative_norms), less their own terms sum_{l<m} ||c_l||^2 for quantized
+    // kinds: n x stored prefixes, or n x levels if every_level.
+    std::vector<float> norms_of(size_t n, const int64_t* list_nos, const uint8_t* codes,
+                                bool every_level = false) const;
+    // Trains the norm quantizer on n residuals (quantized kinds).
+    void train_norm_codes(size_t n, const float* residuals);
     bool is_l2() const { return metric_type == faiss::METRIC_L2; }
     size_t list_no_bytes() const;
     struct Encoded {
@@ -206,6 +222,7 @@ class IndexIVFDPQ : public faiss::Index {
     size_t nlist_;
     Codec codec_;
     NormSpec norms_;
+    NormQuantizer norm_quantizer_;
     bool cosine_;
     bool relative_norms_ = false;
     bool relative_norms_set_ = false;  // by set_relative_norms: train() keeps it

@@ -25,8 +25,7 @@ void require(bool ok, const std::string& what) { require_consistent(ok, kKind, w
 struct Parsed {
     std::unique_ptr<IndexIVFDPQ> index;
     std::vector<ListEntry> entries;
-    CodeLayout layout;
-    int slots = 0;
+    ListFormat format;
 };
 
 // Checks the preamble and the header's checksum, then parses the header.
@@ -75,6 +74,15 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     // Before version 4, L2 norms were ||c + r_m||^2.
     const auto relative = version >= 4 ? r.get<uint8_t>("relative norms flag") : uint8_t(0);
     require(relative <= 1 && (!relative || metric == faiss::METRIC_L2), "relative norms flag");
+    // Before version 5, norms were float32.
+    if (version >= 5) {
+        const auto kind = r.get<int32_t>("norm kind");
+        require(kind >= int32_t(NormKind::kNone) && kind <= int32_t(NormKind::kBits4) &&
+                        (kind == int32_t(NormKind::kNone)) == (np == 0),
+                "norm kind");
+        ns.kind = NormKind(kind);
+        require(!ns.quantized() || relative, "relative norms flag of quantized norms");
+    }
     Parsed out;
     try {
         out.index = std::make_unique<IndexIVFDPQ>(nullptr, d, size_t(nlist), levels, nbits, faiss::MetricType(metric),
@@ -84,6 +92,13 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     }
     IndexIVFDPQ& ix = *out.index;
     ix.set_relative_norms(relative);
+    std::vector<float> norm_centroids;  // set once the codebooks are (setting those resets them)
+    if (ns.quantized() && r.get<uint8_t>("norm centroid flag")) {
+        const size_t n = ns.prefixes.size() * size_t(ns.K());
+        require(n * 4 <= r.left(), "norm centroids larger than the header");
+        norm_centroids.resize(n);
+        r.bytes(norm_centroids.data(), n * 4, "norm centroids");
+    }
     if (has_cb) {
         const size_t n = size_t(levels) * (size_t(1) << nbits) * size_t(d);
         require(n * 4 <= r.left(), "codebooks larger than the header");
@@ -98,6 +113,13 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
         r.bytes(c.data(), n * 4, "centroids");
         ix.set_centroids(c.data());
     }
+    if (!norm_centroids.empty()) {
+        try {
+            ix.set_norm_centroids(norm_centroids);
+        } catch (const std::invalid_argument& e) {
+            require(false, e.what());
+        }
+    }
     ix.search_levels = search_levels;
     ix.nprobe = size_t(nprobe);
     ix.beam_size = beam_size;
@@ -107,8 +129,7 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     r.bytes(quantizer_bytes->data(), size_t(qlen), "quantizer");
     const auto ntotal = r.get<uint64_t>("ntotal");
     require(r.left() == nlist * 24, "list table size");
-    out.layout = CodeLayout{levels, nbits};
-    out.slots = np;
+    out.format = ListFormat{CodeLayout{levels, nbits}, ix.norm_column(), np};
     out.entries.resize(size_t(nlist));
     uint64_t sum = 0;
     const size_t lists_start = aligned(kPreamble + hlen);
@@ -119,12 +140,13 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
         r.get<uint32_t>("padding");
         require(e.n < (uint64_t(1) << 32), "list size");
         require(e.offset % kAlign == 0 && e.offset >= lists_start && e.offset <= size &&
-                        list_bytes(out.layout, np, size_t(e.n)) <= size - e.offset,
+                        out.format.bytes(size_t(e.n)) <= size - e.offset,
                 "a list lies outside the file");
         sum += e.n;
     }
     require(sum == ntotal, "list sizes do not add up to ntotal");
     require(ntotal == 0 || (has_cb && has_c), "vectors stored without codebooks or centroids");
+    require(ntotal == 0 || ix.norm_quantizer().trained(), "norm codes stored without their centroids");
     return out;
 }
 
@@ -134,8 +156,8 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     auto lock = index.read_lock();
     const ListStore& lists = index.lists();
     const size_t nlist = index.nlist();
-    const CodeLayout layout{index.levels(), index.nbits()};
     const int slots = int(index.norm_spec().prefixes.size());
+    const ListFormat format{CodeLayout{index.levels(), index.nbits()}, index.norm_column(), slots};
     ByteWriter h;
     h.put<int32_t>(index.d);
     h.put<int32_t>(int32_t(index.metric_type));
@@ -151,6 +173,12 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     for (int p : index.norm_spec().prefixes) h.put<int32_t>(p);
     h.put<uint8_t>(index.cosine());
     h.put<uint8_t>(index.relative_norms());
+    h.put<int32_t>(int32_t(index.norm_spec().kind));
+    if (index.norm_spec().quantized()) {
+        const std::vector<float>& c = index.norm_quantizer().centroids();
+        h.put<uint8_t>(!c.empty());
+        h.bytes(c.data(), c.size() * 4);
+    }
     if (index.has_codebooks()) h.bytes(index.codec().codebooks().data(), index.codec().codebooks().size() * 4);
     if (index.has_centroids()) h.bytes(index.centroids().data(), index.centroids().size() * 4);
     h.put<uint64_t>(quantizer_bytes.size());
@@ -164,20 +192,21 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     for (size_t l = 0; l < nlist; l++) {
         refs[l] = lists.list(l);
         offsets[l] = offset;
-        offset = aligned(offset + list_bytes(layout, slots, refs[l].n));
+        offset = aligned(offset + format.bytes(refs[l].n));
     }
     std::vector<uint8_t> out(offset, 0);
     for (size_t l = 0; l < nlist; l++) {  // each list as a mapped file lays it out
         const ListRef& L = refs[l];
-        const size_t nb = CodeLayout::nblocks(L.n);
+        const size_t nb = CodeLayout::nblocks(L.n), column_bytes = nb * format.column.block_bytes();
         uint8_t* p = out.data() + offsets[l];
-        std::memcpy(p, L.codes, nb * layout.block_bytes());
-        p += nb * layout.block_bytes();
-        for (int j = 0; j < slots; j++, p += nb * kBlockSize * 4) std::memcpy(p, L.norm_column(j), L.n * 4);
+        std::memcpy(p, L.codes, nb * format.layout.block_bytes());
+        p += nb * format.layout.block_bytes();
+        // Whole blocks: a 4-bit column's last block holds slots 16.. in high nibbles.
+        for (int j = 0; j < slots; j++, p += column_bytes) std::memcpy(p, L.norm_column(j), column_bytes);
         std::memcpy(p, L.ids, L.n * 8);
         h.put<uint64_t>(offsets[l]);
         h.put<uint64_t>(L.n);
-        h.put<uint32_t>(crc32(out.data() + offsets[l], list_bytes(layout, slots, L.n)));
+        h.put<uint32_t>(crc32(out.data() + offsets[l], format.bytes(L.n)));
         h.put<uint32_t>(0);
     }
     std::memcpy(out.data(), kIvfMagic, 8);
@@ -192,12 +221,12 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
 
 std::unique_ptr<IndexIVFDPQ> deserialize_ivf(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     Parsed p = parse(data, size, quantizer_bytes);
-    auto ram = std::make_unique<RamLists>(p.entries.size(), p.layout, p.slots);
+    auto ram = std::make_unique<RamLists>(p.entries.size(), p.format.layout, p.format.column, p.format.slots);
     for (size_t l = 0; l < p.entries.size(); l++) {
         const ListEntry& e = p.entries[l];
-        const size_t bytes = list_bytes(p.layout, p.slots, size_t(e.n));
-        require(crc32(data + e.offset, bytes) == e.crc, "list " + std::to_string(l) + " checksum mismatch");
-        ram->append(l, list_at(data + e.offset, p.layout, p.slots, size_t(e.n)));
+        require(crc32(data + e.offset, p.format.bytes(size_t(e.n))) == e.crc,
+                "list " + std::to_string(l) + " checksum mismatch");
+        ram->append(l, p.format.at(data + e.offset, size_t(e.n)));
     }
     p.index->set_lists(std::move(ram));
     return std::move(p.index);
@@ -206,7 +235,7 @@ std::unique_ptr<IndexIVFDPQ> deserialize_ivf(const uint8_t* data, size_t size, s
 std::unique_ptr<IndexIVFDPQ> map_ivf(const std::string& path, std::string* quantizer_bytes) {
     auto map = std::make_shared<const Mapping>(path);
     Parsed p = parse(map->data(), map->size(), quantizer_bytes);
-    p.index->set_lists(std::make_unique<MappedLists>(map, std::move(p.entries), p.layout, p.slots));
+    p.index->set_lists(std::make_unique<MappedLists>(map, std::move(p.entries), p.format));
     return std::move(p.index);
 }
 

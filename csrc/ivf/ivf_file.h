@@ -4,12 +4,13 @@
 //
 //   magic "PFDPQIVF" | version u32 | header length u64 | header crc32 u32
 //   header: d, metric, nlist, levels, nbits, knobs, norm prefixes, flags
-//           (cosine from version 3, relative norms from 4), codebooks,
-//           centroids, the quantizer (Faiss bytes, written and read by the
-//           Python side), ntotal, per list {offset, n, crc32}
-//   lists, each at a 64-byte aligned offset: codes (blocks), float32 norm
-//           columns (stride nblocks * 32; ||r_m||^2 or, without the relative
-//           norms flag, ||c + r_m||^2), int64 ids
+//           (cosine from version 3, relative norms from 4), the norm kind
+//           and quantized norms' centroids (from 5; float32 before),
+//           codebooks, centroids, the quantizer (Faiss bytes, written and
+//           read by the Python side), ntotal, per list {offset, n, crc32}
+//   lists, each at a 64-byte aligned offset: codes (blocks), norm columns
+//           (NormColumn, whole blocks: float32 ||r_m||^2 or, without the
+//           relative norms flag, ||c + r_m||^2; or codes), int64 ids
 //
 // The version is the one format version of pyfaiss-dpq (serialize.h).
 // Opening checks the header and its checksum only (its size grows with

@@ -33,7 +33,7 @@ BatchTables make_tables(const ListSearch& s, bool quantize, size_t nq, const flo
     scan::compute_luts(*s.codec, s.l2, nq, x, t.lut_levels, t.luts.data(), t.qnorms.data());
     t.qluts.resize(nq);
     if (!quantize) return t;
-    const int m = s.levels;
+    const int m = s.columns();
     t.lut4_size = t.K == 16 ? scan::max_lut4_bytes(m) : 0;
     t.lut8_size = t.K == 16 ? 0 : size_t(m) * 256;
     if (s.relative_norms) return t;  // quantized per (query, list) pair (ListScratch)
@@ -70,7 +70,8 @@ float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
 }
 
 ListScratch::ListScratch(const BatchTables& t)
-        : table(size_t(t.lut_levels) * t.K), centroid(table), flut(scan::kGroup * table),
+        : table(size_t(t.lut_levels + 1) * t.K),  // room for a norm code column
+          centroid(table), flut(scan::kGroup * table),
           lut4(scan::kGroup * t.lut4_size), lut8(uninitialized<uint64_t>(scan::kGroup * t.lut8_size)) {}
 
 const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc) {
@@ -79,11 +80,27 @@ const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t li
     return sc.centroid.data();
 }
 
-const float* pair_table(const BatchTables& t, size_t q, const float* clut, ListScratch& sc, size_t j) {
+float* pair_table(const BatchTables& t, size_t q, const float* clut, int levels, const float* own, ListScratch& sc,
+                  size_t j) {
     float* out = sc.flut.data() + j * sc.table;
     const float* lut = t.lut(q);
-    for (size_t e = 0; e < sc.table; e++) out[e] = lut[e] - clut[e];
+    const size_t n = size_t(levels) * t.K;
+    if (own) {
+        for (size_t e = 0; e < n; e++) out[e] = lut[e] - clut[e] + own[e];
+    } else {
+        for (size_t e = 0; e < n; e++) out[e] = lut[e] - clut[e];
+    }
     return out;
+}
+
+const float* scan_norms(const ListSearch& s, const ListRef& L, ListScratch& sc) {
+    if (!s.l2 || s.norm_slot < 0) return nullptr;
+    if (!s.norm_codes) return L.norm_floats(s.norm_slot);
+    const float* values = s.norm_codes->table(s.norm_slot);
+    const uint8_t* col = L.norm_column(s.norm_slot);
+    sc.norm_values.assign(CodeLayout::nblocks(L.n) * kBlockSize, 0.f);
+    for (size_t i = 0; i < L.n; i++) sc.norm_values[i] = values[L.column.get(col, i)];
+    return sc.norm_values.data();
 }
 
 Lane make_lane(const ListSearch& s, const BatchTables& t, size_t q, float bias) {
@@ -106,14 +123,21 @@ scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const 
     const float* luts[scan::kGroup];
     float biases[scan::kGroup];
     scan::QuantizedLut ql[scan::kGroup];
+    const int m = s.levels, cols = s.columns();
+    const float* own = s.scans_norm_codes() ? s.codeword_norms : nullptr;
     for (size_t j = 0; j < n; j++) {
-        luts[j] = lanes[j].lut = pair_table(t, lanes[j].q, clut, sc, j);
+        float* lut = pair_table(t, lanes[j].q, clut, m, own, sc, j);
+        if (cols > m) {  // the norm codes' values: column m
+            const float* values = s.norm_codes->table(s.norm_slot);
+            std::copy(values, values + t.K, lut + size_t(m) * t.K);
+        }
+        luts[j] = lanes[j].lut = lut;
         biases[j] = lanes[j].bias;
     }
     scan::SplitColumns4 split;
     if (!quantize) return split;
     if (t.K == 16)
-        split = scan::quantize_luts4(luts, int(n), s.levels, biases, sc.lut4.data(), t.lut4_size, ql, split_them);
+        split = scan::quantize_luts4(luts, int(n), cols, biases, sc.lut4.data(), t.lut4_size, ql, split_them);
     for (size_t j = 0; j < n; j++) {
         Lane& ln = lanes[j];
         if (t.K == 16) {
@@ -121,7 +145,7 @@ scan::SplitColumns4 pair_lanes(const ListSearch& s, const BatchTables& t, const 
             ln.lut4 = sc.lut4.data() + j * t.lut4_size;
         } else {
             uint64_t* out = sc.lut8.get() + j * t.lut8_size;
-            quantize_lut8(&ln.lut, 1, s.levels, &ln.bias, &ln.ql, out);
+            quantize_lut8(&ln.lut, 1, cols, &ln.bias, &ln.ql, out);
             ln.lut8 = out;
         }
         ln.quantized = ln.ql.ok && std::isfinite(ln.bias);

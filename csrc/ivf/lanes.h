@@ -47,6 +47,7 @@ struct ListScratch {
     explicit ListScratch(const BatchTables& t);
     size_t table;  // floats in a pair's table
     std::vector<float> centroid, flut;
+    std::vector<float> norm_values;  // a list's decoded norm codes
     std::vector<uint8_t> lut4;
     std::unique_ptr<uint64_t[]> lut8;
 };
@@ -59,8 +60,14 @@ inline const float* kept_centroid_table(const ListSearch& s, size_t list) {
 // The L2 table of list `list`'s centroid, the first lut_levels levels: kept, or computed into sc.
 const float* centroid_table(const ListSearch& s, const BatchTables& t, size_t list, ListScratch& sc);
 
-// Query q's float table for a list whose centroid table is clut, in slot j of sc.
-const float* pair_table(const BatchTables& t, size_t q, const float* clut, ListScratch& sc, size_t j);
+// Query q's float table for a list whose centroid table is clut, its first
+// `levels` levels, plus own (levels x K) where not null, in slot j of sc.
+float* pair_table(const BatchTables& t, size_t q, const float* clut, int levels, const float* own, ListScratch& sc,
+                  size_t j);
+
+// The norms a scan of list L adds (ListSearch::norm_slot): its float32 column,
+// its codes' values (decoded into sc, whole blocks), or null (none).
+const float* scan_norms(const ListSearch& s, const ListRef& L, ListScratch& sc);
 
 // One query's share of a list scan: its tables for the list.
 struct Lane {

@@ -1,7 +1,7 @@
 // The inverted lists of an IndexIVFDPQ: per list, its vectors' codes in the
-// flat index's 32-vector level-major blocks (code_layout.h), their float32
-// prefix norms (one column per stored prefix, padded to whole blocks, as
-// CodeStore keeps them) and their ids.
+// flat index's 32-vector level-major blocks (code_layout.h), their prefix
+// norms (float32 or codes: one NormColumn per stored prefix, padded to whole
+// blocks, as CodeStore keeps them) and their ids.
 //
 // Two backings share one read interface (ListRef): RamLists, growable and
 // editable, and MappedLists (mapped_lists.h), read-only views into a
@@ -17,15 +17,20 @@
 namespace dpq::ivf {
 
 // One list as the search reads it. Norm column j (a stored prefix slot)
-// holds the float32 norms of vectors 32b..32b+31 at norms + j * norm_stride + 32b.
+// starts at norms + j * norm_stride, laid out as `column` says.
 struct ListRef {
     size_t n = 0;
     const uint8_t* codes = nullptr;
-    const float* norms = nullptr;
-    size_t norm_stride = 0;  // floats between two norm columns
+    const uint8_t* norms = nullptr;
+    size_t norm_stride = 0;  // bytes between two norm columns
+    NormColumn column;
     const int64_t* ids = nullptr;
 
-    const float* norm_column(int j) const { return norms + size_t(j) * norm_stride; }
+    const uint8_t* norm_column(int j) const { return norms + size_t(j) * norm_stride; }
+    // Float32 columns only.
+    const float* norm_floats(int j) const { return reinterpret_cast<const float*>(norm_column(j)); }
+    // Vector i's element of column j: a float32's bits or a code.
+    uint32_t norm_element(int j, size_t i) const { return column.get(norm_column(j), i); }
 };
 
 class ListStore {
@@ -42,7 +47,7 @@ class ListStore {
 
 class RamLists final : public ListStore {
    public:
-    RamLists(size_t nlist, const CodeLayout& layout, int norm_slots);
+    RamLists(size_t nlist, const CodeLayout& layout, const NormColumn& column, int norm_slots);
 
     size_t nlist() const override { return lists_.size(); }
     size_t list_size(size_t l) const override { return lists_[l].n; }
@@ -50,10 +55,9 @@ class RamLists final : public ListStore {
     bool writable() const override { return true; }
 
     // Appends n vectors to list l: codes n x levels (one index per byte),
-    // norms n x norm_slots, ids n.
-    void append(size_t l, size_t n, const uint8_t* codes, const float* norms, const int64_t* ids);
-    // Appends raw blocks (nb = nblocks(n) blocks), norm columns of stride
-    // nblocks(n) * 32 and ids: a list as ListRef shows it.
+    // norms n x norm_slots elements (NormColumn::get), ids n.
+    void append(size_t l, size_t n, const uint8_t* codes, const uint32_t* norms, const int64_t* ids);
+    // Appends a list as ListRef shows it (its norm columns in this store's format).
     void append(size_t l, const ListRef& src);
     // Keeps the vectors of list l whose keep[i] is true, in order; returns how many went.
     size_t compact(size_t l, const std::vector<bool>& keep);
@@ -64,13 +68,15 @@ class RamLists final : public ListStore {
     struct List {
         size_t n = 0, cap_blocks = 0;
         std::vector<uint8_t> codes;  // cap_blocks blocks
-        std::vector<float> norms;    // norm_slots columns of cap_blocks * 32
+        std::vector<uint8_t> norms;  // norm_slots columns of cap_blocks blocks
         std::vector<int64_t> ids;
     };
     void reserve(List& L, size_t n);
-    void put(List& L, size_t i, const uint8_t* code, const float* norms, int64_t id) const;
+    void put(List& L, size_t i, const uint8_t* code, const uint32_t* norms, int64_t id) const;
+    size_t column_bytes(const List& L) const { return L.cap_blocks * column_.block_bytes(); }
 
     CodeLayout layout_;
+    NormColumn column_;
     int slots_;
     std::vector<List> lists_;
 };

@@ -42,33 +42,33 @@ Mapping::~Mapping() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-size_t list_bytes(const CodeLayout& layout, int norm_slots, size_t n) {
+size_t ListFormat::bytes(size_t n) const {
     const size_t nb = CodeLayout::nblocks(n);
-    return nb * layout.block_bytes() + size_t(norm_slots) * nb * kBlockSize * sizeof(float) + n * sizeof(int64_t);
+    return nb * layout.block_bytes() + size_t(slots) * nb * column.block_bytes() + n * sizeof(int64_t);
 }
 
-ListRef list_at(const uint8_t* p, const CodeLayout& layout, int norm_slots, size_t n) {
+ListRef ListFormat::at(const uint8_t* p, size_t n) const {
     const size_t nb = CodeLayout::nblocks(n);
     ListRef r;
     r.n = n;
     r.codes = p;
-    r.norms = reinterpret_cast<const float*>(p + nb * layout.block_bytes());
-    r.norm_stride = nb * kBlockSize;
-    r.ids = reinterpret_cast<const int64_t*>(p + nb * layout.block_bytes() +
-                                             size_t(norm_slots) * nb * kBlockSize * sizeof(float));
+    r.norms = p + nb * layout.block_bytes();
+    r.norm_stride = nb * column.block_bytes();
+    r.column = column;
+    r.ids = reinterpret_cast<const int64_t*>(r.norms + size_t(slots) * r.norm_stride);
     return r;
 }
 
 MappedLists::MappedLists(std::shared_ptr<const Mapping> map, std::vector<ListEntry> entries,
-                         const CodeLayout& layout, int norm_slots)
-        : map_(std::move(map)), entries_(std::move(entries)), layout_(layout), slots_(norm_slots),
+                         const ListFormat& format)
+        : map_(std::move(map)), entries_(std::move(entries)), format_(format),
           checked_(new std::atomic<bool>[entries_.size()]) {
     for (size_t l = 0; l < entries_.size(); l++) checked_[l] = false;
 }
 
 void MappedLists::verify(size_t l) const {
     const ListEntry& e = entries_[l];
-    const uint32_t crc = crc32(map_->data() + e.offset, list_bytes(layout_, slots_, e.n));
+    const uint32_t crc = crc32(map_->data() + e.offset, format_.bytes(e.n));
     DPQ_CHECK(crc == e.crc, std::runtime_error,
               "IndexIVFDPQ file: list %zu is corrupt (checksum mismatch); the file was damaged after it was written",
               l);
@@ -77,7 +77,7 @@ void MappedLists::verify(size_t l) const {
 
 ListRef MappedLists::list(size_t l) const {
     if (!checked_[l].load(std::memory_order_acquire)) verify(l);
-    return list_at(map_->data() + entries_[l].offset, layout_, slots_, entries_[l].n);
+    return format_.at(map_->data() + entries_[l].offset, entries_[l].n);
 }
 
 }  // namespace dpq::ivf

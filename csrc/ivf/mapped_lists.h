@@ -32,15 +32,20 @@ struct ListEntry {
     uint32_t crc = 0;
 };
 
-// Bytes of a list of n vectors in the file: codes, norm columns, ids.
-size_t list_bytes(const CodeLayout& layout, int norm_slots, size_t n);
-// The ListRef of a list stored at p.
-ListRef list_at(const uint8_t* p, const CodeLayout& layout, int norm_slots, size_t n);
+// How a file lays out its lists: the code layout and the norm columns.
+struct ListFormat {
+    CodeLayout layout;
+    NormColumn column;
+    int slots = 0;
+    // Bytes of a list of n vectors: codes, norm columns, ids.
+    size_t bytes(size_t n) const;
+    // The ListRef of a list of n vectors stored at p.
+    ListRef at(const uint8_t* p, size_t n) const;
+};
 
 class MappedLists final : public ListStore {
    public:
-    MappedLists(std::shared_ptr<const Mapping> map, std::vector<ListEntry> entries, const CodeLayout& layout,
-                int norm_slots);
+    MappedLists(std::shared_ptr<const Mapping> map, std::vector<ListEntry> entries, const ListFormat& format);
 
     size_t nlist() const override { return entries_.size(); }
     size_t list_size(size_t l) const override { return entries_[l].n; }
@@ -51,8 +56,7 @@ class MappedLists final : public ListStore {
    private:
     std::shared_ptr<const Mapping> map_;
     std::vector<ListEntry> entries_;
-    CodeLayout layout_;
-    int slots_;
+    ListFormat format_;
     std::unique_ptr<std::atomic<bool>[]> checked_;
 };
 

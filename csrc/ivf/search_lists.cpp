@@ -67,11 +67,12 @@ std::vector<ListRef> touch_lists(const ListStore& store, size_t n, const int64_t
 template <class Owner>
 class ListSink final : public scan::BlockSink {
    public:
-    // rate: counts the slots admitted (a fast kernel's sink), or null.
-    ListSink(Owner& owner, const ListSearch& s, const ListRef& L, const Lane* lanes, int nq, scan::Exact4Fn exact4,
-             scan::AdmissionRate* rate)
-            : owner_(owner), L_(L), lay_{s.codec->levels(), s.codec->nbits()}, m_(s.levels),
-              norms_(s.l2 ? L.norm_column(s.norm_slot) : nullptr), lanes_(lanes), exact4_(exact4), rate_(rate) {
+    // norms: what the scan adds per vector (scan_norms), or null; rate:
+    // counts the slots admitted (a fast kernel's sink), or null.
+    ListSink(Owner& owner, const ListSearch& s, const ListRef& L, const float* norms, const Lane* lanes, int nq,
+             scan::Exact4Fn exact4, scan::AdmissionRate* rate)
+            : owner_(owner), L_(L), lay_{s.codec->levels(), s.codec->nbits()}, m_(s.levels), norms_(norms),
+              lanes_(lanes), exact4_(exact4), rate_(rate) {
         for (int q = 0; q < nq; q++) refresh(q);
     }
 
@@ -142,7 +143,13 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
     bl.b0 = 0;
     bl.b1 = CodeLayout::nblocks(L.n);
     bl.m = s.levels;
-    if (s.l2) bl.norms = L.norm_column(s.norm_slot);
+    const float* norms = scan_norms(s, L, scratch);
+    if (s.norm_code_column()) {
+        bl.ncodes = L.norm_column(s.norm_slot);
+        bl.ncode_bytes = L.column.block_bytes();
+    } else {
+        bl.norms = norms;
+    }
     const float* clut = s.relative_norms ? centroid_table(s, t, list, scratch) : nullptr;
     // 8-bit: a group's 64-bit table entries interleave its lanes' tables
     // (m x 256 entries, every time), so short lists are scanned a lane at a
@@ -155,7 +162,7 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
         const scan::SplitColumns4 split = clut ? pair_lanes(s, t, clut, fn != nullptr, adm.split, scratch, g, n) : t.split;
         Lane* const fast_end = std::stable_partition(g, g + n, [&](const Lane& ln) { return fn && ln.quantized; });
         for (Lane* slow = fast_end; slow < g + n; slow++) {
-            ListSink<Owner> sink(owner, s, L, slow, 1, nullptr, nullptr);
+            ListSink<Owner> sink(owner, s, L, norms, slow, 1, nullptr, nullptr);
             sink.scan_all(0);
         }
         const int nq = int(fast_end - g);
@@ -178,7 +185,7 @@ void scan_list(Owner& owner, const ListSearch& s, const scan::KernelSet& ks, con
             gt.lut8 = group_lut8.data();
         }
         bl.norm_factor = g[0].ql.norm_factor();
-        ListSink<Owner> sink(owner, s, L, g, nq, ks.exact4, &adm.of(round));
+        ListSink<Owner> sink(owner, s, L, norms, g, nq, ks.exact4, &adm.of(round));
         fn(bl, gt, sink.thresholds, sink);
         adm.of(round).scanned += size_t(nq) * L.n;
     }
@@ -281,6 +288,7 @@ class RangeOwner {
     }
     bool offer(size_t q, float d, size_t i) {
         if (s_.cosine) d = unit_.cosine(d, *L_, list_, i, s_.levels, s_.norm_slot);
+        if (s_.norm_codes) d += unit_.residual_norm(*L_, i, s_.levels);  // the scan's had none
         if (d < bound_ && (!s_.filter || s_.filter->keep(L_->ids[i]))) hits_[q].emplace_back(L_->ids[i], d);
         return false;
     }
@@ -303,7 +311,9 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
          float* distances, int64_t* labels) {
     const std::vector<ListRef> refs = touch_lists(*s.lists, nq * nprobe, probes);
     const bool rerank = s.rerank_levels > s.levels;
-    const size_t first_k = rerank ? std::max(s.rerank_k, k) : s.cosine ? std::max(s.shortlist, k) : k;
+    // Norm codes (or cosine): the scan's distances are not the returned ones.
+    const bool approximate = s.cosine || s.norm_codes;
+    const size_t first_k = rerank ? std::max(s.rerank_k, k) : approximate ? std::max(s.shortlist, k) : k;
     const float sign = s.l2 ? 1.f : -1.f;
     const float pad = sign * std::numeric_limits<float>::max();
     const CodeLayout lay{s.codec->levels(), s.codec->nbits()};
@@ -316,7 +326,7 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                     float* D = distances + (q0 + q) * k;
                     int64_t* I = labels + (q0 + q) * k;
                     PlacedTopK& heap = owner.heaps()[q];
-                    if (rerank || s.cosine) {  // the scan's best, re-scored with rerank_levels levels, or cosine
+                    if (rerank || approximate) {  // the scan's best, re-scored exactly (with rerank_levels levels)
                         const int M = rerank ? s.rerank_levels : s.levels;
                         const int slot = rerank ? s.rerank_slot : s.norm_slot;
                         TopK best(k);
@@ -324,12 +334,14 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                             const size_t l = e.where.list, i = e.where.offset;
                             const ListRef& L = refs[l];
                             float dist = e.dis;
-                            if (rerank) {
+                            if (rerank || s.norm_codes) {
                                 const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
-                                const float norm = s.l2 ? L.norm_column(s.rerank_slot)[i] : 0.f;
+                                const float norm = !s.l2          ? 0.f
+                                                   : s.norm_codes ? unit.residual_norm(L, i, M)
+                                                                  : L.norm_floats(slot)[i];
                                 const float* lut = s.relative_norms
-                                                           ? pair_table(t, q, centroid_table(s, t, l, scratch),
-                                                                        scratch, 0)
+                                                           ? pair_table(t, q, centroid_table(s, t, l, scratch), M,
+                                                                        nullptr, scratch, 0)
                                                            : t.lut(q);
                                 dist = scan::exact_distance(lay, L.codes + lay.block_offset(i), i % kBlockSize, M, lut,
                                                             bias + norm);

@@ -12,7 +12,13 @@
 // <q - c, c_lk>, not <q, c_lk>) keeps the scan's admission margin small
 // where vectors lie far from the origin (image pixels: 9x smaller there).
 // Files before format 4 store ||c + r_m||^2 instead; their L2 pairs use
-// the query's table as it is, with bias ||q||^2 - 2 <q, c>.
+// the query's table as it is, with bias ||q||^2 - 2 <q, c>. Norms kept as
+// codes (of ||r_m||^2 less its own terms sum_l ||c_l||^2, which the scan's
+// tables then carry) rank the scan, whose best `shortlist` are re-scored
+// with the exact ||r_m||^2 (4-bit codes: sums of codeword products; 8-bit:
+// decoding); where the codes are as wide as the level codes they are one
+// more kernel column. A range search with norm codes scans without any
+// norm (a lower bound, ||r_m||^2 >= 0) and adds the exact one to what passes.
 // Cosine (unit vectors) ranks by the IP scan and
 // re-scores its best `shortlist` as -<q, c + r_m> / ||c + r_m||, the norm
 // stored where the index keeps it for m, else (4-bit codes) a sum of
@@ -29,6 +35,7 @@
 #include <vector>
 
 #include "../codec.h"
+#include "../norm_quantizer.h"
 #include "../scan/search.h"
 #include "list_store.h"
 
@@ -43,8 +50,11 @@ struct ListSearch {
     const float* centroid_tables = nullptr;  // relative norms: nlist x levels x K, or null (computed per list)
     // Cosine, 4-bit codes, centroid tables kept: ||c + r_m||^2 = ||c||^2 + 2 <c, r_m> + ||r_m||^2 as
     // sums of table entries (IndexIVFDPQ::products); null: by decoding.
+    // Norm codes: codeword_norms (levels x K, ||c_lk||^2) always, cross_products for 4-bit codes.
     const float* codeword_norms = nullptr;
     const float* cross_products = nullptr;
+    // L2 norms kept as codes (relative norms): their quantizer; null otherwise.
+    const NormQuantizer* norm_codes = nullptr;
     const float* centroid_norms = nullptr;  // nlist: ||c||^2
     int levels = 0;          // prefix scanned
     int norm_slot = -1;      // L2 (or cosine, where kept): the norm column of prefix `levels`
@@ -54,6 +64,13 @@ struct ListSearch {
     bool cosine = false;   // IP over unit reconstructions (see above)
     size_t shortlist = 0;  // cosine without re-ranking: scan candidates re-scored (at least k)
     const scan::IdFilter* filter = nullptr;
+
+    // The scan adds norm codes of prefix `levels` (and their own terms to its tables).
+    bool scans_norm_codes() const { return norm_codes && norm_slot >= 0; }
+    // ... as one more kernel column (codes as wide as the level codes).
+    bool norm_code_column() const { return scans_norm_codes() && norm_codes->spec().K() == codec->K(); }
+    // Columns of the scan's quantized tables.
+    int columns() const { return levels + norm_code_column(); }
 };
 
 // probes: nq x nprobe list numbers (-1: none). Faiss's conventions: L2

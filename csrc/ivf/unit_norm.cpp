@@ -8,7 +8,7 @@
 namespace dpq::ivf {
 
 float UnitNorm::operator()(const ListRef& L, size_t list, size_t i, int M, int slot) {
-    if (slot >= 0) return std::sqrt(L.norm_column(slot)[i]);
+    if (slot >= 0) return std::sqrt(L.norm_floats(slot)[i]);
     lay_.get_code(L.codes, i, code_.data());
     if (s_.cross_products) {  // centroid tables hold -2 <c, c_lk>
         const float* ct = kept_centroid_table(s_, list);
@@ -24,6 +24,15 @@ float UnitNorm::operator()(const ListRef& L, size_t list, size_t i, int M, int s
     float n = 0;
     for (int j = 0; j < d; j++) n += (v_[j] + c[j]) * (v_[j] + c[j]);
     return std::sqrt(n);
+}
+
+float UnitNorm::residual_norm(const ListRef& L, size_t i, int M) {
+    lay_.get_code(L.codes, i, code_.data());
+    if (s_.cross_products) return prefix_norm_from_products(s_.codeword_norms, s_.cross_products, code_.data(), M);
+    s_.codec->decode(1, code_.data(), M, v_.data());
+    float n = 0;
+    for (float v : v_) n += v * v;
+    return n;
 }
 
 }  // namespace dpq::ivf

@@ -1,4 +1,6 @@
-// The norm ||c + r_M|| a cosine IndexIVFDPQ divides by (search_lists.h).
+// The exact norms a list search computes from the codes (search_lists.h):
+// ||c + r_M||, which a cosine IndexIVFDPQ divides by, and ||r_M||^2, which an
+// L2 one with norm codes re-scores with.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +21,9 @@ class UnitNorm {
     explicit UnitNorm(const ListSearch& s)
             : s_(s), lay_{s.codec->levels(), s.codec->nbits()}, code_(s.codec->levels()), v_(s.codec->d()) {}
     float operator()(const ListRef& L, size_t list, size_t i, int M, int slot);
+    // ||r_M||^2 of the vector at offset i of L: from the codeword products
+    // where the search has them (4-bit codes), else by decoding.
+    float residual_norm(const ListRef& L, size_t i, int M);
     // Smaller is better: -<q, c + r_M> over that norm (0 for a zero vector).
     float cosine(float minus_ip, const ListRef& L, size_t list, size_t i, int M, int slot) {
         const float n = (*this)(L, list, i, M, slot);
