@@ -334,11 +334,11 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
                             const size_t l = e.where.list, i = e.where.offset;
                             const ListRef& L = refs[l];
                             float dist = e.dis;
-                            if (rerank || s.norm_codes) {
+                            if (s.norm_codes) {
+                                dist = unit.distance(L, l, i, M, x + (q0 + q) * d);
+                            } else if (rerank) {
                                 const float bias = bias_of(s, x + (q0 + q) * d, t.qnorms[q], l);
-                                const float norm = !s.l2          ? 0.f
-                                                   : s.norm_codes ? unit.residual_norm(L, i, M)
-                                                                  : L.norm_floats(slot)[i];
+                                const float norm = s.l2 ? L.norm_floats(slot)[i] : 0.f;
                                 const float* lut = s.relative_norms
                                                            ? pair_table(t, q, centroid_table(s, t, l, scratch), M,
                                                                         nullptr, scratch, 0)

@@ -15,10 +15,10 @@
 // the query's table as it is, with bias ||q||^2 - 2 <q, c>. Norms kept as
 // codes (of ||r_m||^2 less its own terms sum_l ||c_l||^2, which the scan's
 // tables then carry) rank the scan, whose best `shortlist` are re-scored
-// with the exact ||r_m||^2 (4-bit codes: sums of codeword products; 8-bit:
-// decoding); where the codes are as wide as the level codes they are one
-// more kernel column. A range search with norm codes scans without any
-// norm (a lower bound, ||r_m||^2 >= 0) and adds the exact one to what passes.
+// exactly from the decoded vector; where the codes are as wide as the level
+// codes they are one more kernel column. A range search with norm codes
+// scans without any norm (a lower bound, ||r_m||^2 >= 0) and adds the exact
+// one (4-bit codes: sums of codeword products; 8-bit: decoding) to what passes.
 // Cosine (unit vectors) ranks by the IP scan and
 // re-scores its best `shortlist` as -<q, c + r_m> / ||c + r_m||, the norm
 // stored where the index keeps it for m, else (4-bit codes) a sum of

@@ -35,4 +35,21 @@ float UnitNorm::residual_norm(const ListRef& L, size_t i, int M) {
     return n;
 }
 
+float UnitNorm::distance(const ListRef& L, size_t list, size_t i, int M, const float* q) {
+    lay_.get_code(L.codes, i, code_.data());
+    const int d = s_.codec->d();
+    // q - c - r_M, the codewords subtracted in level order (Codec::decode's
+    // loop, without its parallel region: one vector here).
+    const float* c = s_.centroids + list * d;
+    float* v = v_.data();
+    for (int j = 0; j < d; j++) v[j] = q[j] - c[j];
+    for (int l = 0; l < M; l++) {
+        const float* w = s_.codec->codeword(l, code_[l]);
+        for (int j = 0; j < d; j++) v[j] -= w[j];
+    }
+    float n = 0;
+    for (int j = 0; j < d; j++) n += v[j] * v[j];
+    return n;
+}
+
 }  // namespace dpq::ivf
