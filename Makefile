@@ -14,7 +14,8 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 # Tests of the C++ core that also run under AddressSanitizer + UBSan.
 ASAN_TESTS := tests/test_index.py tests/test_faiss_wrappers.py tests/test_io.py \
-              tests/test_validation.py tests/test_guarantees.py $(wildcard tests/test_scan.py)
+              tests/test_validation.py tests/test_guarantees.py $(wildcard tests/test_scan.py) \
+              tests/test_ivf.py tests/test_ivf_norm_codes.py
 
 # torch==2.13.0 is the CPU wheel; a looser pin would pull a multi-GB CUDA build.
 $(VENV)/.installed: $(SOURCES)

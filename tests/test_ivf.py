@@ -131,19 +131,25 @@ def test_rerank_with_every_candidate_equals_full_prefix(built, data):
     assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
 
 
+def build_l2(data, nbits, offset=0.0, **kwargs):
+    """(index, queries): an L2 index trained and filled with the data moved `offset` from the origin
+    (as image pixels lie); kwargs go to IndexIVFDPQ."""
+    xt, xb, xq = (x + np.float32(offset) for x in data)
+    index = IndexIVFDPQ(faiss.IndexFlatL2(xt.shape[1]), xt.shape[1], NLIST, LEVELS, nbits, **kwargs)
+    index.train_params.rounds = 1
+    index.train(xt)
+    index.add(xb)
+    return index, xq
+
+
 @pytest.fixture(scope="module")
 def far(data):
-    """Per nbits: (index, queries) for the data moved 50 from the origin (as image pixels lie), trained and filled."""
+    """Per nbits: build_l2 50 from the origin."""
     cache = {}
 
     def get(nbits):
         if nbits not in cache:
-            xt, xb, xq = (x + np.float32(50) for x in data)
-            index = IndexIVFDPQ(faiss.IndexFlatL2(xt.shape[1]), xt.shape[1], NLIST, LEVELS, nbits)
-            index.train_params.rounds = 1
-            index.train(xt)
-            index.add(xb)
-            cache[nbits] = index, xq
+            cache[nbits] = build_l2(data, nbits, 50.0)
         return cache[nbits]
     return get
 

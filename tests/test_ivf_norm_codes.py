@@ -9,7 +9,7 @@ from pyfaiss_dpq import IndexIVFDPQ, SearchParametersIVFDPQ
 from pyfaiss_dpq._native import core
 from pyfaiss_dpq.persist import deserialize, serialize
 from reference import assert_same_knn
-from test_ivf import LEVELS, NLIST, assert_range_equals_reference, reconstructions, reference
+from test_ivf import LEVELS, NLIST, assert_range_equals_reference, build_l2, reconstructions, reference
 
 PREFIXES = [2, LEVELS]
 CASES = [(nbits, norms) for nbits in (4, 8) for norms in ("4bit", "8bit")]
@@ -24,13 +24,7 @@ def coded(data):
     def get(nbits, norms, offset=0.0):
         key = nbits, norms, offset
         if key not in cache:
-            xt, xb, xq = (x + np.float32(offset) for x in data)
-            d = xt.shape[1]
-            index = IndexIVFDPQ(faiss.IndexFlatL2(d), d, NLIST, LEVELS, nbits, norms=norms, norm_prefixes=PREFIXES)
-            index.train_params.rounds = 1
-            index.train(xt)
-            index.add(xb)
-            cache[key] = index, xq
+            cache[key] = build_l2(data, nbits, offset, norms=norms, norm_prefixes=PREFIXES)
         return cache[key]
     return get
 

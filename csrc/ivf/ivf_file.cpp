@@ -199,11 +199,13 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
         const ListRef& L = refs[l];
         const size_t nb = CodeLayout::nblocks(L.n), column_bytes = nb * format.column.block_bytes();
         uint8_t* p = out.data() + offsets[l];
-        std::memcpy(p, L.codes, nb * format.layout.block_bytes());
-        p += nb * format.layout.block_bytes();
-        // Whole blocks: a 4-bit column's last block holds slots 16.. in high nibbles.
-        for (int j = 0; j < slots; j++, p += column_bytes) std::memcpy(p, L.norm_column(j), column_bytes);
-        std::memcpy(p, L.ids, L.n * 8);
+        if (L.n) {  // an empty list's arrays may be null
+            std::memcpy(p, L.codes, nb * format.layout.block_bytes());
+            p += nb * format.layout.block_bytes();
+            // Whole blocks: a 4-bit column's last block holds slots 16.. in high nibbles.
+            for (int j = 0; j < slots; j++, p += column_bytes) std::memcpy(p, L.norm_column(j), column_bytes);
+            std::memcpy(p, L.ids, L.n * 8);
+        }
         h.put<uint64_t>(offsets[l]);
         h.put<uint64_t>(L.n);
         h.put<uint32_t>(crc32(out.data() + offsets[l], format.bytes(L.n)));
