@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <typeinfo>
 
-#include "../codec.h"
+#include "../blas.h"
 #include "../kmeans.h"
-#include "../scan/dispatch.h"
 #include "../topk.h"
 #include "buckets.h"
 
@@ -110,8 +110,7 @@ void train_coarse(size_t n, int d, const float* x, size_t nlist, bool two_level,
 }
 
 CentroidSearch::CentroidSearch(const float* centroids, size_t nlist, int d, faiss::MetricType metric)
-        : nlist_(nlist), d_(d), l2_(metric == faiss::METRIC_L2), panels_(table_panel_floats(nlist, d)) {
-    pack_table_panels(centroids, nlist, d, panels_.data());
+        : nlist_(nlist), d_(d), l2_(metric == faiss::METRIC_L2), rows_(centroids, centroids + nlist * size_t(d)) {
     if (!l2_) return;
     norms_.resize(nlist);
     for (size_t j = 0; j < nlist; j++) {
@@ -124,6 +123,7 @@ CentroidSearch::CentroidSearch(const float* centroids, size_t nlist, int d, fais
 
 bool CentroidSearch::stands_in_for(const faiss::Index& quantizer, const float* centroids, size_t nlist, int d) {
     if (!is_plain_flat(quantizer) || quantizer.d != d || size_t(quantizer.ntotal) != nlist) return false;
+    if (nlist > size_t(std::numeric_limits<int>::max())) return false;  // BLAS dimensions are ints
     if (quantizer.metric_type != faiss::METRIC_L2 && quantizer.metric_type != faiss::METRIC_INNER_PRODUCT)
         return false;
     std::vector<float> held(nlist * size_t(d));
@@ -132,7 +132,6 @@ bool CentroidSearch::stands_in_for(const faiss::Index& quantizer, const float* c
 }
 
 void CentroidSearch::search(size_t nq, const float* x, size_t nprobe, int64_t* lists) const {
-    const scan::DotsFn dots = scan::fastest_kernels().dots;
     // No bigger than the search: a one-query search allocates one row of scores.
     const size_t chunk = std::min(std::clamp<size_t>(kChunkFloats / nlist_, 1, kChunkQueries), std::max<size_t>(nq, 1));
     const size_t nchunks = (nq + chunk - 1) / chunk;
@@ -142,7 +141,7 @@ void CentroidSearch::search(size_t nq, const float* x, size_t nprobe, int64_t* l
 #pragma omp for schedule(dynamic, 1)
         for (size_t c = 0; c < nchunks; c++) {
             const size_t q0 = c * chunk, n = std::min(chunk, nq - q0);
-            dots(x + q0 * d_, n, panels_.data(), nlist_, d_, scores.data(), nlist_);
+            blas::dots_rowmajor(int(n), int(nlist_), d_, x + q0 * d_, rows_.data(), scores.data(), int(nlist_));
             for (size_t q = 0; q < n; q++) {
                 float* score = scores.data() + q * nlist_;
                 // Scores first (a loop the compiler vectorizes), then one pass
