@@ -52,12 +52,8 @@ void CodeStore::norm_values(size_t i0, size_t n, int j, const NormQuantizer& q, 
     const uint8_t* col = norms_[j].data();
     if (!spec_.quantized()) {
         std::memcpy(out, col + 4 * i0, 4 * n);
-    } else if (column_.bits == 8) {
-        const float* t = q.table(j);
-        for (size_t i = 0; i < n; i++) out[i] = t[col[i0 + i]];
     } else {
-        const float* t = q.table(j);
-        for (size_t i = 0; i < n; i++) out[i] = t[column_.get(col, i0 + i)];
+        q.decode(j, column_, col, i0, n, out);
     }
 }
 

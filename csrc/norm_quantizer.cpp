@@ -120,6 +120,16 @@ uint8_t NormQuantizer::encode(int j, float v) const {
     return uint8_t(v - t[hi - 1] <= t[hi] - v ? hi - 1 : hi);
 }
 
+void NormQuantizer::decode(int j, const NormColumn& column, const uint8_t* col, size_t i0, size_t n,
+                           float* out) const {
+    const float* t = table(j);
+    if (column.bits == 8) {
+        for (size_t i = 0; i < n; i++) out[i] = t[col[i0 + i]];
+    } else {
+        for (size_t i = 0; i < n; i++) out[i] = t[column.get(col, i0 + i)];
+    }
+}
+
 float NormQuantizer::below(int j, int c) const {
     if (c == 0) return std::numeric_limits<float>::infinity();
     const float* t = table(j);

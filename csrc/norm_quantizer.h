@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "code_layout.h"
+
 namespace dpq {
 
 enum class NormKind : int32_t { kNone = 0, kFloat32 = 1, kBits8 = 2, kBits4 = 3 };
@@ -61,6 +63,8 @@ class NormQuantizer {
     // Slot j = spec().slot(m).
     const float* table(int j) const { return centroids_.data() + size_t(j) * spec_.K(); }
     uint8_t encode(int j, float v) const;
+    // The values of codes i0..i0+n-1 of a slot-j column laid out as `column`.
+    void decode(int j, const NormColumn& column, const uint8_t* col, size_t i0, size_t n, float* out) const;
     // How far below centroid c of slot j a value that encode() gave code c
     // may lie: half the gap to the next lower centroid (up to float
     // rounding); infinity for the lowest centroid.

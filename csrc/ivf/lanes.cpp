@@ -96,10 +96,8 @@ float* pair_table(const BatchTables& t, size_t q, const float* clut, int levels,
 const float* scan_norms(const ListSearch& s, const ListRef& L, ListScratch& sc) {
     if (!s.l2 || s.norm_slot < 0) return nullptr;
     if (!s.norm_codes) return L.norm_floats(s.norm_slot);
-    const float* values = s.norm_codes->table(s.norm_slot);
-    const uint8_t* col = L.norm_column(s.norm_slot);
     sc.norm_values.assign(CodeLayout::nblocks(L.n) * kBlockSize, 0.f);
-    for (size_t i = 0; i < L.n; i++) sc.norm_values[i] = values[L.column.get(col, i)];
+    s.norm_codes->decode(s.norm_slot, L.column, L.norm_column(s.norm_slot), 0, L.n, sc.norm_values.data());
     return sc.norm_values.data();
 }
 
