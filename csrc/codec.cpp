@@ -171,6 +171,18 @@ bool Codec::unpack(size_t n, const uint8_t* packed, uint8_t* codes) const {
     return clean;
 }
 
+float prefix_norm(const Codec& codec, const float* norms, const float* cross, const uint8_t* code, int M, float* r) {
+    if (cross) return prefix_norm_from_products(norms, cross, code, M);
+    const int d = codec.d();
+    const float* c0 = codec.codeword(0, code[0]);
+    for (int j = 0; j < d; j++) r[j] = c0[j];
+    for (int l = 1; l < M; l++) {
+        const float* c = codec.codeword(l, code[l]);
+        for (int j = 0; j < d; j++) r[j] += c[j];
+    }
+    return dot(r, r, d);  // as prefix_norms sums it
+}
+
 CodewordProducts::CodewordProducts(const Codec& codec) {
     const int L = codec.levels(), K = codec.K(), d = codec.d();
     norms.assign(size_t(L) * K, 0.f);

@@ -68,6 +68,12 @@ struct CodewordProducts {
     std::vector<float> norms, cross;
 };
 
+// ||r_M||^2 of one code (M >= 1): from CodewordProducts' tables where cross
+// is given (4-bit codes; prefix_norm_from_products), else by decoding into r
+// (d floats), summed in the order Codec::prefix_norms sums the float32 norms
+// it stores.
+float prefix_norm(const Codec& codec, const float* norms, const float* cross, const uint8_t* code, int M, float* r);
+
 // ||r_M||^2 of a 4-bit code from CodewordProducts' tables:
 // sum_l ||c_l||^2 + 2 sum_{l < l'} <c_l, c_l'>, summed in this one order.
 inline float prefix_norm_from_products(const float* norms, const float* cross, const uint8_t* code, int M) {

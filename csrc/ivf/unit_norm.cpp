@@ -28,11 +28,7 @@ float UnitNorm::operator()(const ListRef& L, size_t list, size_t i, int M, int s
 
 float UnitNorm::residual_norm(const ListRef& L, size_t i, int M) {
     lay_.get_code(L.codes, i, code_.data());
-    if (s_.cross_products) return prefix_norm_from_products(s_.codeword_norms, s_.cross_products, code_.data(), M);
-    s_.codec->decode(1, code_.data(), M, v_.data());
-    float n = 0;
-    for (float v : v_) n += v * v;
-    return n;
+    return prefix_norm(*s_.codec, s_.codeword_norms, s_.cross_products, code_.data(), M, v_.data());
 }
 
 float UnitNorm::distance(const ListRef& L, size_t list, size_t i, int M, const float* q) {

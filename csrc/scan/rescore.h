@@ -54,19 +54,7 @@ class Rescorer {
     float exact_norm(size_t id) {
         if (stored_ >= 0) return store_.norm_float(id, stored_);
         store_.get_code(id, code_.data());
-        if (cross_) return prefix_norm_from_products(own_, cross_, code_.data(), M_);
-        const int d = codec_.d();
-        const float* c0 = codec_.codeword(0, code_[0]);
-        for (int j = 0; j < d; j++) r_[j] = c0[j];
-        for (int l = 1; l < M_; l++) {
-            const float* c = codec_.codeword(l, code_[l]);
-            for (int j = 0; j < d; j++) r_[j] += c[j];
-        }
-        // In order, as Codec::prefix_norms sums the float32 norms it stores
-        // (and no translation unit may vectorize the sum into another order).
-        float n = 0;
-        for (int j = 0; j < d; j++) n += r_[j] * r_[j];
-        return n;
+        return prefix_norm(codec_, own_, cross_, code_.data(), M_, r_.data());
     }
 
    private:
