@@ -724,8 +724,7 @@ void IndexIVFDPQ::range_search(idx_t n, const float* x, float radius, faiss::Ran
     std::shared_lock lock(mutex_);
     const std::vector<int64_t> probes = probe(n, x, plan);
     const SelectorFilter filter(plan.sel);
-    ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
-    if (norms_.quantized()) s.norm_slot = -1;  // a norm-free scan bounds the distance below (search_lists.h)
+    const ivf::ListSearch s = list_search(plan, plan.sel ? &filter : nullptr);
     const std::vector<scan::RangeHits> hits = ivf::range(s, size_t(n), x, probes.data(), plan.nprobe, radius);
     fill_range_result(hits, result);
 }

@@ -356,8 +356,10 @@ void knn(const ListSearch& s, size_t nq, const float* x, const int64_t* probes, 
             });
 }
 
-std::vector<scan::RangeHits> range(const ListSearch& s, size_t nq, const float* x, const int64_t* probes,
+std::vector<scan::RangeHits> range(const ListSearch& search, size_t nq, const float* x, const int64_t* probes,
                                    size_t nprobe, float radius) {
+    ListSearch s = search;
+    if (s.norm_codes) s.norm_slot = -1;  // norm codes: a norm-free scan, a lower bound (RangeOwner adds the norm)
     const std::vector<ListRef> refs = touch_lists(*s.lists, nq * nprobe, probes);
     const float bound = s.l2 ? radius : -radius;  // inside the index smaller is better
     std::vector<scan::RangeHits> out(nq);
