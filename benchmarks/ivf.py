@@ -49,7 +49,7 @@ from pyfaiss_dpq.bench.metrics import queries_per_second, recall_at
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from norms import image_patches  # noqa: E402  (the 132k image-patch set)
-from scan import synthetic  # noqa: E402  (the scan benchmark's 1M synthetic set)
+from scan import NORM_BITS, synthetic  # noqa: E402  (the scan benchmark's 1M synthetic set)
 
 
 def parse_args() -> argparse.Namespace:
@@ -97,9 +97,6 @@ def recall(I, gt, k=10) -> float:
 
 def median_qps(search, nq, runs) -> float:
     return queries_per_second(search, nq, faiss.omp_get_max_threads(), runs)
-
-
-NORM_BITS = {"float32": 32, "8bit": 8, "4bit": 4}
 
 
 def methods(d, nlist, B, metric, nbits=4, norm_origins=False, flat_peer=False, norms=("float32",)):

@@ -121,11 +121,14 @@ def build(xt: np.ndarray, xb: np.ndarray, code_bytes: int, metric: int) -> dict:
     return out
 
 
+NORM_BITS = {"none": 0, "float32": 32, "8bit": 8, "4bit": 4}  # IndexDPQ.norms -> bits a stored norm takes
+
+
 def bytes_read(index, m: int | None = None) -> int:
     """Bytes of codes (and the prefix-m norm, if kept) one query's scan reads per vector."""
     if isinstance(index, IndexDPQ):
         m = m or index.levels
-        norm_bits = {"none": 0, "float32": 32, "8bit": 8, "4bit": 4}[index.norms] if m in index.norm_prefixes else 0
+        norm_bits = NORM_BITS[index.norms] if m in index.norm_prefixes else 0
         return (m * index.nbits + norm_bits + 7) // 8
     return index.code_size
 

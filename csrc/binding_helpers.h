@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "faiss_abi.h"
+#include "norm_quantizer.h"
 #include "swig_bridge.h"
 
 namespace dpq::bind {
@@ -25,6 +26,15 @@ using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 inline py::object steal(PyObject* obj) {
     if (!obj) throw py::error_already_set();
     return py::reinterpret_steal<py::object>(obj);
+}
+
+// A norm quantizer's centroids as a (stored prefixes, K) array ((0, K) untrained).
+inline py::array_t<float> norm_centroid_array(const NormQuantizer& q) {
+    const std::vector<float>& c = q.centroids();
+    const size_t K = size_t(q.spec().K());
+    py::array_t<float> out({K ? c.size() / K : size_t(0), K});
+    std::copy(c.begin(), c.end(), out.mutable_data());
+    return out;
 }
 
 // The C++ object behind a faiss.Index proxy.

@@ -36,6 +36,7 @@ using dpq::bind::ByteArray;
 using dpq::bind::count_vectors;
 using dpq::bind::FloatArray;
 using dpq::bind::IdArray;
+using dpq::bind::norm_centroid_array;
 using dpq::bind::params_or_null;
 using dpq::bind::steal;
 
@@ -149,14 +150,7 @@ PYBIND11_MODULE(_core, m) {
         const dpq::NormSpec& s = dpq_of(p).norm_spec();
         return py::make_tuple(dpq::norm_kind_name(s.kind), s.prefixes);
     });
-    m.def("get_norm_centroids", [](py::handle p) {
-        IndexDPQ& index = dpq_of(p);
-        const std::vector<float>& c = index.norm_quantizer().centroids();
-        const size_t K = size_t(index.norm_spec().K());
-        py::array_t<float> out({K ? c.size() / K : size_t(0), K});
-        std::copy(c.begin(), c.end(), out.mutable_data());
-        return out;
-    });
+    m.def("get_norm_centroids", [](py::handle p) { return norm_centroid_array(dpq_of(p).norm_quantizer()); });
     m.def("set_norm_centroids", [](py::handle p, FloatArray c) {
         dpq_of(p).set_norm_centroids(std::vector<float>(c.data(), c.data() + c.size()));
     });

@@ -95,13 +95,10 @@ class IndexIVFDPQ(NativeIndex):
     norms = property(lambda self: self._info()["norms"],
                      doc="How prefix norms are kept: 'none', 'float32', '8bit' or '4bit' (read-only).")
 
-    @property
-    def norm_centroids(self) -> np.ndarray:
-        """Quantized norms: the centroids of each stored prefix's code, (prefixes, 16 or 256), ascending per
-        row; empty until trained (read-only)."""
-        c = np.asarray(self._info()["norm_centroids"], dtype=np.float32)
-        k = {"8bit": 256, "4bit": 16}.get(self.norms, 0)
-        return c.reshape(-1, k) if k and c.size else c.reshape(0, k)
+    norm_centroids = property(
+        lambda self: core.ivf_get_norm_centroids(self),
+        doc="Quantized norms: the centroids of each stored prefix's code, (prefixes, 16 or 256), ascending per "
+            "row; empty until trained (read-only).")
 
     cosine = property(lambda self: self._info()["cosine"],
                       doc="Whether the index compares directions (unit vectors, cosine similarity; read-only).")

@@ -26,6 +26,7 @@ using bind::ByteArray;
 using bind::count_vectors;
 using bind::FloatArray;
 using bind::IdArray;
+using bind::norm_centroid_array;
 using bind::params_or_null;
 using bind::steal;
 
@@ -110,7 +111,6 @@ void register_bindings(py::module_& m) {
         out["nbits"] = ix.nbits();
         out["norm_prefixes"] = ix.norm_spec().prefixes;
         out["norms"] = norm_kind_name(ix.norm_spec().kind);
-        out["norm_centroids"] = ix.norm_quantizer().centroids();
         out["cosine"] = ix.cosine();
         out["relative_norms"] = ix.relative_norms();
         out["centroid_table_bytes"] = ix.centroid_table_bytes();
@@ -160,6 +160,7 @@ void register_bindings(py::module_& m) {
         params.validate(ivf_of(p).levels());
         *ivf_of(p).train_params = params;
     });
+    m.def("ivf_get_norm_centroids", [](py::handle p) { return norm_centroid_array(ivf_of(p).norm_quantizer()); });
     m.def("ivf_get_codebooks", [](py::handle p) {
         IndexIVFDPQ& ix = ivf_of(p);
         const std::vector<float>& C = ix.codec().codebooks();
