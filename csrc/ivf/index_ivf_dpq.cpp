@@ -58,8 +58,7 @@ IndexIVFDPQ::IndexIVFDPQ(faiss::Index* quantizer, int d, size_t nlist, int level
         : faiss::Index(d, metric), quantizer_(quantizer), nlist_(nlist), codec_(d, levels, nbits),
           norms_(checked(quantizer, d, nlist, levels, nbits, metric, norms, cosine)), norm_quantizer_(norms_),
           cosine_(cosine),
-          lists_(std::make_unique<ivf::RamLists>(nlist, CodeLayout{levels, nbits}, norm_column(),
-                                                 int(norms.prefixes.size()))) {
+          lists_(std::make_unique<ivf::RamLists>(nlist, list_format())) {
     search_levels = levels;
     // Codes of ||r_m||^2 (one quantizer for every list) need relative norms.
     relative_norms_ = relative_norms_set_ = norms_.quantized();

@@ -66,6 +66,10 @@ class IndexIVFDPQ : public faiss::Index {
     // Refused while vectors are stored (a file's, or another index's).
     void set_norm_centroids(const std::vector<float>& c);
     NormColumn norm_column() const { return NormColumn{norm_bits(norms_.kind)}; }
+    // How this index's lists lay out their bytes, in RAM and in its files.
+    ivf::ListFormat list_format() const {
+        return {CodeLayout{levels(), nbits()}, norm_column(), int(norms_.prefixes.size())};
+    }
     bool cosine() const { return cosine_; }
     // L2: whether the stored norms are ||r_m||^2, relative to the centroid,
     // or ||c + r_m||^2 (as every file before format 4). Relative norms make

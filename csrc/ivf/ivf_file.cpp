@@ -129,7 +129,7 @@ Parsed parse(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     r.bytes(quantizer_bytes->data(), size_t(qlen), "quantizer");
     const auto ntotal = r.get<uint64_t>("ntotal");
     require(r.left() == nlist * 24, "list table size");
-    out.format = ListFormat{CodeLayout{levels, nbits}, ix.norm_column(), np};
+    out.format = ix.list_format();
     out.entries.resize(size_t(nlist));
     uint64_t sum = 0;
     const size_t lists_start = aligned(kPreamble + hlen);
@@ -156,8 +156,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     auto lock = index.read_lock();
     const ListStore& lists = index.lists();
     const size_t nlist = index.nlist();
-    const int slots = int(index.norm_spec().prefixes.size());
-    const ListFormat format{CodeLayout{index.levels(), index.nbits()}, index.norm_column(), slots};
+    const ListFormat format = index.list_format();
     ByteWriter h;
     h.put<int32_t>(index.d);
     h.put<int32_t>(int32_t(index.metric_type));
@@ -169,7 +168,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
     h.put<int32_t>(index.search_levels);
     h.put<uint64_t>(index.nprobe);
     h.put<int32_t>(index.beam_size);
-    h.put<int32_t>(slots);
+    h.put<int32_t>(format.slots);
     for (int p : index.norm_spec().prefixes) h.put<int32_t>(p);
     h.put<uint8_t>(index.cosine());
     h.put<uint8_t>(index.relative_norms());
@@ -203,7 +202,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
             std::memcpy(p, L.codes, nb * format.layout.block_bytes());
             p += nb * format.layout.block_bytes();
             // Whole blocks: a 4-bit column's last block holds slots 16.. in high nibbles.
-            for (int j = 0; j < slots; j++, p += column_bytes) std::memcpy(p, L.norm_column(j), column_bytes);
+            for (int j = 0; j < format.slots; j++, p += column_bytes) std::memcpy(p, L.norm_column(j), column_bytes);
             std::memcpy(p, L.ids, L.n * 8);
         }
         h.put<uint64_t>(offsets[l]);
@@ -223,7 +222,7 @@ std::vector<uint8_t> serialize_ivf(const IndexIVFDPQ& index, const std::string& 
 
 std::unique_ptr<IndexIVFDPQ> deserialize_ivf(const uint8_t* data, size_t size, std::string* quantizer_bytes) {
     Parsed p = parse(data, size, quantizer_bytes);
-    auto ram = std::make_unique<RamLists>(p.entries.size(), p.format.layout, p.format.column, p.format.slots);
+    auto ram = std::make_unique<RamLists>(p.entries.size(), p.format);
     for (size_t l = 0; l < p.entries.size(); l++) {
         const ListEntry& e = p.entries[l];
         require(crc32(data + e.offset, p.format.bytes(size_t(e.n))) == e.crc,

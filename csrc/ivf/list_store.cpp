@@ -5,12 +5,28 @@
 
 namespace dpq::ivf {
 
-RamLists::RamLists(size_t nlist, const CodeLayout& layout, const NormColumn& column, int norm_slots)
-        : layout_(layout), column_(column), slots_(norm_slots), lists_(nlist) {}
+size_t ListFormat::bytes(size_t n) const {
+    const size_t nb = CodeLayout::nblocks(n);
+    return nb * layout.block_bytes() + size_t(slots) * nb * column.block_bytes() + n * sizeof(int64_t);
+}
+
+ListRef ListFormat::at(const uint8_t* p, size_t n) const {
+    const size_t nb = CodeLayout::nblocks(n);
+    ListRef r;
+    r.n = n;
+    r.codes = p;
+    r.norms = p + nb * layout.block_bytes();
+    r.norm_stride = nb * column.block_bytes();
+    r.column = column;
+    r.ids = reinterpret_cast<const int64_t*>(r.norms + size_t(slots) * r.norm_stride);
+    return r;
+}
+
+RamLists::RamLists(size_t nlist, const ListFormat& format) : format_(format), lists_(nlist) {}
 
 ListRef RamLists::list(size_t l) const {
     const List& L = lists_[l];
-    return {L.n, L.codes.data(), L.norms.data(), column_bytes(L), column_, L.ids.data()};
+    return {L.n, L.codes.data(), L.norms.data(), column_bytes(L), format_.column, L.ids.data()};
 }
 
 // Capacity grows by doubling, so that the norm columns (whose stride is the
@@ -19,10 +35,10 @@ void RamLists::reserve(List& L, size_t n) {
     const size_t need = CodeLayout::nblocks(n);
     if (need <= L.cap_blocks) return;
     const size_t cap = std::max(need, 2 * L.cap_blocks);
-    L.codes.resize(cap * layout_.block_bytes(), 0);
-    const size_t old_bytes = column_bytes(L), new_bytes = cap * column_.block_bytes();
-    std::vector<uint8_t> norms(size_t(slots_) * new_bytes, 0);
-    for (int j = 0; j < slots_; j++)
+    L.codes.resize(cap * format_.layout.block_bytes(), 0);
+    const size_t old_bytes = column_bytes(L), new_bytes = cap * format_.column.block_bytes();
+    std::vector<uint8_t> norms(size_t(format_.slots) * new_bytes, 0);
+    for (int j = 0; j < format_.slots; j++)
         std::copy_n(L.norms.data() + size_t(j) * old_bytes, old_bytes, norms.data() + size_t(j) * new_bytes);
     L.norms.swap(norms);
     L.cap_blocks = cap;
@@ -30,9 +46,9 @@ void RamLists::reserve(List& L, size_t n) {
 }
 
 void RamLists::put(List& L, size_t i, const uint8_t* code, const uint32_t* norms, int64_t id) const {
-    uint8_t* blk = L.codes.data() + layout_.block_offset(i);
-    for (int l = 0; l < layout_.levels; l++) layout_.set(blk, l, i % kBlockSize, code[l]);
-    for (int j = 0; j < slots_; j++) column_.set(L.norms.data() + size_t(j) * column_bytes(L), i, norms[j]);
+    uint8_t* blk = L.codes.data() + format_.layout.block_offset(i);
+    for (int l = 0; l < format_.layout.levels; l++) format_.layout.set(blk, l, i % kBlockSize, code[l]);
+    for (int j = 0; j < format_.slots; j++) format_.column.set(L.norms.data() + size_t(j) * column_bytes(L), i, norms[j]);
     L.ids[i] = id;
 }
 
@@ -41,19 +57,19 @@ void RamLists::append(size_t l, size_t n, const uint8_t* codes, const uint32_t* 
     reserve(L, L.n + n);
     L.ids.resize(L.n + n);
     for (size_t i = 0; i < n; i++)
-        put(L, L.n + i, codes + i * layout_.levels, norms + i * slots_, ids[i]);
+        put(L, L.n + i, codes + i * format_.layout.levels, norms + i * format_.slots, ids[i]);
     L.n += n;
 }
 
 void RamLists::append(size_t l, const ListRef& src) {
-    std::vector<uint8_t> code(layout_.levels);
-    std::vector<uint32_t> norms(slots_);
+    std::vector<uint8_t> code(format_.layout.levels);
+    std::vector<uint32_t> norms(format_.slots);
     List& L = lists_[l];
     reserve(L, L.n + src.n);
     L.ids.resize(L.n + src.n);
     for (size_t i = 0; i < src.n; i++) {
-        layout_.get_code(src.codes, i, code.data());
-        for (int j = 0; j < slots_; j++) norms[j] = src.norm_element(j, i);
+        format_.layout.get_code(src.codes, i, code.data());
+        for (int j = 0; j < format_.slots; j++) norms[j] = src.norm_element(j, i);
         put(L, L.n + i, code.data(), norms.data(), src.ids[i]);
     }
     L.n += src.n;
@@ -68,13 +84,13 @@ size_t RamLists::compact(size_t l, const std::vector<bool>& keep) {
     reserve(out, kept);
     out.ids.resize(kept);
     const ListRef src = list(l);
-    std::vector<uint8_t> code(layout_.levels);
-    std::vector<uint32_t> norms(slots_);
+    std::vector<uint8_t> code(format_.layout.levels);
+    std::vector<uint32_t> norms(format_.slots);
     size_t j = 0;
     for (size_t i = 0; i < L.n; i++) {
         if (!keep[i]) continue;
-        layout_.get_code(src.codes, i, code.data());
-        for (int s = 0; s < slots_; s++) norms[s] = src.norm_element(s, i);
+        format_.layout.get_code(src.codes, i, code.data());
+        for (int s = 0; s < format_.slots; s++) norms[s] = src.norm_element(s, i);
         put(out, j++, code.data(), norms.data(), src.ids[i]);
     }
     out.n = kept;

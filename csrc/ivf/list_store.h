@@ -33,6 +33,18 @@ struct ListRef {
     uint32_t norm_element(int j, size_t i) const { return column.get(norm_column(j), i); }
 };
 
+// How a list's bytes are laid out: the code layout and the norm columns.
+// The one description of a list, for RAM and for files alike.
+struct ListFormat {
+    CodeLayout layout;
+    NormColumn column;
+    int slots = 0;  // norm columns (stored prefixes)
+    // Bytes of a contiguous list of n vectors: codes, norm columns, ids.
+    size_t bytes(size_t n) const;
+    // The ListRef of a contiguous list of n vectors stored at p.
+    ListRef at(const uint8_t* p, size_t n) const;
+};
+
 class ListStore {
    public:
     virtual ~ListStore() = default;
@@ -47,7 +59,7 @@ class ListStore {
 
 class RamLists final : public ListStore {
    public:
-    RamLists(size_t nlist, const CodeLayout& layout, const NormColumn& column, int norm_slots);
+    RamLists(size_t nlist, const ListFormat& format);
 
     size_t nlist() const override { return lists_.size(); }
     size_t list_size(size_t l) const override { return lists_[l].n; }
@@ -55,7 +67,7 @@ class RamLists final : public ListStore {
     bool writable() const override { return true; }
 
     // Appends n vectors to list l: codes n x levels (one index per byte),
-    // norms n x norm_slots elements (NormColumn::get), ids n.
+    // norms n x format.slots elements (NormColumn::get), ids n.
     void append(size_t l, size_t n, const uint8_t* codes, const uint32_t* norms, const int64_t* ids);
     // Appends a list as ListRef shows it (its norm columns in this store's format).
     void append(size_t l, const ListRef& src);
@@ -73,11 +85,9 @@ class RamLists final : public ListStore {
     };
     void reserve(List& L, size_t n);
     void put(List& L, size_t i, const uint8_t* code, const uint32_t* norms, int64_t id) const;
-    size_t column_bytes(const List& L) const { return L.cap_blocks * column_.block_bytes(); }
+    size_t column_bytes(const List& L) const { return L.cap_blocks * format_.column.block_bytes(); }
 
-    CodeLayout layout_;
-    NormColumn column_;
-    int slots_;
+    ListFormat format_;
     std::vector<List> lists_;
 };
 

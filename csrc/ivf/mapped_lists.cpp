@@ -42,23 +42,6 @@ Mapping::~Mapping() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-size_t ListFormat::bytes(size_t n) const {
-    const size_t nb = CodeLayout::nblocks(n);
-    return nb * layout.block_bytes() + size_t(slots) * nb * column.block_bytes() + n * sizeof(int64_t);
-}
-
-ListRef ListFormat::at(const uint8_t* p, size_t n) const {
-    const size_t nb = CodeLayout::nblocks(n);
-    ListRef r;
-    r.n = n;
-    r.codes = p;
-    r.norms = p + nb * layout.block_bytes();
-    r.norm_stride = nb * column.block_bytes();
-    r.column = column;
-    r.ids = reinterpret_cast<const int64_t*>(r.norms + size_t(slots) * r.norm_stride);
-    return r;
-}
-
 MappedLists::MappedLists(std::shared_ptr<const Mapping> map, std::vector<ListEntry> entries,
                          const ListFormat& format)
         : map_(std::move(map)), entries_(std::move(entries)), format_(format),

@@ -32,17 +32,6 @@ struct ListEntry {
     uint32_t crc = 0;
 };
 
-// How a file lays out its lists: the code layout and the norm columns.
-struct ListFormat {
-    CodeLayout layout;
-    NormColumn column;
-    int slots = 0;
-    // Bytes of a list of n vectors: codes, norm columns, ids.
-    size_t bytes(size_t n) const;
-    // The ListRef of a list of n vectors stored at p.
-    ListRef at(const uint8_t* p, size_t n) const;
-};
-
 class MappedLists final : public ListStore {
    public:
     MappedLists(std::shared_ptr<const Mapping> map, std::vector<ListEntry> entries, const ListFormat& format);
