@@ -488,6 +488,35 @@ def test_coarse_search_from_centroids_equals_the_quantizers(built, data, nbits, 
         assert_same_knn(D, I, Dr, Ir, rtol=1e-4, atol=1e-5 * np.abs(Dr).max())
 
 
+@pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
+def test_coarse_search_selection_with_many_lists(built, data, metric):
+    """With nprobe small against nlist the centroid search selects by group
+    minima (topk.h SmallestOfDense) instead of a heap: the probed lists, in
+    order, equal those of the quantizer-calling twin, for nprobe on both sides
+    of where the two ways meet (nlist >= 8 nprobe)."""
+    xt, xb, xq = data
+    d, nlist = xt.shape[1], 256
+    rng = np.random.default_rng(7)
+    centroids = (xb[rng.choice(len(xb), nlist, replace=False)] + 0.1 * rng.standard_normal((nlist, d))).astype(np.float32)
+    queries = np.vstack([xq, centroids[:5], centroids[:5] + 1e-3]).astype(np.float32)  # near-ties too
+    flat = faiss.IndexFlatL2(d) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
+    flat.add(centroids)
+    wrapped = faiss.IndexIDMap2(faiss.IndexFlatL2(d) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(d))
+    wrapped.add_with_ids(centroids, np.arange(nlist, dtype=np.int64))
+    twins = []
+    for quantizer in (flat, wrapped):
+        twin = IndexIVFDPQ(quantizer, d, nlist, LEVELS, 4, metric)
+        twin.codebooks = built(4, metric).codebooks
+        twin.train(xt)
+        twin.add(xb)
+        twins.append(twin)
+    assert [t.coarse_search for t in twins] == ["centroids", "quantizer"]
+    for nprobe in (1, 2, 7, 31, 32, 33, 64, 255, 256):
+        got, want = (t.search(queries, 10, params=SearchParametersIVFDPQ(nprobe=nprobe)) for t in twins)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+
+
 def test_coarse_search_follows_the_quantizer(data):
     """Other quantizers are called; a flat one holding other vectors than the
     centroids is called too."""

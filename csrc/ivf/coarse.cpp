@@ -138,19 +138,24 @@ void CentroidSearch::search(size_t nq, const float* x, size_t nprobe, int64_t* l
 #pragma omp parallel if (nchunks > 1)
     {
         std::vector<float> scores(chunk * nlist_), dis(nprobe);
+        SmallestOfDense smallest;
 #pragma omp for schedule(dynamic, 1)
         for (size_t c = 0; c < nchunks; c++) {
             const size_t q0 = c * chunk, n = std::min(chunk, nq - q0);
             blas::dots_rowmajor(int(n), int(nlist_), d_, x + q0 * d_, rows_.data(), scores.data(), int(nlist_));
             for (size_t q = 0; q < n; q++) {
                 float* score = scores.data() + q * nlist_;
-                // Scores first (a loop the compiler vectorizes), then one pass
-                // against a threshold held in a register: pushes are rare once
-                // the heap is full (about nprobe ln(nlist / nprobe) of nlist).
+                // Scores first (a loop the compiler vectorizes), then the
+                // selection: SmallestOfDense where nprobe is small against
+                // nlist, else one pass against a threshold held in a register.
                 if (l2_) {
                     for (size_t j = 0; j < nlist_; j++) score[j] = norms_[j] - 2.f * score[j];
                 } else {
                     for (size_t j = 0; j < nlist_; j++) score[j] = -score[j];
+                }
+                if (SmallestOfDense::suits(nlist_, nprobe)) {
+                    smallest.select(score, nlist_, nprobe, dis.data(), lists + (q0 + q) * nprobe);
+                    continue;
                 }
                 TopK best(nprobe);
                 float T = best.threshold();
