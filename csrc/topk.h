@@ -112,7 +112,8 @@ class SmallestOfDense {
         for (size_t j = 0; j < n; j++)
             if (s[j] <= T) kept_.push_back({s[j], int64_t(j)});
         const size_t m = std::min(k, kept_.size());
-        std::partial_sort(kept_.begin(), kept_.begin() + m, kept_.end(), ranks_before<TopKEntry<void>>);
+        std::partial_sort(kept_.begin(), kept_.begin() + m, kept_.end(),  // a lambda, so that it inlines
+                          [](const TopKEntry<void>& a, const TopKEntry<void>& b) { return ranks_before(a, b); });
         size_t i = 0;
         for (; i < m; i++) dis[i] = kept_[i].dis, ids[i] = kept_[i].id;
         for (; i < k; i++) dis[i] = std::numeric_limits<float>::infinity(), ids[i] = -1;
