@@ -57,28 +57,16 @@ void split_tables(const ListSearch& s, BatchTables& t) {
     t.split_applied = true;
 }
 
-namespace {
-
-// Eight running sums, so that the compiler vectorizes the loop (one sum
-// would be a chain of d dependent adds: strict float order).
-template <class Term>
-float sum8(int d, Term term) {
-    float acc[8] = {};
-    int j = 0;
-    for (; j + 8 <= d; j += 8)
-        for (int i = 0; i < 8; i++) acc[i] += term(j + i);
-    for (; j < d; j++) acc[0] += term(j);
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-}  // namespace
-
 float bias_of(const ListSearch& s, const float* q, float qnorm, size_t list) {
     const int d = s.codec->d();
     const float* c = s.centroids + list * d;
-    if (s.relative_norms) return sum8(d, [&](int j) { return (q[j] - c[j]) * (q[j] - c[j]); });
-    const float dot = sum8(d, [&](int j) { return q[j] * c[j]; });
-    return s.l2 ? qnorm - 2.f * dot : -dot;
+    float acc = 0;
+    if (s.relative_norms) {
+        for (int j = 0; j < d; j++) acc += (q[j] - c[j]) * (q[j] - c[j]);
+        return acc;
+    }
+    for (int j = 0; j < d; j++) acc += q[j] * c[j];
+    return s.l2 ? qnorm - 2.f * acc : -acc;
 }
 
 ListScratch::ListScratch(const BatchTables& t)
